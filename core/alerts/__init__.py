@@ -1,0 +1,1 @@
+"""hrkernel.alerts (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""hrkernel.bus (see ARCHITECTURE.md)."""

@@ -1,0 +1,57 @@
+"""``hrkernel check`` and ``hrkernel plugins``: look without running."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hrkernel.cli.common import build, discover, load
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+def check(config: str) -> None:
+    """Validate CONFIG, load plugins and build every component without starting anything.
+
+    Prints what would run, or every error found (exit 2). Warns when a credential-looking key
+    (token, secret, password, api_key) holds a literal instead of a ${VAR} reference.
+    """
+    loaded = load(config)
+    host = discover(loaded)
+    kernel = build(loaded, host)
+    for warning in loaded.warnings:
+        click.echo(f"warning: {loaded.source}: {warning}", err=True)
+    click.echo(f"{loaded.source}: ok")
+    click.echo(f"instance: {loaded.config.kernel.instance_id}, data dir: {loaded.config.kernel.data_dir}")
+    click.echo("plugins: " + ", ".join(f"{r.name} ({r.state})" for r in host.records.values()))
+    click.echo("components, in start order:")
+    for component in kernel.components:
+        info = component.describe()
+        extra = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("name",))
+        click.echo(f"  {info['name']}: {extra}")
+
+
+@click.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="apply this hr.toml's [plugins] section")
+@click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
+def plugins(config: str | None, as_json: bool) -> None:
+    """List every discovered plugin: distribution, version, hooks, what it provides, state.
+
+    Failing plugins are listed with the reason instead of stopping the command.
+    """
+    loaded = load(config) if config else None
+    host = discover(loaded, strict=False)
+    records = [r.as_dict() for r in host.records.values()]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        dist = f"{r['distribution']} {r['version']}" if r["distribution"] else "(no distribution)"
+        click.echo(f"{r['name']}  [{r['state']}]  {dist}  module {r['module']}")
+        if r["reason"]:
+            click.echo(f"    reason: {r['reason']}")
+        if r["hooks"]:
+            click.echo(f"    hooks: {', '.join(r['hooks'])}")
+        if r["provides"]:
+            click.echo(f"    provides: {', '.join(r['provides'])}")

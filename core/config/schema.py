@@ -1,0 +1,60 @@
+"""The root of hr.toml as typed structs.
+
+Each area owns its section's struct in its own package (``hrkernel.ha.config`` and so on) and the
+root only names it. Tables that belong to plugins (``[exchanges.<id>]``, ``[datasources.<id>]``,
+``[health.checks.<name>]``, ``[alerts.channels.<id>]``) stay plain tables here and are validated
+against the plugin's own struct once plugins are loaded (see :mod:`hrkernel.config.plugin_tables`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from hrkernel.types import ConfigStruct, Duration
+
+PluginTables = dict[str, dict[str, Any]]
+
+
+class KernelSection(ConfigStruct, kw_only=True):
+    instance_id: str = "hr-1"
+    """Names this process in logs, the lease, the journal and the simulator's request log."""
+    data_dir: str = ".hrkernel"
+    """Where DuckDB files (journal, ledger, health history) live; created if missing."""
+
+
+class LoggingSection(ConfigStruct, kw_only=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: JSON lines unless stdout is a terminal."""
+
+
+class PluginsSection(ConfigStruct, kw_only=True):
+    strict: bool = True
+    """A plugin that fails to import or raises in a hook stops start-up (exit 2) when true."""
+    disable: list[str] = msgspec.field(default_factory=list)
+    """Entry-point names of plugins not to load."""
+
+
+class ShutdownSection(ConfigStruct, kw_only=True):
+    step_timeout: Duration = Duration(5.0)
+    """How long each component may take to stop before it is cancelled."""
+    force_after: Duration = Duration(30.0)
+    """Hard limit for the whole shutdown; past it the process exits with code 1."""
+
+
+class HealthSection(ConfigStruct, kw_only=True):
+    default_interval: Duration = Duration(10.0)
+    default_timeout: Duration = Duration(2.0)
+    checks: PluginTables = msgspec.field(default_factory=dict)
+
+
+class Config(ConfigStruct, kw_only=True):
+    kernel: KernelSection = msgspec.field(default_factory=KernelSection)
+    logging: LoggingSection = msgspec.field(default_factory=LoggingSection)
+    plugins: PluginsSection = msgspec.field(default_factory=PluginsSection)
+    shutdown: ShutdownSection = msgspec.field(default_factory=ShutdownSection)
+    health: HealthSection = msgspec.field(default_factory=HealthSection)
+    exchanges: PluginTables = msgspec.field(default_factory=dict)
+    datasources: PluginTables = msgspec.field(default_factory=dict)

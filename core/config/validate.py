@@ -1,0 +1,140 @@
+"""Decode plain TOML data into config structs, collecting *every* error with its key path.
+
+msgspec stops at the first error it meets. A config file usually has several, and a user fixing
+them one run at a time is a user who gives up, so this walks the struct's fields itself: unknown
+and missing keys are found table by table, and each leaf value is converted by msgspec on its
+own, so one bad value never hides the next.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import types
+import typing
+from typing import Any, TypeVar
+
+import msgspec
+
+from hrkernel.errors import ConfigIssue
+from hrkernel.types import Amount, Duration, SignedAmount
+
+T = TypeVar("T")
+
+_CUSTOM_PARSERS: dict[type, Any] = {
+    Duration: Duration.parse,
+    Amount: Amount.parse,
+    SignedAmount: SignedAmount.parse,
+}
+_AT_PATH = re.compile(r" - at `\$(.*)`$")
+
+
+def dec_hook(tp: type, value: object) -> object:
+    """msgspec decoding hook for the kernel's custom config types."""
+    parser = _CUSTOM_PARSERS.get(tp)
+    if parser is None:
+        raise NotImplementedError(f"no decoder for {tp!r}")
+    return parser(value)
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
+
+
+def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
+    """The Struct type behind ``tp`` (also through ``X | None``), or None."""
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        structs = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(structs) == 1:
+            return _struct_of(structs[0])
+    return None
+
+
+def _choices(tp: Any) -> list[Any] | None:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return [m.value for m in tp]
+    if typing.get_origin(tp) is typing.Literal:
+        return list(typing.get_args(tp))
+    return None
+
+
+def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) -> object:
+    """Convert one value; on failure append an issue at ``path`` and return None."""
+    struct = _struct_of(tp)
+    if struct is not None:
+        return convert_struct(value, struct, path, issues)
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        if _struct_of(val_tp) is not None and key_tp is str:
+            if not isinstance(value, dict):
+                issues.append(ConfigIssue(path, f"expected a table, found {_describe(value)}"))
+                return None
+            return {k: convert_value(v, val_tp, join(path, k), issues) for k, v in value.items()}
+    choices = _choices(tp)
+    if choices is not None and value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        issues.append(ConfigIssue(path, f"expected one of {listed}, found {_describe(value)}"))
+        return None
+    try:
+        return msgspec.convert(value, tp, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        where = _AT_PATH.search(message)
+        if where:
+            message = message[: where.start()]
+            inner = where.group(1)
+            path = f"{path}{inner}" if inner.startswith("[") else join(path, inner.lstrip("."))
+        if message.startswith("Expected"):
+            message = message[0].lower() + message[1:] + f" ({_describe(value)})"
+        issues.append(ConfigIssue(path, message))
+        return None
+
+
+def convert_struct(
+    data: object, struct: type[T], path: str, issues: list[ConfigIssue]
+) -> T | None:
+    """Build ``struct`` from a TOML table, appending every problem found to ``issues``."""
+    if not isinstance(data, dict):
+        issues.append(ConfigIssue(path, f"expected a table, found {_describe(data)}"))
+        return None
+    fields = msgspec.structs.fields(struct)  # type: ignore[arg-type]
+    by_name = {f.encode_name: f for f in fields}
+    before = len(issues)
+    for key in data:
+        if key not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            issues.append(ConfigIssue(join(path, key), f"unknown key (known keys here: {known})"))
+    values: dict[str, Any] = {}
+    for f in fields:
+        if f.encode_name not in data:
+            if f.required:
+                issues.append(ConfigIssue(join(path, f.encode_name), "required key is missing"))
+            continue
+        values[f.name] = convert_value(data[f.encode_name], f.type, join(path, f.encode_name), issues)
+    if len(issues) > before:
+        return None
+    try:
+        return struct(**values)
+    except (ValueError, TypeError, msgspec.ValidationError) as exc:
+        issues.append(ConfigIssue(path or "(top level)", str(exc)))
+        return None
+
+
+def decode(data: object, struct: type[T], path: str = "") -> tuple[T | None, list[ConfigIssue]]:
+    """Decode ``data`` into ``struct``; returns the value (None on error) and every issue."""
+    issues: list[ConfigIssue] = []
+    value = convert_struct(data, struct, path, issues)
+    return value, issues

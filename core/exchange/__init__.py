@@ -1,0 +1,1 @@
+"""hrkernel.exchange (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""High availability: leases, failover groups, health monitoring (internal)."""

@@ -1,0 +1,46 @@
+"""Which components a config produces, and in what order they start.
+
+Start order is dependency order; shutdown runs it backwards, which gives the graceful sequence
+the map asks for: intake stops first, then in-flight work drains, then state is flushed, then
+connections close. Each area contributes one builder below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hrkernel.kernel.component import PluginComponent
+
+if TYPE_CHECKING:
+    from hrkernel.kernel.kernel import Kernel
+
+
+def build_exchanges(kernel: Kernel) -> None:
+    for item in kernel.plugin_config.exchanges:
+        obj = item.registration.factory(item.config, kernel.context)
+        kernel.add(PluginComponent(f"exchange:{item.id}", "exchange", obj, item.registration.plugin))
+
+
+def build_datasources(kernel: Kernel) -> None:
+    for item in kernel.plugin_config.datasources:
+        obj = item.registration.factory(item.config, kernel.context)
+        kernel.add(PluginComponent(f"datasource:{item.id}", "datasource", obj, item.registration.plugin))
+
+
+def build_health(kernel: Kernel) -> None:
+    from hrkernel.ha.health import HealthMonitor
+
+    kernel.add(HealthMonitor.from_kernel(kernel))
+
+
+BUILDERS: list[Callable[[Kernel], None]] = [
+    build_exchanges,
+    build_datasources,
+    build_health,
+]
+
+
+def assemble(kernel: Kernel) -> None:
+    for builder in BUILDERS:
+        builder(kernel)

@@ -1,0 +1,1 @@
+"""hrkernel.ledger (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""hrkernel.orders (see ARCHITECTURE.md)."""

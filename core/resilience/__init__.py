@@ -1,0 +1,1 @@
+"""hrkernel.resilience (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""hrkernel.web (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""hrkernel_alerts: built-in plugin package (see ARCHITECTURE.md)."""

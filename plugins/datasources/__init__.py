@@ -1,0 +1,1 @@
+"""hrkernel_datasources: built-in plugin package (see ARCHITECTURE.md)."""

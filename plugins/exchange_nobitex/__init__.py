@@ -1,0 +1,1 @@
+"""hrkernel_nobitex: built-in plugin package (see ARCHITECTURE.md)."""

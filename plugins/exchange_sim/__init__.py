@@ -1,0 +1,1 @@
+"""hrkernel_sim: built-in plugin package (see ARCHITECTURE.md)."""
