@@ -101,3 +101,99 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment minus HRKERNEL_* variables, for subprocess kernels."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
     return env
+
+
+class KernelProcess:
+    """``hrkernel run CONFIG`` as a real subprocess whose JSON log lines are collected as they come."""
+
+    def __init__(self, config: Path, env: dict[str, str], python: str | None = None, cwd: Path | None = None) -> None:
+        import json
+        import queue
+        import sys
+        import threading
+
+        self._json = json
+        self.events: list[dict[str, object]] = []
+        self.raw: list[str] = []
+        self._queue: queue.Queue[dict[str, object] | None] = queue.Queue()
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [python or sys.executable, "-m", "hrkernel", "run", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(cwd) if cwd else None,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            try:
+                event = self._json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.events.append(event)
+                self._queue.put(event)
+        self._queue.put(None)
+
+    def wait_for(self, event: str, timeout: float = 10.0, **fields: object) -> dict[str, object]:
+        """Block until a log event named ``event`` (with matching fields) appears."""
+        import queue
+
+        for seen in self.events:
+            if seen.get("event") == event and all(seen.get(k) == v for k, v in fields.items()):
+                return seen
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {event!r} event within {timeout}s; output:\n{''.join(self.raw)[-4000:]}")
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            if item is None:
+                raise RuntimeError(f"kernel exited ({self.proc.wait()}) before {event!r}; output:\n{''.join(self.raw)[-4000:]}")
+            if item.get("event") == event and all(item.get(k) == v for k, v in fields.items()):
+                return item
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def output(self) -> str:
+        return "".join(self.raw)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def kernel_process(clean_env: dict[str, str]) -> Iterator[object]:
+    """Factory: ``kernel_process(config_path, env=None, python=None)`` → :class:`KernelProcess`.
+
+    Every process started is killed at the end of the test if it is still running.
+    """
+    started: list[KernelProcess] = []
+
+    def start(config: Path, env: dict[str, str] | None = None, python: str | None = None, cwd: Path | None = None) -> KernelProcess:
+        full_env = dict(clean_env)
+        full_env.update(env or {})
+        process = KernelProcess(config, full_env, python=python, cwd=cwd)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

@@ -76,13 +76,18 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
     if struct is not None:
         return convert_struct(value, struct, path, issues)
     origin = typing.get_origin(tp)
-    if origin is dict:
-        key_tp, val_tp = typing.get_args(tp)
-        if _struct_of(val_tp) is not None and key_tp is str:
-            if not isinstance(value, dict):
-                issues.append(ConfigIssue(path, f"expected a table, found {_describe(value)}"))
-                return None
-            return {k: convert_value(v, val_tp, join(path, k), issues) for k, v in value.items()}
+    args = typing.get_args(tp)
+    # Containers are walked item by item so each bad item is reported under its own path.
+    if origin is dict and args and args[0] is str:
+        if not isinstance(value, dict):
+            issues.append(ConfigIssue(path, f"expected a table, found {_describe(value)}"))
+            return None
+        return {k: convert_value(v, args[1], join(path, k), issues) for k, v in value.items()}
+    if origin is list and args:
+        if not isinstance(value, list):
+            issues.append(ConfigIssue(path, f"expected an array, found {_describe(value)}"))
+            return None
+        return [convert_value(v, args[0], join(path, i), issues) for i, v in enumerate(value)]
     choices = _choices(tp)
     if choices is not None and value not in choices:
         listed = ", ".join(repr(c) for c in choices)
