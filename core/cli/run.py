@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.abc
 import click
 
 from hrkernel import logging as hrlogging
@@ -15,9 +16,13 @@ from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load, unwra
 from hrkernel.errors import StartupError
 
 
-async def _watch_signals(kernel: Any, force_after: float) -> None:
+async def _watch_signals(
+    kernel: Any, force_after: float, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     log = hrlogging.get_logger("hrkernel.signals")
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # Installed before any component starts: a signal during start-up still shuts down cleanly.
+        task_status.started()
         count = 0
         async for signum in signals:
             count += 1
@@ -41,7 +46,7 @@ def _force_exit(reason: str, code: int = EXIT_FAILURE) -> None:
 
 async def serve(kernel: Any) -> None:
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, kernel, float(kernel.config.shutdown.force_after))
+        await tg.start(_watch_signals, kernel, float(kernel.config.shutdown.force_after))
         await kernel.run()
         tg.cancel_scope.cancel()
 
