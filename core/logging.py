@@ -101,7 +101,7 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
 
 
 def get_logger(name: str | None = None, **bound: Any) -> Any:
-    log = structlog.get_logger()
+    """A lazy structlog logger: it picks up :func:`configure` even when created at import time."""
     if name:
-        bound = {"logger": name, **bound}
-    return log.bind(**bound) if bound else log
+        bound = {"module": name, **bound}
+    return structlog.get_logger(**bound)

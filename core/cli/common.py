@@ -36,11 +36,12 @@ def load(path: str) -> LoadedConfig:
         fail(str(exc))
 
 
-def discover(loaded: LoadedConfig | None, *, strict: bool | None = None) -> PluginHost:
+def discover(loaded: LoadedConfig | None, *, strict: bool | None = None, quiet: bool = False) -> PluginHost:
     plugins = loaded.config.plugins if loaded else None
     host = PluginHost(
         strict=plugins.strict if strict is None and plugins else bool(strict),
         disable=plugins.disable if plugins else (),
+        quiet=quiet,
     )
     try:
         host.discover()

@@ -41,7 +41,7 @@ def plugins(config: str | None, as_json: bool) -> None:
     Failing plugins are listed with the reason instead of stopping the command.
     """
     loaded = load(config) if config else None
-    host = discover(loaded, strict=False)
+    host = discover(loaded, strict=False, quiet=True)  # failures are part of the listing
     records = [r.as_dict() for r in host.records.values()]
     if as_json:
         click.echo(json.dumps(records, indent=2))
