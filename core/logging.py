@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from hrkernel.config.env import is_secret_key
+from hrkernel.config.secrets import is_secret_key
 
 REDACTED = "***"
 

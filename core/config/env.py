@@ -6,16 +6,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hrkernel.config.secrets import is_secret_key
 from hrkernel.config.validate import join
 from hrkernel.errors import ConfigIssue
 
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_KEY = re.compile(r"(token|secret|password|passwd|passphrase|api_?key|private_?key|auth_?sid)", re.I)
-
-
-def is_secret_key(key: str) -> bool:
-    """True for key names that usually hold credentials (token, secret, password, api_key, ...)."""
-    return bool(_SECRET_KEY.search(key))
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from hrkernel.config.secrets import is_secret_key
 from hrkernel.errors import ConfigIssue
 from hrkernel.types import Amount, Duration, SignedAmount
 
@@ -71,7 +72,11 @@ def _choices(tp: Any) -> list[Any] | None:
 
 
 def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) -> object:
-    """Convert one value; on failure append an issue at ``path`` and return None."""
+    """Convert one value; on failure append an issue at ``path`` and return None.
+
+    The value found is quoted in the message, except under a credential-looking key.
+    """
+    describe = (lambda v: "a value (hidden: secret key)") if is_secret_key(path.rsplit(".", 1)[-1]) else _describe
     struct = _struct_of(tp)
     if struct is not None:
         return convert_struct(value, struct, path, issues)
@@ -91,7 +96,7 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
     choices = _choices(tp)
     if choices is not None and value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        issues.append(ConfigIssue(path, f"expected one of {listed}, found {_describe(value)}"))
+        issues.append(ConfigIssue(path, f"expected one of {listed}, found {describe(value)}"))
         return None
     try:
         return msgspec.convert(value, tp, dec_hook=dec_hook)
@@ -103,7 +108,7 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
             inner = where.group(1)
             path = f"{path}{inner}" if inner.startswith("[") else join(path, inner.lstrip("."))
         if message.startswith("Expected"):
-            message = message[0].lower() + message[1:] + f" ({_describe(value)})"
+            message = message[0].lower() + message[1:] + f" ({describe(value)})"
         issues.append(ConfigIssue(path, message))
         return None
 

@@ -1,0 +1,75 @@
+"""Built-in plugins import only the kernel's public API, exactly like third-party ones."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: The public surface (see hrkernel/__init__.py). Packages listed with a trailing dot are public
+#: with all their submodules.
+PUBLIC = {
+    "hrkernel",
+    "hrkernel.spec",
+    "hrkernel.types",
+    "hrkernel.errors",
+    "hrkernel.alerts.types",
+    "hrkernel.bus.events",
+}
+PUBLIC_PACKAGES = ("hrkernel.exchange", "hrkernel.resilience")
+PUBLIC_FROM_ROOT = {"hookimpl", "__version__", "PROJECT_NAME"}
+
+
+def is_public(module: str) -> bool:
+    return module in PUBLIC or any(module == p or module.startswith(p + ".") for p in PUBLIC_PACKAGES)
+
+
+def violations(source: str, filename: str) -> list[str]:
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in ("hrkernel", "core", "plugins") and not is_public(alias.name):
+                    found.append(f"{filename}:{node.lineno}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            top = node.module.split(".")[0]
+            if top in ("core", "plugins"):
+                found.append(f"{filename}:{node.lineno}: from {node.module} import ...")
+            elif top == "hrkernel":
+                if node.module == "hrkernel":
+                    bad = [a.name for a in node.names if a.name not in PUBLIC_FROM_ROOT and not is_public(f"hrkernel.{a.name}")]
+                    found += [f"{filename}:{node.lineno}: from hrkernel import {b}" for b in bad]
+                elif not is_public(node.module):
+                    found.append(f"{filename}:{node.lineno}: from {node.module} import ...")
+    return found
+
+
+def test_checker_catches_internal_imports() -> None:
+    bad = "from hrkernel.kernel import Kernel\nimport hrkernel.config\nfrom hrkernel import plugins\nimport core.types\n"
+    assert len(violations(bad, "x.py")) == 4
+    good = "from hrkernel import hookimpl\nfrom hrkernel.exchange.errors import ExchangeError\nimport hrkernel.types\n"
+    assert violations(good, "y.py") == []
+
+
+def test_builtin_plugins_import_only_the_public_api() -> None:
+    files = sorted((ROOT / "plugins").rglob("*.py"))
+    assert files, "no plugin sources found"
+    found = [v for f in files for v in violations(f.read_text(), str(f.relative_to(ROOT)))]
+    assert found == []
+
+
+def test_every_package_folder_is_listed_for_the_wheel() -> None:
+    """A subpackage missing from [tool.setuptools] packages is silently left out of the wheel."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(project["packages"])
+    on_disk: set[str] = set()
+    for name, folder in project["package-dir"].items():
+        base = ROOT / folder
+        for init in base.rglob("__init__.py"):
+            if "__pycache__" in init.parts:
+                continue
+            rel = init.parent.relative_to(base)
+            on_disk.add(".".join([name, *rel.parts]))
+    assert on_disk == listed
