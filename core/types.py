@@ -89,11 +89,12 @@ class SignedAmount(Decimal):
         return cls(_parse_decimal(value, "an amount"))
 
 
-class ConfigStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+class ConfigStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base for every config table, the kernel's and the plugins'.
 
     Subclasses must repeat ``kw_only=True`` if they want it (msgspec does not inherit it);
-    unknown keys and frozenness are inherited.
+    rejecting unknown keys is inherited. Config values are treated as read-only by convention
+    (not ``frozen``: mypy would then demand ``frozen=True`` on every subclass).
     """
 
 
