@@ -59,7 +59,7 @@ def expand(data: dict[str, object], environ: Mapping[str, str]) -> Expansion:
         secret_key = is_secret_key(key)
         if secret_key and not referenced and expanded:
             out.warnings.append(
-                ConfigIssue(path, f"holds a literal secret; write it as ${{VAR}} and set VAR in the environment")
+                ConfigIssue(path, "holds a literal secret; write it as ${VAR} and set VAR in the environment")
             )
         if expanded and (secret_key or any(is_secret_key(name) for name in referenced)):
             out.secrets.add(expanded)
