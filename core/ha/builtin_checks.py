@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import anyio
 
@@ -37,6 +38,50 @@ class EventLoopLag:
         return HealthResult(status=status, detail=f"lag {lag * 1000:.1f} ms", latency=lag)
 
 
+class DuckDBWritableConfig(ConfigStruct, kw_only=True):
+    file: str = "health_probe.duckdb"
+    """Probe file, relative to ``[kernel] data_dir`` (kept apart from the journal and ledger)."""
+    degraded_after: Duration = Duration(0.5)
+
+
+class DuckDBWritable:
+    """Writes and reads back one row in a DuckDB file in the data dir: a full or read-only disk
+    stops the journal, so it must show up here first."""
+
+    def __init__(self, config: DuckDBWritableConfig, data_dir: str) -> None:
+        self.config = config
+        self.path = Path(data_dir) / config.file
+
+    def _probe(self) -> str:
+        import duckdb
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = repr(time.time())
+        with duckdb.connect(str(self.path)) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS probe (stamp VARCHAR)")
+            db.execute("DELETE FROM probe")
+            db.execute("INSERT INTO probe VALUES (?)", [stamp])
+            row = db.execute("SELECT stamp FROM probe").fetchone()
+        if row is None or row[0] != stamp:
+            raise RuntimeError(f"read back {row!r}, wrote {stamp!r}")
+        return stamp
+
+    async def check(self) -> HealthResult:
+        began = time.monotonic()
+        try:
+            await anyio.to_thread.run_sync(self._probe)
+        except Exception as exc:
+            return HealthResult(status=HealthStatus.UNHEALTHY, detail=f"{self.path}: {type(exc).__name__}: {exc}")
+        took = time.monotonic() - began
+        status = HealthStatus.DEGRADED if took >= self.config.degraded_after else HealthStatus.HEALTHY
+        return HealthResult(status=status, detail=f"write+read {took * 1000:.1f} ms", latency=took)
+
+
 @hookimpl
 def hr_register_health_checks(register: Register) -> None:
     register("event_loop_lag", lambda config, context: EventLoopLag(config), config=EventLoopLagConfig)
+    register(
+        "duckdb_writable",
+        lambda config, context: DuckDBWritable(config, context.data_dir),
+        config=DuckDBWritableConfig,
+    )

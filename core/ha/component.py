@@ -1,0 +1,299 @@
+"""The kernel's HA component: the lease, leadership transitions, failover groups, their history.
+
+Other parts find it as ``kernel.get("ha")`` and use:
+
+- :meth:`HAComponent.may_trade` — instant: leader with margin *and* the takeover (start-up
+  reconciliation) of this tenure finished. Check it before preparing an order.
+- :meth:`HAComponent.fence_check` — the last hop, right before an order leaves: ``may_trade()``
+  plus one atomic round trip to the lease backend. Send :attr:`HAComponent.token` with the order.
+- :meth:`HAComponent.add_takeover_step` — ``async step(token)`` awaited on every gain before
+  trading is allowed (reconciliation registers here). A step that raises gives the lease up.
+- :meth:`HAComponent.add_listener` — ``listener(event)`` after a takeover completed (gained)
+  and at once on loss (trading already stopped), e.g. for the open-orders policy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from hrkernel.ha.config import HASection
+from hrkernel.ha.errors import GroupConfigError
+from hrkernel.ha.failover import FailoverManager
+from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
+from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
+from hrkernel.ha.store import HAStore
+from hrkernel.kernel.component import Component
+from hrkernel.logging import get_logger
+from hrkernel.types import HealthResult, HealthStatus
+
+if TYPE_CHECKING:
+    from hrkernel.ha.health import HealthMonitor
+    from hrkernel.kernel.kernel import Kernel
+
+TakeoverStep = Callable[[int], Awaitable[None]]
+Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
+
+
+class RedisReachable:
+    """Health check: PING round trip to the lease's Redis, with latency."""
+
+    def __init__(self, url: str, timeout: float, degraded_after: float = 0.05) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.degraded_after = degraded_after
+        self._client: Any = None
+
+    async def check(self) -> HealthResult:
+        from hrkernel.ha.redis_lease import connect
+
+        if self._client is None:
+            self._client = connect(self.url, self.timeout)
+        began = time.monotonic()
+        await self._client.ping()
+        took = time.monotonic() - began
+        status = HealthStatus.DEGRADED if took >= self.degraded_after else HealthStatus.HEALTHY
+        return HealthResult(status=status, detail=f"PING {took * 1000:.2f} ms", latency=took)
+
+    async def recover(self) -> None:
+        """Drop the connection pool; the next check connects afresh."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def aclose(self) -> None:
+        await self.recover()
+
+
+class HAComponent(Component):
+    name = "ha"
+
+    def __init__(
+        self,
+        config: HASection,
+        instance_id: str,
+        *,
+        data_dir: Path | None = None,
+        lease: Lease | None = None,
+        notify: Callable[..., None] | None = None,
+        ready: Callable[[], bool] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.instance_id = instance_id
+        self.clock = clock
+        self.log = get_logger("hrkernel.ha", instance=instance_id)
+        self.lease: Lease = lease if lease is not None else self._make_lease(config, instance_id, clock)
+        self.store = HAStore(data_dir / "ha.duckdb") if data_dir is not None else None
+        self.failover_monitor = FailoverTimeMonitor(float(config.failover_target), config.failover_stats_window, self.store)
+        self.failover = FailoverManager(monitor=self.failover_monitor, clock=clock)
+        self.health: HealthMonitor | None = None
+        self._notify = notify
+        self._ready = ready or (lambda: True)
+        self._resolve: Callable[[str], Any] | None = None
+        self._takeover_steps: list[TakeoverStep] = []
+        self._listeners: list[Listener] = []
+        self._trading_token: int | None = None
+        self._tg: TaskGroup | None = None
+        self._checks: dict[str, Any] = {}
+        if config.backend == "redis":
+            self._checks["redis_reachable"] = RedisReachable(config.redis_url, float(config.renew_interval) * 4)
+        self.lease.add_listener(self._on_lease_event)
+
+    @staticmethod
+    def _make_lease(config: HASection, instance_id: str, clock: Clock) -> Lease:
+        if config.backend == "local":
+            return LocalLease(instance_id, clock=clock)
+        from hrkernel.ha.redis_lease import RedisLease
+
+        return RedisLease(
+            instance_id, config.redis_url, key_prefix=config.key_prefix, ttl=float(config.lease_ttl),
+            renew_interval=float(config.renew_interval), margin=float(config.margin),
+            retry_max=float(config.retry_max), admin_token=config.admin_token, clock=clock,
+        )
+
+    @classmethod
+    def from_kernel(cls, kernel: Kernel) -> HAComponent:
+        config = getattr(kernel.config, "ha", None) or HASection()
+        component = cls(
+            config,
+            kernel.config.kernel.instance_id,
+            data_dir=kernel.data_dir,
+            notify=lambda hook, **kw: kernel.host.notify(hook, context=kernel.context, **kw),
+            # Trading starts only once every component (orders, exchanges) has started.
+            ready=lambda: len(kernel.started) >= len(kernel.components),
+        )
+        component._resolve = kernel.get
+        return component
+
+    # -- what other components use ------------------------------------------------------------
+    @property
+    def token(self) -> int | None:
+        return self._trading_token if self.may_trade() else None
+
+    def may_trade(self) -> bool:
+        return self._trading_token is not None and self._trading_token == self.lease.token and self.lease.holds_with_margin()
+
+    async def fence_check(self) -> bool:
+        return self.may_trade() and await self.lease.fence_check() and self.may_trade()
+
+    def add_takeover_step(self, step: TakeoverStep) -> None:
+        self._takeover_steps.append(step)
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def health_checks(self) -> dict[str, Any]:
+        """Checks the health monitor should run for HA (Redis reachable when Redis is used)."""
+        return dict(self._checks)
+
+    def attach_health(self, monitor: HealthMonitor) -> None:
+        self.health = monitor
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, tg: TaskGroup) -> None:
+        self._tg = tg
+        if self.store is not None:
+            await anyio.to_thread.run_sync(self.store.open)
+        self._configure_groups()
+        await self.failover.start(tg)
+        await self.lease.start(tg)
+
+    def _configure_groups(self) -> None:
+        for name, group in self.config.groups.items():
+            self.failover.configure_group(
+                name, group.mode, auto_failback=group.auto_failback, spares=group.spares,
+                fail_after=group.fail_after, recover_after=group.recover_after,
+                check_interval=float(group.check_interval),
+            )
+            in_service = len(group.components) - group.spares
+            for index, member in enumerate(group.components):
+                component = self._resolve(member) if self._resolve else None
+                if component is None:
+                    raise GroupConfigError(f"ha.groups.{name}.components: no component named {member!r} in this kernel")
+                primary = index == 0 if group.mode != "n_plus_1" else index < in_service
+                self.failover.register_component(member, component, name, is_primary=primary)
+
+    async def stop(self) -> None:
+        self._trading_token = None
+        await self.failover.stop()
+        await self.lease.stop()
+        for check in self._checks.values():
+            await check.aclose()
+        if self.store is not None:
+            self.store.close()
+
+    # -- leadership transitions ----------------------------------------------------------------
+    async def _on_lease_event(self, event: LeadershipEvent) -> None:
+        if event.gained:
+            began = self.clock()
+            if self._tg is not None:
+                self._tg.start_soon(self._take_over, event, began, name="ha:takeover")
+            else:
+                await self._take_over(event, began)
+            return
+        self._trading_token = None  # first: no order may pass from here on
+        self._call_hook("hr_leadership_lost", reason=event.reason)
+        await self._tell(event)
+
+    async def _take_over(self, event: LeadershipEvent, began: float) -> None:
+        token = event.token
+        assert token is not None
+        while not self._ready():
+            await anyio.sleep(0.01)
+            if self.lease.token != token:
+                return
+        for step in list(self._takeover_steps):
+            if self.lease.token != token:
+                return
+            try:
+                await step(token)
+            except Exception as exc:
+                self.log.error("takeover_step_failed", token=token, step=repr(step), error=f"{type(exc).__name__}: {exc}")
+                release = getattr(self.lease, "release", None)
+                if release is not None:
+                    await release(reason=f"takeover failed: {type(exc).__name__}: {exc}")
+                return
+        if self.lease.token != token or not self.lease.holds_with_margin():
+            return
+        self._trading_token = token
+        local = self.clock() - began
+        duration = None if event.gap is None else event.gap + local
+        self.log.info("trading_enabled", token=token, takeover_s=round(local, 4), failover_s=duration)
+        if event.gap is not None:
+            await self.failover_monitor.record(
+                FailoverRecord(
+                    kind="leadership", cause="lease acquired", at=time.time(), duration=duration,
+                    from_member=event.previous, to_member=self.instance_id,
+                )
+            )
+        self._call_hook("hr_leadership_gained", fencing_token=token)
+        await self._tell(event)
+
+    def _call_hook(self, hook: str, **kwargs: Any) -> None:
+        if self._notify is not None:
+            try:
+                self._notify(hook, **kwargs)
+            except Exception as exc:
+                self.log.error("leadership_hook_failed", hook=hook, error=f"{type(exc).__name__}: {exc}")
+
+    async def _tell(self, event: LeadershipEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                outcome = listener(event)
+                if outcome is not None:
+                    await outcome
+            except Exception as exc:
+                self.log.error("leadership_listener_failed", error=f"{type(exc).__name__}: {exc}")
+
+    # -- reporting -----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        lease = self.lease.status()
+        return {
+            "instance_id": self.instance_id,
+            "backend": lease.backend,
+            "role": lease.role.value,
+            "leader": lease.leader,
+            "token": lease.token,
+            "lease_expires_in": lease.expires_in,
+            "holds_with_margin": lease.holds_with_margin,
+            "trading": self.may_trade(),
+            "last_error": lease.last_error,
+            "failover_time": self.failover_monitor.stats("leadership"),
+            "group_failover_time": self.failover_monitor.stats("group"),
+            "groups": self.failover.status(),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": "ha", "backend": self.config.backend,
+            "groups": sorted(self.config.groups),
+        }
+
+
+def probes(kernel: Kernel) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Liveness and readiness for the web app: ``{"live": (code, body), "ready": (code, body)}``.
+
+    Live: the health monitor runs and its checks are not stuck. Ready: no check is reported
+    unhealthy. A standby is ready (it can take over); its role is in the body.
+    """
+    monitor = kernel.get("health")
+    ha = kernel.get("ha")
+    live = monitor.liveness() if monitor is not None else {"alive": True, "stale_checks": []}
+    ready = monitor.readiness() if monitor is not None else {"ready": True, "status": "healthy", "unhealthy": []}
+    if ha is not None:
+        ready = {**ready, "role": ha.status()["role"], "trading": ha.may_trade()}
+    return {
+        "live": (200 if live["alive"] else 503, live),
+        "ready": (200 if ready["ready"] else 503, ready),
+    }
+
+
+def build_ha(kernel: Kernel) -> None:
+    """Builder for :data:`hrkernel.kernel.assembly.BUILDERS` (first: orders depend on it)."""
+    kernel.add(HAComponent.from_kernel(kernel))
