@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from hrkernel.alerts.config import AlertsSection
 from hrkernel.ha.config import HASection
 from hrkernel.types import ConfigStruct, Duration
 
@@ -57,6 +58,7 @@ class Config(ConfigStruct, kw_only=True):
     plugins: PluginsSection = msgspec.field(default_factory=PluginsSection)
     shutdown: ShutdownSection = msgspec.field(default_factory=ShutdownSection)
     health: HealthSection = msgspec.field(default_factory=HealthSection)
+    alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     ha: HASection = msgspec.field(default_factory=HASection)
     exchanges: PluginTables = msgspec.field(default_factory=dict)
     datasources: PluginTables = msgspec.field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hrkernel.alerts.build import build_alerts
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
 
@@ -37,6 +38,7 @@ def build_health(kernel: Kernel) -> None:
 
 BUILDERS: list[Callable[[Kernel], None]] = [
     build_ha,
+    build_alerts,
     build_exchanges,
     build_datasources,
     build_health,
