@@ -7,6 +7,7 @@ import sys
 import click
 
 from hrkernel import __version__
+from hrkernel.cli.alerts import alerts
 from hrkernel.cli.inspect import check, plugins
 from hrkernel.cli.run import run
 
@@ -24,6 +25,7 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(check)
 cli.add_command(plugins)
+cli.add_command(alerts)
 
 
 def _add_plugin_commands() -> None:
