@@ -97,19 +97,19 @@ class HAStore:
 
     def health_rows(self, check: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE check_name = ?", [check]) if check else ("", [])
-        rows = self._execute(f"SELECT ts, check_name, status, reported, latency_ms, detail FROM health_history {where} ORDER BY ts", params)
+        rows = self._execute(f"SELECT ts, check_name, status, reported, latency_ms, detail FROM health_history {where} ORDER BY ts, rowid", params)
         keys = ("at", "check", "status", "reported", "latency_ms", "detail")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def recovery_rows(self, check: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE check_name = ?", [check]) if check else ("", [])
-        rows = self._execute(f"SELECT ts, check_name, attempt, outcome, detail FROM recovery_attempts {where} ORDER BY ts", params)
+        rows = self._execute(f"SELECT ts, check_name, attempt, outcome, detail FROM recovery_attempts {where} ORDER BY ts, rowid", params)
         keys = ("at", "check", "attempt", "outcome", "detail")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def failover_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._execute(
-            "SELECT ts, kind, grp, from_member, to_member, cause, duration_s FROM failovers ORDER BY ts DESC LIMIT ?", [limit]
+            "SELECT ts, kind, grp, from_member, to_member, cause, duration_s FROM failovers ORDER BY ts DESC, rowid DESC LIMIT ?", [limit]
         )
         keys = ("at", "kind", "group", "from", "to", "cause", "duration_s")
         return [dict(zip(keys, r, strict=True)) for r in reversed(rows)]
