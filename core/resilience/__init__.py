@@ -1,1 +1,53 @@
-"""hrkernel.resilience (see ARCHITECTURE.md)."""
+"""hrkernel.resilience: circuit breakers, retry, rate limiters, bulkheads, caches, connection pools.
+
+This is public API (built-in and third-party plugins may import it). Every primitive works alone,
+as a decorator and as an async context manager; every one that measures or waits takes an
+injectable ``clock`` (and ``sleep``) so tests never sleep. Errors are in
+:mod:`hrkernel.resilience.errors`, typed events and metric snapshots in
+:mod:`hrkernel.resilience.events`.
+"""
+
+from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker, circuit_breaker, registry
+from hrkernel.resilience.clock import Clock, ManualClock, Sleep
+from hrkernel.resilience.errors import (
+    BulkheadFullError,
+    CircuitOpenError,
+    PoolClosedError,
+    PoolError,
+    PoolExhaustedError,
+    PoolTimeoutError,
+    RateLimitExceeded,
+    ResilienceError,
+    RetryBudgetExhausted,
+)
+from hrkernel.resilience.events import (
+    BreakerMetrics,
+    BreakerState,
+    BreakerStateChanged,
+    LatencyStats,
+    StateListener,
+)
+
+__all__ = [
+    "BreakerMetrics",
+    "BreakerRegistry",
+    "BreakerState",
+    "BreakerStateChanged",
+    "BulkheadFullError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Clock",
+    "LatencyStats",
+    "ManualClock",
+    "PoolClosedError",
+    "PoolError",
+    "PoolExhaustedError",
+    "PoolTimeoutError",
+    "RateLimitExceeded",
+    "ResilienceError",
+    "RetryBudgetExhausted",
+    "Sleep",
+    "StateListener",
+    "circuit_breaker",
+    "registry",
+]
