@@ -289,14 +289,16 @@ class RedisLease(ListenerMixin):
             self.log.warning("step_down_refused", reason="bad or stale authenticator", requested_token=token_text)
             return
         await self.release(reason="step-down requested by an operator")
-        # Leave the field to a standby: do not compete for one lease lifetime.
-        self._cooldown_until = self.clock() + self.ttl
 
     async def release(self, reason: str = "released") -> None:
-        """Give up the lease now (compare-and-delete) so a standby need not wait for expiry."""
+        """Give up the lease now (compare-and-delete) so a standby need not wait for expiry.
+
+        This instance then stays out of the contest for one TTL, leaving the field to a standby.
+        """
         holder = self._holder
         if self._token is None:
             return
+        self._cooldown_until = self.clock() + self.ttl
         await self._lose(reason)
         try:
             with anyio.fail_after(self.renew_interval):

@@ -1,0 +1,157 @@
+"""The HA component: takeover gate, leadership hooks, failover-time records, kernel wiring."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from hrkernel.config import load_config_text
+from hrkernel.errors import StartupError
+from hrkernel.ha.component import HAComponent, probes
+from hrkernel.ha.config import HASection
+from hrkernel.kernel import Kernel
+from hrkernel.plugins import PluginHost
+
+pytestmark = pytest.mark.anyio
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, hook: str, **kwargs: Any) -> None:
+        self.calls.append((hook, kwargs))
+
+
+def redis_config(url: str, **extra: Any) -> HASection:
+    return HASection(backend="redis", redis_url=url, key_prefix="c", lease_ttl=0.5, renew_interval=0.1, margin=0.15, **extra)
+
+
+async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.01)
+
+
+async def test_local_backend_trades_only_after_takeover_steps(tmp_path: Path) -> None:
+    hooks = Hooks()
+    ready = {"value": False}
+    ha = HAComponent(HASection(), "solo", data_dir=tmp_path, notify=hooks, ready=lambda: ready["value"])
+    seen_during_step: list[bool] = []
+
+    async def reconcile(token: int) -> None:
+        seen_during_step.append(ha.may_trade())
+        assert token == 1
+
+    ha.add_takeover_step(reconcile)
+    async with anyio.create_task_group() as tg:
+        await ha.start(tg)
+        await anyio.sleep(0.05)
+        assert ha.lease.is_leader and not ha.may_trade()  # rest of the kernel not started yet
+        assert not await ha.fence_check()
+        ready["value"] = True
+        await wait_until(ha.may_trade)
+        assert ha.token == 1 and await ha.fence_check()
+        assert seen_during_step == [False]
+        assert hooks.calls == [("hr_leadership_gained", {"fencing_token": 1})]
+        await ha.stop()
+    assert not ha.may_trade()
+    assert hooks.calls[-1] == ("hr_leadership_lost", {"reason": "shutdown"})
+    assert (tmp_path / "ha.duckdb").exists()
+
+
+async def test_failed_takeover_gives_the_lease_to_the_other_instance(redis_server: Any, tmp_path: Path) -> None:
+    a = HAComponent(redis_config(redis_server.url), "a", data_dir=tmp_path / "a")
+    b = HAComponent(redis_config(redis_server.url), "b", data_dir=tmp_path / "b")
+
+    attempts: list[int] = []
+
+    async def broken_reconcile(token: int) -> None:
+        attempts.append(token)
+        raise RuntimeError("exchange unreachable during reconciliation")
+
+    a.add_takeover_step(broken_reconcile)
+    async with anyio.create_task_group() as tg:
+        await a.start(tg)
+        await wait_until(lambda: bool(attempts), 2)
+        await b.start(tg)
+        await wait_until(b.may_trade, 5)
+        assert not a.may_trade() and b.token == 2 and attempts == [1]
+        await a.stop()
+        await b.stop()
+
+
+async def test_takeover_after_a_crash_is_timed_and_recorded(redis_server: Any, tmp_path: Path) -> None:
+    a = HAComponent(redis_config(redis_server.url), "a", data_dir=tmp_path / "a")
+    b = HAComponent(redis_config(redis_server.url, failover_target=0.2), "b", data_dir=tmp_path / "b")
+    slow: list[float] = []
+    b.failover_monitor.add_slow_listener(lambda record, target: slow.append(record.duration or 0))
+    async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as crashing:
+            await a.start(crashing)
+            await wait_until(a.may_trade, 3)
+            await b.start(tg)
+            await anyio.sleep(0.2)
+            assert not b.may_trade()
+            crashed_at = time.monotonic()
+            crashing.cancel_scope.cancel()  # a dies: no release, no more renewals
+        await wait_until(b.may_trade, 3)
+        took_over = time.monotonic() - crashed_at
+        stats = b.failover_monitor.stats("leadership")
+        assert stats["count"] == 1
+        # From a's last renewal (<= 0.1 s before the crash) to b trading.
+        assert 0.4 <= stats["last"] <= took_over + 0.15
+        assert slow and slow[0] == stats["last"]  # slower than the 0.2 s target: alerted
+        rows = b.store.failover_rows() if b.store else []
+        assert [(r["kind"], r["from"], r["to"]) for r in rows] == [("leadership", "a", "b")]
+        status = b.status()
+        assert status["role"] == "leader" and status["leader"] == "b" and status["trading"]
+        assert 0 < status["lease_expires_in"] <= 0.5
+        await b.stop()
+        await a.lease.stop()
+
+
+def _kernel(tmp_path: Path, text: str) -> Kernel:
+    loaded = load_config_text(f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n' + text, "test.toml")
+    host = PluginHost(strict=True)
+    host.discover()
+    host.collect()
+    return Kernel.build(loaded, host)
+
+
+async def test_kernel_builds_ha_first_and_serves_probes(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path, "")
+    assert kernel.components[0].name == "ha"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kernel.run)
+        ha = kernel.get("ha")
+        await wait_until(lambda: ha.may_trade() and kernel.get("health").readiness()["ready"], 5)
+        result = probes(kernel)
+        assert result["live"][0] == 200 and result["ready"][0] == 200
+        assert result["ready"][1]["role"] == "leader" and result["ready"][1]["trading"] is True
+        kernel.request_stop("test")
+
+
+async def test_a_group_naming_a_missing_component_stops_start_up(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path, '[ha.groups.feeds]\ncomponents = ["datasource:x", "datasource:y"]\n')
+    with pytest.raises(BaseException) as caught:
+        await kernel.run()
+    error = caught.value
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    assert isinstance(error, StartupError) and "ha.groups.feeds.components" in str(error) and "datasource:x" in str(error)
+
+
+def test_ha_config_errors_name_the_key_path() -> None:
+    from hrkernel.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config_text('[ha]\nbackend = "zookeeper"\nlease_ttl = 3\n[ha.groups.g]\nmode = "hot"\ncomponents = ["a", "b"]\n')
+    text = str(caught.value)
+    assert "ha.backend" in text and "ha.lease_ttl" in text and "ha.groups.g.mode" in text
+    with pytest.raises(ConfigError, match="renew_interval must be shorter"):
+        load_config_text('[ha]\nlease_ttl = "1s"\nmargin = "600ms"\nrenew_interval = "500ms"\n')
