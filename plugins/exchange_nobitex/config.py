@@ -1,0 +1,80 @@
+"""The ``[exchanges.<id>]`` table of a Nobitex exchange (``type = "nobitex"``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from hrkernel.types import ConfigStruct, Duration
+
+PRODUCTION_URL = "https://apiv2.nobitex.ir"
+TESTNET_URL = "https://testnetapiv2.nobitex.ir"
+
+
+class EndpointLimit(ConfigStruct, kw_only=True):
+    """``requests`` per ``per`` seconds, counted locally before a request is sent."""
+
+    requests: int
+    per: Duration
+
+
+# Nobitex's documented per-endpoint limits (docs-api `_general_notes.md`, `_market_trade.md`,
+# `_market_data.md`, `_user_data.md`, as of 2025-11). Placement is shared between spot, margin
+# and batch placement, hence one bucket. Keys are the adapter's endpoint names.
+DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
+    "place": (300, 600.0),
+    "status": (300, 60.0),
+    "cancel": (90, 60.0),
+    "cancel_old": (30, 60.0),
+    "list_orders": (30, 60.0),
+    "list_trades": (30, 60.0),
+    "orderbook": (300, 60.0),
+    "trades": (60, 60.0),
+    "stats": (20, 60.0),
+    "wallets": (20, 120.0),
+}
+
+
+class NobitexConfig(ConfigStruct, kw_only=True):
+    token: str = ""
+    """``Authorization: Token <token>``; write it as ``"${NOBITEX_TOKEN}"`` (never logged)."""
+    base_url: str = PRODUCTION_URL
+    """Production (default), the testnet ``https://testnetapiv2.nobitex.ir`` or a simulator."""
+    bot_name: str = "hrkernel"
+    """Sent as ``User-Agent: TraderBot/<bot_name>`` as Nobitex asks."""
+    send_instance_headers: bool = True
+    """Send ``X-HR-Instance`` (and ``X-HR-Fencing-Token`` on placements). Nobitex ignores them;
+    the simulator records them."""
+    timeout: Duration = Duration(10.0)
+    """Whole-request timeout (read, write, pool)."""
+    connect_timeout: Duration = Duration(5.0)
+    max_connections: int = 20
+    max_keepalive_connections: int = 10
+    pro: bool = False
+    """Send ``pro=yes`` on placements (turns off Nobitex's 10 s DuplicateOrder guard)."""
+
+    rate_limit: bool = True
+    """Count requests locally against Nobitex's documented limits (see ``rate_limits``)."""
+    rate_limits: dict[str, EndpointLimit] = msgspec.field(default_factory=dict)
+    """Overrides of the documented limits by endpoint name (place, status, cancel, cancel_old,
+    list_orders, list_trades, orderbook, trades, stats, wallets)."""
+    rate_limit_max_wait: Duration = Duration(2.0)
+    """Wait at most this long for a local slot (or a 429's ``backOff``); beyond it raise
+    ``RateLimitedError`` at once."""
+
+    retry_attempts: int = 3
+    """Attempts for idempotent reads (placement and cancel are never retried)."""
+    retry_base_delay: Duration = Duration(0.2)
+    retry_max_delay: Duration = Duration(2.0)
+
+    breaker_failure_threshold: int = 5
+    breaker_reset_timeout: Duration = Duration(30.0)
+
+    max_concurrent: int = 16
+    """Bulkhead: requests in flight at once; more wait up to ``bulkhead_wait``."""
+    bulkhead_wait: Duration = Duration(5.0)
+
+    markets_ttl: Duration = Duration(3600.0)
+    market_data_ttl: Duration = Duration(1.0)
+    """Order book, public trades and stats are cached this long (Nobitex itself caches ~1 s)."""
+    stale_for: Duration = Duration(300.0)
+    """How long an expired cached value may still be served when the exchange is failing."""

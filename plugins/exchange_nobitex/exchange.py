@@ -1,0 +1,480 @@
+"""NobitexExchange: the kernel's exchange contract over Nobitex's REST API.
+
+One ``httpx.AsyncClient`` per exchange instance: httpx already keeps a bounded pool of
+keep-alive connections per host (``max_connections``, ``max_keepalive_connections``), and an
+adapter talks to exactly one host, so a second pooling layer would only add a hop.
+
+Every request goes through, in this order: the read-retry loop (idempotent reads only), the
+per-endpoint rate limits (local counting plus the server's 429 ``backOff``), the bulkhead (a
+bound on requests in flight), the circuit breaker (only timeouts, 5xx, dropped connections and
+garbage count; refusals such as ``SmallOrder`` or ``OverValueOrder`` do not), then httpx.
+Placement and cancellation are never retried: a placement whose answer was lost raises
+:class:`~hrkernel.exchange.errors.UnknownOutcomeError`, resolved by
+:meth:`NobitexExchange.find_order_by_client_id`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+import structlog
+
+from hrkernel.exchange import (
+    Balance,
+    Fill,
+    Market,
+    MarketStats,
+    MarketTrade,
+    Order,
+    OrderBook,
+    OrderRequest,
+    OrderType,
+    Side,
+)
+from hrkernel.exchange import errors as ex
+from hrkernel.resilience import CircuitBreaker, CircuitOpenError
+from hrkernel_nobitex import wire
+from hrkernel_nobitex.config import DEFAULT_LIMITS, NobitexConfig
+from hrkernel_nobitex.guards import EndpointLimits, StaleCache
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+CLIENT_ORDER_ID_MAX = 32
+# 429 without a usable backOff: Nobitex's limits are per minute or per 10 minutes; a minute is
+# the shortest window, and ignoring a 429 costs a 2-minute block of the token.
+DEFAULT_BACKOFF = 60.0
+
+
+def _is_breaker_failure(exc: BaseException) -> bool:
+    return not isinstance(exc, ex.ExchangeError) or exc.counts_as_failure
+
+
+def _is_outage(exc: Exception) -> bool:
+    if isinstance(exc, ex.ExchangeError):
+        return exc.counts_as_failure or isinstance(exc, ex.RateLimitedError)
+    return False
+
+
+def round_amount(amount: Decimal, step: Decimal) -> Decimal:
+    """Down to a multiple of ``step`` (Nobitex would do the same silently)."""
+    return (amount / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def round_price(price: Decimal, step: Decimal, side: Side) -> Decimal:
+    """To a multiple of ``step``, never worse for us: a buy down, a sell up."""
+    mode = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+    return (price / step).to_integral_value(rounding=mode) * step
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal string without exponent (``"0.000100"``, never ``"1E-4"``)."""
+    text = format(value, "f")
+    return text
+
+
+class NobitexExchange:
+    """See the module docstring. Built without I/O; ``start()`` opens the HTTP client."""
+
+    def __init__(
+        self,
+        config: NobitexConfig,
+        *,
+        name: str = "nobitex",
+        instance_id: str = "",
+        log: Any = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.instance_id = instance_id
+        self.clock = clock
+        self.sleep = sleep
+        self._rng = rng or random.Random()
+        self.log = (log or structlog.get_logger("hrkernel_nobitex")).bind(exchange=name)
+        limits = dict(DEFAULT_LIMITS)
+        for key, override in config.rate_limits.items():
+            limits[key] = (override.requests, float(override.per))
+        self.limits = EndpointLimits(limits, enabled=config.rate_limit, clock=clock)
+        self.cache = StaleCache(_is_outage, clock=clock)
+        self.breaker = CircuitBreaker(
+            f"exchange:{name}",
+            failure_threshold=config.breaker_failure_threshold,
+            reset_timeout=float(config.breaker_reset_timeout),
+            is_failure=_is_breaker_failure,
+            clock=clock,
+        )
+        self._bulkhead = anyio.Semaphore(max(1, config.max_concurrent))
+        self._client: httpx.AsyncClient | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        cfg = self.config
+        headers = {"User-Agent": f"TraderBot/{cfg.bot_name}", "Accept": "application/json"}
+        if cfg.send_instance_headers and self.instance_id:
+            headers["X-HR-Instance"] = self.instance_id
+        self._client = httpx.AsyncClient(
+            base_url=cfg.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(float(cfg.timeout), connect=float(cfg.connect_timeout)),
+            limits=httpx.Limits(
+                max_connections=cfg.max_connections,
+                max_keepalive_connections=cfg.max_keepalive_connections,
+            ),
+            follow_redirects=False,
+        )
+        self.log.info("exchange_started", base_url=cfg.base_url, authenticated=bool(cfg.token))
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> NobitexExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "exchange",
+            "base_url": self.config.base_url,
+            "breaker": self.breaker.state.value,
+            "rate_limits": self.limits.snapshot(),
+        }
+
+    # ------------------------------------------------------------------ transport
+
+    async def _send(
+        self, endpoint: str, method: str, path: str, *, params: dict[str, Any] | None,
+        json: dict[str, Any] | None, auth: bool, idempotent: bool, headers: dict[str, str] | None,
+        client_order_id: str | None,
+    ) -> tuple[int, bytes]:
+        client = self._client
+        if client is None:
+            raise ex.ExchangeError("exchange not started (call start() first)", exchange=wire.EXCHANGE, endpoint=endpoint)
+        hdrs = dict(headers or {})
+        if auth:
+            if not self.config.token:
+                raise ex.AuthenticationError(
+                    "no token configured (set token = \"${NOBITEX_TOKEN}\")", exchange=wire.EXCHANGE, endpoint=endpoint
+                )
+            hdrs["Authorization"] = f"Token {self.config.token}"
+        try:
+            response = await client.request(method, path, params=params, json=json, headers=hdrs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached the exchange: safe to report as plain unavailability.
+            kind = ex.ExchangeTimeoutError if isinstance(exc, httpx.TimeoutException) else ex.ExchangeUnavailableError
+            raise kind(f"could not connect ({type(exc).__name__})", exchange=wire.EXCHANGE, endpoint=endpoint) from exc
+        except httpx.HTTPError as exc:
+            # The request was (maybe) sent and the answer lost: a read can be repeated, a
+            # state change cannot.
+            if not idempotent:
+                raise ex.UnknownOutcomeError(
+                    f"request sent but no answer ({type(exc).__name__}); the outcome is unknown",
+                    exchange=wire.EXCHANGE, endpoint=endpoint, client_order_id=client_order_id,
+                ) from exc
+            kind = ex.ExchangeTimeoutError if isinstance(exc, httpx.TimeoutException) else ex.ExchangeUnavailableError
+            raise kind(f"no answer ({type(exc).__name__})", exchange=wire.EXCHANGE, endpoint=endpoint) from exc
+        body = response.content
+        error = wire.error_for(response.status_code, body, endpoint, response.headers.get("retry-after"))
+        if error is not None:
+            if isinstance(error, ex.RateLimitedError):
+                self.limits.back_off(endpoint, error.retry_after if error.retry_after is not None else DEFAULT_BACKOFF)
+            raise error
+        return response.status_code, body
+
+    async def _attempt(self, endpoint: str, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
+        wait = self.limits.delay(endpoint)
+        if wait > 0:
+            if wait > float(self.config.rate_limit_max_wait):
+                raise ex.RateLimitedError(
+                    f"local rate limit for {endpoint!r} (Nobitex's documented limit); next slot in {wait:.1f}s",
+                    retry_after=wait, exchange=wire.EXCHANGE, endpoint=endpoint,
+                )
+            await self.sleep(wait)
+        try:
+            with anyio.fail_after(float(self.config.bulkhead_wait)):
+                await self._bulkhead.acquire()
+        except TimeoutError:
+            raise ex.RateLimitedError(
+                f"{self.config.max_concurrent} requests already in flight (bulkhead)",
+                retry_after=None, exchange=wire.EXCHANGE, endpoint=endpoint,
+            ) from None
+        try:
+            self.limits.record(endpoint)
+            return await self.breaker.call(self._send, endpoint, method, path, **kw)
+        except CircuitOpenError as exc:
+            err = ex.ExchangeUnavailableError(
+                f"circuit breaker {exc.name!r} open (next trial in {exc.retry_after:.1f}s)",
+                exchange=wire.EXCHANGE, endpoint=endpoint,
+            )
+            err.retryable = False
+            raise err from exc
+        finally:
+            self._bulkhead.release()
+
+    async def _call(
+        self, endpoint: str, method: str, path: str, kind: type[T], *, params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None, auth: bool = True, idempotent: bool = True,
+        headers: dict[str, str] | None = None, client_order_id: str | None = None,
+    ) -> T:
+        attempts = max(1, self.config.retry_attempts) if idempotent else 1
+        delay = float(self.config.retry_base_delay)
+        for attempt in range(1, attempts + 1):
+            try:
+                status, body = await self._attempt(
+                    endpoint, method, path, params=params, json=json, auth=auth, idempotent=idempotent,
+                    headers=headers, client_order_id=client_order_id,
+                )
+                return wire.decode(body, kind, endpoint, status)
+            except ex.ExchangeError as exc:
+                if attempt >= attempts or not exc.retryable:
+                    raise
+                if isinstance(exc, ex.RateLimitedError):
+                    pause = exc.retry_after if exc.retry_after is not None else DEFAULT_BACKOFF
+                    if pause > float(self.config.rate_limit_max_wait):
+                        raise
+                else:
+                    # Full jitter, capped (AWS architecture blog's "full jitter").
+                    pause = self._rng.uniform(0, min(float(self.config.retry_max_delay), delay))
+                    delay *= 2
+                self.log.warning("exchange_retry", endpoint=endpoint, attempt=attempt,
+                                 error=type(exc).__name__, pause=round(pause, 3))
+                await self.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ markets
+
+    async def markets(self) -> list[Market]:
+        cfg = self.config
+        return list(await self.cache.get("markets", float(cfg.markets_ttl), float(cfg.stale_for), self._load_markets))  # type: ignore[no-any-return]
+
+    async def _load_markets(self) -> list[Market]:
+        reply = await self._call("options", "GET", "/v2/options", wire.OptionsReply, auth=False)
+        opts = reply.nobitex
+        out: list[Market] = []
+        for symbol, amount_step in sorted(opts.amountPrecisions.items()):
+            price_step = opts.pricePrecisions.get(symbol)
+            if price_step is None:
+                continue
+            try:
+                base, quote = wire.split_symbol(symbol)
+            except ex.ExchangeError:
+                continue
+            min_notional = opts.minOrders.get(quote.lower(), Decimal(0))
+            out.append(Market(symbol=symbol, base=base, quote=quote, amount_step=amount_step,
+                              price_step=price_step, min_notional=min_notional))
+        return out
+
+    async def market(self, symbol: str) -> Market:
+        wanted = symbol.upper()
+        for m in await self.markets():
+            if m.symbol == wanted:
+                return m
+        raise ex.InvalidOrderError(f"no market {symbol!r} on Nobitex", exchange=wire.EXCHANGE, code="InvalidMarketPair")
+
+    # ------------------------------------------------------------------ orders
+
+    async def prepare(self, request: OrderRequest) -> dict[str, Any]:
+        """The JSON body for ``/market/orders/add``, rounded and checked locally."""
+        where = f"order {request.client_order_id or ''} {request.side} {request.amount} {request.symbol}".strip()
+        market = await self.market(request.symbol)
+        cid = request.client_order_id
+        if cid is not None and not 0 < len(cid) <= CLIENT_ORDER_ID_MAX:
+            raise ex.InvalidOrderError(f"{where}: client_order_id must be 1..32 characters, got {len(cid)}",
+                                       exchange=wire.EXCHANGE)
+        amount = round_amount(request.amount, market.amount_step)
+        if amount <= 0:
+            raise ex.InvalidOrderError(
+                f"{where}: amount rounds down to 0 at {market.symbol}'s step {market.amount_step}",
+                exchange=wire.EXCHANGE, code="SmallOrder")
+        price: Decimal | None = None
+        if request.price is not None:
+            if request.price <= 0:
+                raise ex.InvalidOrderError(f"{where}: price must be > 0", exchange=wire.EXCHANGE, code="InvalidOrderPrice")
+            price = round_price(request.price, market.price_step, request.side)
+        if request.type is OrderType.LIMIT and price is None:
+            raise ex.InvalidOrderError(f"{where}: a limit order needs a price", exchange=wire.EXCHANGE,
+                                       code="InvalidOrderPrice")
+        if price is not None and amount * price < market.min_notional:
+            raise ex.InvalidOrderError(
+                f"{where}: notional {amount * price} {market.quote} is below the minimum "
+                f"{market.min_notional} {market.quote}", exchange=wire.EXCHANGE, code="SmallOrder")
+        src, dst = wire.request_codes(market.symbol)
+        body: dict[str, Any] = {
+            "type": request.side.value,
+            "execution": request.type.value,
+            "srcCurrency": src,
+            "dstCurrency": dst,
+            "amount": _plain(amount),
+        }
+        if price is not None:
+            body["price"] = _plain(price)
+        if cid is not None:
+            body["clientOrderId"] = cid
+        if self.config.pro:
+            body["pro"] = "yes"
+        return body
+
+    async def place_order(self, request: OrderRequest, *, fencing_token: int | None = None) -> Order:
+        body = await self.prepare(request)
+        headers: dict[str, str] = {}
+        if fencing_token is not None and self.config.send_instance_headers:
+            headers["X-HR-Fencing-Token"] = str(fencing_token)
+        reply = await self._call("place", "POST", "/market/orders/add", wire.OrderReply, json=body,
+                                 idempotent=False, headers=headers, client_order_id=request.client_order_id)
+        order = wire.order_from_wire(reply.order, "place")
+        self.log.info("order_placed", symbol=order.symbol, side=order.side.value, exchange_id=order.exchange_id,
+                      client_order_id=order.client_order_id, status=order.status.value)
+        return order
+
+    @staticmethod
+    def _which(exchange_id: str | None, client_order_id: str | None, id_key: str) -> dict[str, Any]:
+        if exchange_id is not None:
+            try:
+                return {id_key: int(exchange_id)}
+            except ValueError:
+                raise ex.OrderNotFoundError(f"Nobitex order ids are integers, got {exchange_id!r}",
+                                            exchange=wire.EXCHANGE) from None
+        if client_order_id is not None:
+            return {"clientOrderId": client_order_id}
+        raise ValueError("give exchange_id or client_order_id")
+
+    async def get_order(self, *, exchange_id: str | None = None, client_order_id: str | None = None) -> Order:
+        body = self._which(exchange_id, client_order_id, "id")
+        reply = await self._call("status", "POST", "/market/orders/status", wire.OrderReply, json=body)
+        return wire.order_from_wire(reply.order, "status")
+
+    async def cancel_order(self, *, exchange_id: str | None = None, client_order_id: str | None = None) -> Order:
+        body = self._which(exchange_id, client_order_id, "order") | {"status": "canceled"}
+        reply = await self._call("cancel", "POST", "/market/orders/update-status", wire.CancelReply, json=body,
+                                 idempotent=False, client_order_id=client_order_id)
+        if reply.order is not None:
+            return wire.order_from_wire(reply.order, "cancel")
+        return await self.get_order(exchange_id=exchange_id, client_order_id=client_order_id)
+
+    async def cancel_all(self, symbol: str | None = None) -> None:
+        """Kill switch: ``/market/orders/cancel-old`` for every active order (of ``symbol``)."""
+        body: dict[str, Any] = {}
+        if symbol is not None:
+            body["srcCurrency"], body["dstCurrency"] = wire.request_codes(symbol)
+        await self._call("cancel_old", "POST", "/market/orders/cancel-old", wire.Envelope, json=body, idempotent=False)
+
+    async def list_orders(self, symbol: str | None = None, *, status: str = "open", page: int = 1,
+                          page_size: int = 100) -> list[Order]:
+        params: dict[str, Any] = {"status": status, "details": 2, "order": "-id", "page": page, "pageSize": page_size}
+        if symbol is not None:
+            params["srcCurrency"], params["dstCurrency"] = wire.request_codes(symbol)
+        reply = await self._call("list_orders", "GET", "/market/orders/list", wire.OrdersReply, params=params)
+        return [wire.order_from_wire(w, "list_orders") for w in reply.orders]
+
+    async def list_open_orders(self, symbol: str | None = None) -> list[Order]:
+        return await self.list_orders(symbol, status="open")
+
+    async def find_order_by_client_id(self, client_order_id: str, *, symbol: str | None = None,
+                                      pages: int = 3) -> Order | None:
+        """Open orders first (status by clientOrderId), then every state (orders/list status=all,
+        newest first, up to ``pages`` pages), then the orders behind recent fills
+        (trades/list, looked up by id): a Done or Canceled order is invisible to the first."""
+        try:
+            return await self.get_order(client_order_id=client_order_id)
+        except ex.OrderNotFoundError:
+            pass
+        except ex.InvalidOrderError:
+            pass
+        seen: set[str] = set()
+        for page in range(1, pages + 1):
+            orders = await self.list_orders(symbol, status="all", page=page)
+            for order in orders:
+                if order.client_order_id == client_order_id:
+                    return order
+                seen.add(order.exchange_id)
+            if len(orders) < 100:
+                break
+        for fill in await self.recent_fills(symbol):
+            if fill.order_id in seen:
+                continue
+            seen.add(fill.order_id)
+            order = await self.get_order(exchange_id=fill.order_id)
+            if order.client_order_id == client_order_id:
+                return order
+        return None
+
+    # ------------------------------------------------------------------ fills and balances
+
+    async def recent_fills(self, symbol: str | None = None) -> list[Fill]:
+        params: dict[str, Any] = {}
+        if symbol is not None:
+            params["srcCurrency"], params["dstCurrency"] = wire.request_codes(symbol)
+        reply = await self._call("list_trades", "GET", "/market/trades/list", wire.TradesReply, params=params)
+        return [wire.fill_from_wire(t) for t in reply.trades]
+
+    async def order_fills(self, order: Order) -> list[Fill]:
+        return [f for f in await self.recent_fills(order.symbol) if f.order_id == order.exchange_id]
+
+    async def balances(self) -> list[Balance]:
+        reply = await self._call("wallets", "GET", "/users/wallets/list", wire.WalletsReply)
+        return [wire.balance_from_wire(w) for w in reply.wallets]
+
+    # ------------------------------------------------------------------ market data
+
+    async def _cached(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
+        cfg = self.config
+        return await self.cache.get(key, float(cfg.market_data_ttl), float(cfg.stale_for), load)  # type: ignore[no-any-return]
+
+    async def order_book(self, symbol: str) -> OrderBook:
+        sym = symbol.upper()
+        wire.split_symbol(sym)
+
+        async def load() -> OrderBook:
+            reply = await self._call("orderbook", "GET", f"/v3/orderbook/{sym}", wire.BookReply, auth=False)
+            return wire.book_from_wire(sym, reply)
+
+        return await self._cached(f"book:{sym}", load)
+
+    async def recent_trades(self, symbol: str) -> list[MarketTrade]:
+        sym = symbol.upper()
+        wire.split_symbol(sym)
+
+        async def load() -> list[MarketTrade]:
+            reply = await self._call("trades", "GET", f"/v2/trades/{sym}", wire.PublicTradesReply, auth=False)
+            return [wire.public_trade_from_wire(sym, t) for t in reply.trades]
+
+        return await self._cached(f"trades:{sym}", load)
+
+    async def market_stats(self, symbol: str) -> MarketStats:
+        sym = symbol.upper()
+        src, dst = wire.request_codes(sym)
+
+        async def load() -> MarketStats:
+            reply = await self._call("stats", "GET", "/market/stats", wire.StatsReply, auth=False,
+                                     params={"srcCurrency": src, "dstCurrency": dst})
+            stats = reply.stats.get(f"{src}-{dst}")
+            if stats is None:
+                raise ex.InvalidOrderError(f"no stats for {sym!r} (no such market?)", exchange=wire.EXCHANGE,
+                                           endpoint="stats", code="InvalidMarketPair")
+            return wire.stats_from_wire(sym, stats)
+
+        return await self._cached(f"stats:{sym}", load)
+
+    async def ping(self) -> float:
+        """Latency of one uncached public order-book request (300/min budget)."""
+        start = time.perf_counter()
+        await self._call("orderbook", "GET", "/v3/orderbook/USDTIRT", wire.Envelope, auth=False)
+        return time.perf_counter() - start
