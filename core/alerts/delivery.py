@@ -114,7 +114,9 @@ class ChannelRuntime:
     stats: ChannelStats = field(default_factory=ChannelStats)
     tokens: float = math.inf
     tokens_at: float = 0.0
-    busy: bool = False
+    pending: int = 0
+    """Notifications queued or being delivered (the queue hands items straight to a waiting
+    worker, so its buffer alone does not tell whether work is left)."""
     send: MemoryObjectSendStream[Notification] = field(init=False)
     receive: MemoryObjectReceiveStream[Notification] = field(init=False)
 
@@ -164,11 +166,10 @@ async def run_worker(
     """
     async with rt.receive:
         async for notification in rt.receive:
-            rt.busy = True
             try:
                 await _deliver_until_done(rt, notification, clock, attempts, delay, record, log)
             finally:
-                rt.busy = False
+                rt.pending -= 1
 
 
 async def _deliver_until_done(

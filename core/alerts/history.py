@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     alert_id VARCHAR NOT NULL,
     channel VARCHAR NOT NULL,
     kind VARCHAR NOT NULL,
-    at DOUBLE NOT NULL,
+    sent_at DOUBLE NOT NULL,
     ok BOOLEAN NOT NULL,
     reason VARCHAR
 );
@@ -177,8 +177,8 @@ class History:
             deliveries: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
             if ids:
                 for alert_id, channel, kind, at, ok, reason in con.execute(
-                    "SELECT alert_id, channel, kind, at, ok, reason FROM deliveries "
-                    f"WHERE alert_id IN ({', '.join('?' * len(ids))}) ORDER BY at, channel",
+                    "SELECT alert_id, channel, kind, sent_at, ok, reason FROM deliveries "
+                    f"WHERE alert_id IN ({', '.join('?' * len(ids))}) ORDER BY sent_at, channel",
                     ids,
                 ).fetchall():
                     deliveries[alert_id].append(

@@ -159,6 +159,8 @@ class AlertSystem(Component):
             self._stack = None
         await self._write_pending()
         for rt in self.channels.values():
+            if rt.pending:
+                self.log.error("alerts_undelivered_at_stop", channel=rt.id, notifications=rt.pending)
             for method in ("aclose", "stop"):
                 fn = getattr(rt.obj, method, None)
                 if fn is not None:
@@ -428,6 +430,7 @@ class AlertSystem(Component):
     def _enqueue(self, rt: ChannelRuntime, notification: Notification) -> None:
         try:
             rt.send.send_nowait(notification)
+            rt.pending += 1
         except anyio.WouldBlock:
             rt.stats.overflow += 1
             self.log.error("alert_queue_overflow", channel=rt.id, queue_size=rt.queue_size,
@@ -497,7 +500,7 @@ class AlertSystem(Component):
         self.process_due()
         with anyio.move_on_after(timeout) as scope:
             while True:
-                busy = any(rt.queued or rt.busy for rt in self.channels.values())
+                busy = any(rt.pending for rt in self.channels.values())
                 if not busy and not self._ops and not self._writing:
                     break
                 if not busy and self._ops:
