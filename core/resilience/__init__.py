@@ -18,7 +18,6 @@ from hrkernel.resilience.errors import (
     PoolTimeoutError,
     RateLimitExceeded,
     ResilienceError,
-    RetryBudgetExhausted,
 )
 from hrkernel.resilience.events import (
     BreakerMetrics,
@@ -27,6 +26,7 @@ from hrkernel.resilience.events import (
     LatencyStats,
     StateListener,
 )
+from hrkernel.resilience.retry import RetryBudget, RetryPolicy, retry
 
 __all__ = [
     "BreakerMetrics",
@@ -45,9 +45,11 @@ __all__ = [
     "PoolTimeoutError",
     "RateLimitExceeded",
     "ResilienceError",
-    "RetryBudgetExhausted",
+    "RetryBudget",
+    "RetryPolicy",
     "Sleep",
     "StateListener",
     "circuit_breaker",
     "registry",
+    "retry",
 ]

@@ -67,18 +67,6 @@ class RateLimitExceeded(ResilienceError):
         )
 
 
-class RetryBudgetExhausted(ResilienceError):
-    """A retry was due but the retry budget is spent; ``__cause__`` is the last failure."""
-
-    def __init__(self, name: str, attempts: int) -> None:
-        self.name = name
-        self.attempts = attempts
-        super().__init__(
-            f"retry policy {name!r}: retry budget exhausted after {attempts} attempt(s); "
-            "the service is failing too often to retry safely"
-        )
-
-
 class PoolError(ResilienceError):
     """Base class of connection-pool errors."""
 
