@@ -101,6 +101,7 @@ async def test_takeover_after_a_crash_is_timed_and_recorded(redis_server: Any, t
             crashing.cancel_scope.cancel()  # a dies: no release, no more renewals
         await wait_until(b.may_trade, 3)
         took_over = time.monotonic() - crashed_at
+        await wait_until(lambda: bool(slow), 2)  # recorded just after trading was enabled
         stats = b.failover_monitor.stats("leadership")
         assert stats["count"] == 1
         # From a's last renewal (<= 0.1 s before the crash) to b trading.
