@@ -15,6 +15,7 @@ import msgspec
 from hrkernel.alerts.config import AlertsSection
 from hrkernel.ha.config import HASection
 from hrkernel.types import ConfigStruct, Duration
+from hrkernel.web.config import DashboardSection
 
 PluginTables = dict[str, dict[str, Any]]
 
@@ -60,5 +61,6 @@ class Config(ConfigStruct, kw_only=True):
     health: HealthSection = msgspec.field(default_factory=HealthSection)
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     ha: HASection = msgspec.field(default_factory=HASection)
+    dashboard: DashboardSection = msgspec.field(default_factory=DashboardSection)
     exchanges: PluginTables = msgspec.field(default_factory=dict)
     datasources: PluginTables = msgspec.field(default_factory=dict)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from hrkernel.alerts.build import build_alerts
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
+from hrkernel.web.app import build_web
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -42,6 +43,7 @@ BUILDERS: list[Callable[[Kernel], None]] = [
     build_exchanges,
     build_datasources,
     build_health,
+    build_web,  # last: starts after what it shows, stops first (no actions during drain)
 ]
 
 

@@ -1,0 +1,432 @@
+"""The JSON API under ``/api``, probes, ``/metrics`` and the page.
+
+Every route is declared once in :data:`ENDPOINTS` with the metadata the OpenAPI spec is built
+from (see :mod:`hrkernel.web.openapi`). Area reads answer ``{"configured": false, ...}`` when
+the area is absent in this process, never a placeholder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from hrkernel.web import sources
+from hrkernel.web.auth import check_token, client_of, describe_refusal
+
+if TYPE_CHECKING:
+    from hrkernel.web.app import WebState
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Endpoint:
+    path: str
+    method: str
+    handler: Handler
+    summary: str
+    tag: str = "read"
+    action: bool = False
+    """Mutating: needs the token, asks for confirmation on the page, written to the audit log."""
+    public: bool = False
+    """Never needs the token (probes, the page shell, the spec)."""
+    params: list[dict[str, Any]] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+    content_type: str = "application/json"
+
+
+def state_of(request: Request) -> WebState:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+def ok(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(sources.jsonable(data), status_code=status)
+
+
+def area(data: Any, what: str) -> JSONResponse:
+    if data is None:
+        return ok({"configured": False, "detail": f"{what} not configured in this kernel"})
+    return ok({"configured": True, "data": data})
+
+
+def error(status: int, kind: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": kind, "detail": detail}, status_code=status)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"query parameter {name!r} must be an integer, found {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"query parameter {name!r} must be {low}..{high}, found {value}")
+    return value
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"query parameter {name!r} must be a number, found {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"query parameter {name!r} must be a finite number, found {raw!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+async def status(request: Request) -> Response:
+    return ok(await build_status(state_of(request)))
+
+
+async def build_status(state: WebState) -> dict[str, Any]:
+    host = state.host
+    health = sources.read_health(host)
+    components = sources.read_components(host)
+    breakers = sources.read_breakers(host)
+    alerts = sources.read_alerts(host)
+    return {
+        "instance_id": state.instance_id,
+        "now": time.time(),
+        "uptime": time.time() - state.started_at,
+        "overall": health["overall"] if health else "unknown",
+        "components": {"total": len(components), "running": sum(1 for c in components if c["running"])},
+        "breakers_open": sum(1 for b in breakers if b["state"] == "open"),
+        "alerts_firing": sum(1 for a in alerts["alerts"] if a.get("status") == "firing") if alerts else None,
+        "actions_enabled": state.config.token is not None,
+        "stale_after": float(state.config.stale_after),
+        "areas": {name: fn(host) is not None for name, fn in (
+            ("health", lambda h: sources.find(h, "health")), ("alerts", sources.read_alerts), ("pools", sources.read_pools),
+            ("limiters", sources.read_limiters), ("bulkheads", sources.read_bulkheads),
+            ("leadership", sources.read_leadership), ("failovers", sources.read_failovers),
+            ("orders", lambda h: sources.find(h, "orders")), ("ledger", lambda h: sources.find(h, "ledger")),
+            ("webhooks", sources.read_webhooks),
+        )},
+    }
+
+
+async def components(request: Request) -> Response:
+    return ok({"configured": True, "data": sources.read_components(state_of(request).host)})
+
+
+async def health(request: Request) -> Response:
+    return area(sources.read_health(state_of(request).host), "health checks")
+
+
+async def health_history(request: Request) -> Response:
+    try:
+        limit = _int_param(request, "limit", 500, 1, 5000)
+        since = _float_param(request, "since")
+        data = sources.read_health_history(state_of(request).host, request.query_params.get("check"), since, limit)
+    except ValueError as exc:
+        return error(400, "bad_request", str(exc))
+    except sources.NotConfigured as exc:
+        return error(404, "not_found", str(exc.args[0]))
+    return area(data, "health checks")
+
+
+async def breakers(request: Request) -> Response:
+    return ok({"configured": True, "data": sources.read_breakers(state_of(request).host)})
+
+
+async def pools(request: Request) -> Response:
+    return area(sources.read_pools(state_of(request).host), "connection pools")
+
+
+async def limiters(request: Request) -> Response:
+    return area(sources.read_limiters(state_of(request).host), "rate limiters")
+
+
+async def bulkheads(request: Request) -> Response:
+    return area(sources.read_bulkheads(state_of(request).host), "bulkheads")
+
+
+async def alerts(request: Request) -> Response:
+    return area(sources.read_alerts(state_of(request).host), "alerts")
+
+
+async def orders(request: Request) -> Response:
+    try:
+        limit = _int_param(request, "limit", 50, 1, 1000)
+    except ValueError as exc:
+        return error(400, "bad_request", str(exc))
+    return area(await sources.read_orders(state_of(request).host, limit), "orders")
+
+
+async def ledger(request: Request) -> Response:
+    return area(await sources.read_ledger(state_of(request).host), "ledger")
+
+
+async def failovers(request: Request) -> Response:
+    return area(sources.read_failovers(state_of(request).host), "failover groups")
+
+
+async def leadership(request: Request) -> Response:
+    return area(sources.read_leadership(state_of(request).host), "leadership (ha)")
+
+
+async def webhooks(request: Request) -> Response:
+    return area(sources.read_webhooks(state_of(request).host), "webhook intake")
+
+
+async def audit(request: Request) -> Response:
+    try:
+        limit = _int_param(request, "limit", 100, 1, 1000)
+    except ValueError as exc:
+        return error(400, "bad_request", str(exc))
+    return ok({"configured": True, "data": state_of(request).audit.recent(limit)})
+
+
+async def build_snapshot(state: WebState) -> dict[str, Any]:
+    """Everything the page shows, in one document (the event stream pushes this)."""
+    host = state.host
+    wrap: Callable[[Any], dict[str, Any]] = lambda d: {"configured": d is not None, "data": d}  # noqa: E731
+    return sources.jsonable({
+        "status": await build_status(state),
+        "components": sources.read_components(host),
+        "health": wrap(sources.read_health(host)),
+        "health_history": wrap(sources.read_health_history(host, limit=360)),
+        "breakers": sources.read_breakers(host),
+        "pools": wrap(sources.read_pools(host)),
+        "limiters": wrap(sources.read_limiters(host)),
+        "bulkheads": wrap(sources.read_bulkheads(host)),
+        "alerts": wrap(sources.read_alerts(host)),
+        "orders": wrap(await sources.read_orders(host, 20)),
+        "ledger": wrap(await sources.read_ledger(host)),
+        "failovers": wrap(sources.read_failovers(host)),
+        "leadership": wrap(sources.read_leadership(host)),
+        "webhooks": wrap(sources.read_webhooks(host)),
+        "audit": state.audit.recent(20),
+    })
+
+
+async def snapshot(request: Request) -> Response:
+    return ok(await build_snapshot(state_of(request)))
+
+
+async def events(request: Request) -> Response:
+    from hrkernel.web.sse import snapshot_stream
+
+    return snapshot_stream(request, state_of(request), build_snapshot)
+
+
+async def livez(request: Request) -> Response:
+    monitor = sources.find(state_of(request).host, "health")
+    body = monitor.liveness() if monitor is not None else {"alive": True, "stale_checks": []}
+    return ok(body, 200 if body["alive"] else 503)
+
+
+async def readyz(request: Request) -> Response:
+    state = state_of(request)
+    monitor = sources.find(state.host, "health")
+    body = monitor.readiness() if monitor is not None else {"ready": True, "status": "unknown", "unhealthy": []}
+    if state.closing.is_set():
+        body = {**body, "ready": False, "detail": "shutting down"}
+    return ok(body, 200 if body["ready"] else 503)
+
+
+async def metrics(request: Request) -> Response:
+    state = state_of(request)
+    await state.refresh_async()
+    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def page(request: Request) -> Response:
+    from hrkernel.web.app import STATIC
+
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def openapi(request: Request) -> Response:
+    from hrkernel.web.openapi import spec
+
+    return ok(spec(ENDPOINTS))
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+class AckBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    note: str = ""
+    who: str = "dashboard"
+
+
+class FailoverBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    target: str | None = None
+    reason: str = "manual failover from the dashboard"
+
+
+class ReasonBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: str = "from the dashboard"
+
+
+class KillSwitchBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    on: bool
+    reason: str = "kill switch from the dashboard"
+
+
+async def _body(request: Request, kind: type[Any]) -> Any:
+    raw = await request.body()
+    try:
+        return msgspec.json.decode(raw or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"request body is not valid JSON: {exc}") from None
+
+
+async def run_action(request: Request, action: str, target: str, do: Callable[[], Awaitable[Any]]) -> Response:
+    """Token check, the action, the audit entry: in that order, whatever happens."""
+    state = state_of(request)
+    client = client_of(request)
+    refused = check_token(request, state.config.token)
+    if refused is not None:
+        state.audit.record(action, target, "refused", f"{refused.status_code}: {describe_refusal(refused)}", client)
+        return refused
+    try:
+        result = await do()
+    except ValueError as exc:
+        state.audit.record(action, target, "bad_request", str(exc), client)
+        return error(400, "bad_request", str(exc))
+    except sources.NotConfigured as exc:
+        detail = str(exc.args[0]) if exc.args else str(exc)
+        state.audit.record(action, target, "not_found", detail, client)
+        return error(404, "not_found", detail)
+    except sources.Unsupported as exc:
+        state.audit.record(action, target, "unsupported", str(exc), client)
+        return error(409, "unsupported", str(exc))
+    except Exception as exc:  # the component's own failure: report it, keep serving
+        detail = f"{type(exc).__name__}: {exc}"
+        state.audit.record(action, target, "error", detail, client)
+        return error(409, "action_failed", detail)
+    state.audit.record(action, target, "ok", "", client)
+    return ok({"ok": True, "action": action, "target": target, "result": result})
+
+
+async def reset_breaker(request: Request) -> Response:
+    name = request.path_params["name"]
+
+    async def do() -> Any:
+        await _body(request, ReasonBody)
+        return sources.reset_breaker(state_of(request).host, name)
+
+    return await run_action(request, "breaker_reset", name, do)
+
+
+async def failover_group(request: Request) -> Response:
+    group = request.path_params["group"]
+
+    async def do() -> Any:
+        body = await _body(request, FailoverBody)
+        return await sources.manual_failover(state_of(request).host, group, body.target, body.reason)
+
+    return await run_action(request, "failover", group, do)
+
+
+async def leadership_step_down(request: Request) -> Response:
+    async def do() -> Any:
+        body = await _body(request, ReasonBody)
+        return await sources.step_down(state_of(request).host, body.reason)
+
+    return await run_action(request, "leadership_step_down", "leadership", do)
+
+
+async def kill_switch(request: Request) -> Response:
+    async def do() -> Any:
+        body = await _body(request, KillSwitchBody)
+        return await sources.set_kill_switch(state_of(request).host, body.on, body.reason)
+
+    return await run_action(request, "kill_switch", "orders", do)
+
+
+async def ack_alert(request: Request) -> Response:
+    alert_id = request.path_params["alert_id"]
+
+    async def do() -> Any:
+        body = await _body(request, AckBody)
+        return {"acknowledged": await sources.acknowledge_alert(state_of(request).host, alert_id, body.who, body.note)}
+
+    return await run_action(request, "alert_ack", alert_id, do)
+
+
+# ---------------------------------------------------------------------------- the table
+
+_LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+_REASON = {"type": "object", "additionalProperties": False, "properties": {"reason": {"type": "string"}}}
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("/", "GET", page, "The dashboard page", tag="page", public=True, content_type="text/html"),
+    Endpoint("/livez", "GET", livez, "Liveness: the health monitor runs and no check is stuck", tag="probe", public=True),
+    Endpoint("/readyz", "GET", readyz, "Readiness: running and no check is unhealthy (503 otherwise)", tag="probe", public=True),
+    Endpoint("/metrics", "GET", metrics, "Prometheus metrics", tag="metrics", content_type="text/plain"),
+    Endpoint("/api/openapi.json", "GET", openapi, "This OpenAPI document", tag="meta", public=True),
+    Endpoint("/api/status", "GET", status, "Overview: overall health, counts, which areas are configured"),
+    Endpoint("/api/snapshot", "GET", snapshot, "Everything the page shows, in one document"),
+    Endpoint("/api/events", "GET", events, "Server-sent events: a `snapshot` event every push interval", content_type="text/event-stream"),
+    Endpoint("/api/components", "GET", components, "Every component of the kernel, its health and why it is degraded"),
+    Endpoint("/api/health", "GET", health, "Health checks: reported status, last result, latency"),
+    Endpoint("/api/health/history", "GET", health_history, "Health-check results over time", params=[
+        {"name": "check", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "since", "in": "query", "required": False, "schema": {"type": "number"}},
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
+    ]),
+    Endpoint("/api/breakers", "GET", breakers, "Circuit breakers: state, counters, failure rate, next retry"),
+    Endpoint("/api/pools", "GET", pools, "Connection pools: in use, idle, waiting"),
+    Endpoint("/api/limiters", "GET", limiters, "Rate limiters: headroom"),
+    Endpoint("/api/bulkheads", "GET", bulkheads, "Bulkheads: in flight, queued"),
+    Endpoint("/api/alerts", "GET", alerts, "Open alerts with acknowledgement, channel delivery stats"),
+    Endpoint("/api/orders", "GET", orders, "Recent orders with their states, counts by state", params=[_LIMIT]),
+    Endpoint("/api/ledger", "GET", ledger, "Balances, positions and drift per asset"),
+    Endpoint("/api/failovers", "GET", failovers, "Failover groups and their history"),
+    Endpoint("/api/leadership", "GET", leadership, "Role, leader, fencing token, lease expiry"),
+    Endpoint("/api/webhooks", "GET", webhooks, "TradingView webhook intake counters"),
+    Endpoint("/api/audit", "GET", audit, "The audit log of dashboard actions, newest first", params=[_LIMIT]),
+    Endpoint("/api/breakers/{name}/reset", "POST", reset_breaker, "Reset a circuit breaker to closed", tag="action", action=True,
+             params=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}], body=_REASON),
+    Endpoint("/api/failovers/{group}/failover", "POST", failover_group, "Fail a group over (to `target` if given)", tag="action", action=True,
+             params=[{"name": "group", "in": "path", "required": True, "schema": {"type": "string"}}],
+             body={"type": "object", "additionalProperties": False, "properties": {"target": {"type": ["string", "null"]}, "reason": {"type": "string"}}}),
+    Endpoint("/api/leadership/step-down", "POST", leadership_step_down, "Give up leadership so a standby takes over", tag="action", action=True, body=_REASON),
+    Endpoint("/api/killswitch", "POST", kill_switch, "Kill switch: halt (on) or resume (off) new orders", tag="action", action=True,
+             body={"type": "object", "additionalProperties": False, "required": ["on"], "properties": {"on": {"type": "boolean"}, "reason": {"type": "string"}}}),
+    Endpoint("/api/alerts/{alert_id}/ack", "POST", ack_alert, "Acknowledge an open alert", tag="action", action=True,
+             params=[{"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+             body={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string"}, "who": {"type": "string"}}}),
+]
+
+
+def guarded(endpoint: Endpoint) -> Handler:
+    """Wrap read handlers with the optional token check (``require_token_for_reads``)."""
+    if endpoint.public or endpoint.action:
+        return endpoint.handler
+    handler = endpoint.handler
+
+    async def wrapper(request: Request) -> Response:
+        state = state_of(request)
+        if state.config.require_token_for_reads:
+            refused = check_token(request, state.config.token)
+            if refused is not None:
+                return refused
+        return await handler(request)
+
+    wrapper.__name__ = handler.__name__
+    return wrapper
+
+
+def routes() -> list[Route]:
+    return [Route(e.path, guarded(e), methods=[e.method], name=e.handler.__name__) for e in ENDPOINTS]

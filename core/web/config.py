@@ -1,0 +1,38 @@
+"""The ``[dashboard]`` section of hr.toml."""
+
+from __future__ import annotations
+
+from hrkernel.types import ConfigStruct, Duration
+
+
+class DashboardSection(ConfigStruct, kw_only=True):
+    enabled: bool = True
+    """Serve the dashboard, JSON API and ``/metrics`` inside the kernel."""
+    host: str = "127.0.0.1"
+    """Listen address. Keep it on loopback; put a reverse proxy in front for remote access."""
+    port: int = 8080
+    """0 picks a free port (logged as ``dashboard_listening``)."""
+    required: bool = False
+    """When true, a dashboard that cannot listen stops start-up; by default the kernel logs
+    ``dashboard_unavailable`` and keeps trading without it (a taken port must not stop trading)."""
+    token: str | None = None
+    """Dashboard token (write it as ``${VAR}``). Every action needs it; without one, actions are
+    refused."""
+    require_token_for_reads: bool = False
+    """Also require the token for the page, ``/api/...`` reads, the event stream and ``/metrics``."""
+    push_interval: Duration = Duration(1.0)
+    """How often the event stream pushes a fresh snapshot to open pages."""
+    stale_after: Duration = Duration(5.0)
+    """The page marks its data stale when no update arrived for this long."""
+    audit_size: int = 1000
+    """Actions kept in the in-memory audit log (each is also logged through structlog)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, found {self.port}")
+        if self.token == "":
+            self.token = None  # "${VAR:-}" with VAR unset: no token, actions disabled
+        if self.token is not None and len(self.token) < 8:
+            raise ValueError("token must be at least 8 characters")
+        if self.audit_size < 1:
+            raise ValueError(f"audit_size must be >= 1, found {self.audit_size}")

@@ -1,0 +1,403 @@
+"""Adapters: read what the dashboard shows from the kernel's components, by name.
+
+Each ``read_*`` function takes the *host* (the kernel, or anything with ``get(name)`` and
+``components``) and returns JSON-ready data, or ``None`` when the area is not configured in this
+process. The web layer never imports another area's internals to reach its state: it asks the
+component for it, so an area that has not landed (or is disabled) simply shows "not configured".
+
+Which component names and methods are read is listed in each function's docstring; an area that
+wants to appear on the dashboard provides them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, Protocol
+
+import msgspec
+
+
+class Host(Protocol):
+    """What the web layer needs from the kernel."""
+
+    components: list[Any]
+
+    def get(self, name: str) -> Any: ...
+
+
+class NotConfigured(LookupError):
+    """The area (or the named object inside it) is not present in this process."""
+
+
+class Unsupported(RuntimeError):
+    """The area is present but does not offer the requested action."""
+
+
+def jsonable(value: Any) -> Any:
+    """Convert msgspec structs, dataclasses, enums, Decimals (as strings) etc. to JSON types."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, msgspec.Struct):
+        return {f: jsonable(getattr(value, f)) for f in value.__struct_fields__}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def unwrap(component: Any) -> Any:
+    """The object a plugin built, for plugin components; the component itself otherwise."""
+    return getattr(component, "obj", component)
+
+
+def find(host: Host, *names: str) -> Any:
+    """The first component called one of ``names`` (unwrapped), or None."""
+    for name in names:
+        component = host.get(name)
+        if component is not None:
+            return unwrap(component)
+    return None
+
+
+async def maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _method(obj: Any, *names: str) -> Any:
+    for name in names:
+        fn = getattr(obj, name, None)
+        if fn is not None:
+            return fn
+    return None
+
+
+# ---------------------------------------------------------------------------- components, health
+
+
+def read_components(host: Host) -> list[dict[str, Any]]:
+    """Every component the kernel built, in start order, with whether it is running."""
+    started = {id(c) for c in getattr(host, "started", host.components)}
+    health = find(host, "health")
+    checks = health.snapshot() if health is not None else {}
+    out = []
+    for component in host.components:
+        try:
+            described = dict(component.describe())
+        except Exception as exc:  # a broken describe() must not hide the rest
+            described = {"name": getattr(component, "name", "?"), "describe_error": f"{type(exc).__name__}: {exc}"}
+        name = described.get("name", getattr(component, "name", "?"))
+        check = checks.get(name)
+        described["name"] = name
+        described["running"] = id(component) in started
+        described["health"] = check["status"] if check else None
+        described["detail"] = check["detail"] if check else ""
+        out.append(jsonable(described))
+    return out
+
+
+def read_health(host: Host) -> dict[str, Any] | None:
+    """``health``: :class:`hrkernel.ha.health.HealthMonitor` (snapshot, overall, readiness)."""
+    monitor = find(host, "health")
+    if monitor is None:
+        return None
+    return {
+        "overall": jsonable(monitor.overall()),
+        "checks": jsonable(monitor.snapshot()),
+        "readiness": jsonable(monitor.readiness()),
+        "liveness": jsonable(monitor.liveness()),
+    }
+
+
+def read_health_history(host: Host, check: str | None = None, since: float | None = None, limit: int = 500) -> dict[str, Any] | None:
+    """``health.history(name)`` for one check or all of them, newest ``limit`` points each."""
+    monitor = find(host, "health")
+    if monitor is None:
+        return None
+    names = [check] if check is not None else list(monitor.snapshot())
+    out: dict[str, Any] = {}
+    for name in names:
+        try:
+            points = monitor.history(name)
+        except KeyError:
+            raise NotConfigured(f"no health check named {name!r}") from None
+        if since is not None:
+            points = [p for p in points if p["at"] >= since]
+        out[name] = jsonable(points[-limit:])
+    return out
+
+
+# ---------------------------------------------------------------------------- resilience
+
+
+def breaker_registries(host: Host) -> list[Any]:
+    """The process-wide :data:`hrkernel.resilience.registry` plus any a ``resilience`` component holds."""
+    registries: list[Any] = []
+    default_registry: Any
+    try:
+        from hrkernel.resilience import registry as default_registry
+    except ImportError:  # resilience not installed in this build
+        default_registry = None
+    if default_registry is not None:
+        registries.append(default_registry)
+    component = find(host, "resilience")
+    extra = getattr(component, "breakers", None) if component is not None else None
+    if extra is not None and all(extra is not r for r in registries):
+        registries.append(extra)
+    return registries
+
+
+def _breakers(host: Host) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for registry in breaker_registries(host):
+        for breaker in registry:
+            found.setdefault(breaker.name, breaker)
+    return found
+
+
+def breaker_view(breaker: Any) -> dict[str, Any]:
+    metrics = jsonable(breaker.metrics())
+    state = jsonable(breaker.state)
+    retry_in = None
+    if state == "open":
+        clock = getattr(breaker, "clock", time.monotonic)
+        retry_in = max(0.0, float(breaker.next_attempt_at) - float(clock()))
+    metrics["state"] = state
+    metrics["retry_in"] = retry_in
+    return metrics
+
+
+def read_breakers(host: Host) -> list[dict[str, Any]]:
+    """Every circuit breaker: state, counters, failure rate, seconds until the next trial call."""
+    return [breaker_view(b) for _, b in sorted(_breakers(host).items())]
+
+
+def reset_breaker(host: Host, name: str) -> dict[str, Any]:
+    breaker = _breakers(host).get(name)
+    if breaker is None:
+        raise NotConfigured(f"no breaker named {name!r}")
+    breaker.reset("manual reset from the dashboard")
+    return breaker_view(breaker)
+
+
+def _named_objects(host: Host, attribute: str) -> Iterable[tuple[str, Any]]:
+    component = find(host, "resilience")
+    holder = getattr(component, attribute, None) if component is not None else None
+    if holder is None:
+        return []
+    items = holder.items() if hasattr(holder, "items") else ((getattr(o, "name", str(i)), o) for i, o in enumerate(holder))
+    return sorted(items, key=lambda kv: kv[0])
+
+
+def _stats_of(obj: Any) -> dict[str, Any]:
+    fn = _method(obj, "metrics", "stats", "snapshot")
+    data = jsonable(fn() if callable(fn) else fn) if fn is not None else {}
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def read_pools(host: Host) -> list[dict[str, Any]] | None:
+    """``resilience.pools``: name → pool with ``metrics()``/``stats()`` (in use, idle, waiting)."""
+    if find(host, "resilience") is None or getattr(find(host, "resilience"), "pools", None) is None:
+        return None
+    return [{"name": name, **_stats_of(pool)} for name, pool in _named_objects(host, "pools")]
+
+
+def read_limiters(host: Host) -> list[dict[str, Any]] | None:
+    """``resilience.limiters``: name → rate limiter with ``metrics()``/``stats()`` (headroom)."""
+    if find(host, "resilience") is None or getattr(find(host, "resilience"), "limiters", None) is None:
+        return None
+    return [{"name": name, **_stats_of(lim)} for name, lim in _named_objects(host, "limiters")]
+
+
+def read_bulkheads(host: Host) -> list[dict[str, Any]] | None:
+    """``resilience.bulkheads``: name → bulkhead with ``metrics()``/``stats()``."""
+    if find(host, "resilience") is None or getattr(find(host, "resilience"), "bulkheads", None) is None:
+        return None
+    return [{"name": name, **_stats_of(b)} for name, b in _named_objects(host, "bulkheads")]
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def _alert_view(alert: Any) -> dict[str, Any]:
+    snap = alert.snapshot() if hasattr(alert, "snapshot") else alert
+    data = jsonable(snap)
+    if "acknowledged_by" not in data and "ack_by" in data:
+        data["acknowledged_by"] = data.pop("ack_by")
+    suppressed = getattr(alert, "suppressed", None)
+    if suppressed is not None:
+        data["suppressed"] = suppressed
+    return data
+
+
+def read_alerts(host: Host) -> dict[str, Any] | None:
+    """``alerts``: :class:`hrkernel.alerts.manager.AlertSystem` (``open`` alerts and ``stats()``)."""
+    system = find(host, "alerts")
+    if system is None:
+        return None
+    alerts = [_alert_view(a) for a in getattr(system, "open", {}).values()]
+    alerts.sort(key=lambda a: a.get("last_seen") or 0, reverse=True)
+    stats = jsonable(system.stats()) if hasattr(system, "stats") else {}
+    return {"alerts": alerts, "stats": stats}
+
+
+async def acknowledge_alert(host: Host, alert_id: str, who: str, note: str) -> list[str]:
+    system = find(host, "alerts")
+    if system is None:
+        raise NotConfigured("alerts are not configured")
+    known = {a.id for a in getattr(system, "open", {}).values()}
+    if alert_id not in known:
+        raise NotConfigured(f"no open alert with id {alert_id!r}")
+    return list(await maybe_await(system.acknowledge(alert_id, who, note)))
+
+
+# ---------------------------------------------------------------------------- orders, ledger
+
+
+async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
+    """``orders``: ``recent(limit)`` (orders with their states) and ``counts()`` by state."""
+    pipeline = find(host, "orders")
+    if pipeline is None:
+        return None
+    recent_fn = _method(pipeline, "recent", "recent_orders")
+    counts_fn = _method(pipeline, "counts", "counts_by_state")
+    recent = await maybe_await(recent_fn(limit)) if recent_fn else []
+    counts = await maybe_await(counts_fn()) if counts_fn else {}
+    halted_fn = _method(pipeline, "is_halted")
+    halted = getattr(pipeline, "halted", None) if halted_fn is None else halted_fn()
+    return {"orders": jsonable(recent), "counts": jsonable(counts), "halted": jsonable(halted)}
+
+
+async def read_ledger(host: Host) -> dict[str, Any] | None:
+    """``ledger``: ``positions()``/``balances()`` and ``drift()`` per asset."""
+    ledger = find(host, "ledger")
+    if ledger is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, names in (("balances", ("balances",)), ("positions", ("positions",)), ("drift", ("drift", "discrepancies")),
+                       ("reconciliations", ("reconciliations", "reconciliation_reports"))):
+        fn = _method(ledger, *names)
+        out[key] = jsonable(await maybe_await(fn() if callable(fn) else fn)) if fn is not None else None
+    return out
+
+
+def _kill_switch(host: Host) -> Any:
+    for name in ("killswitch", "kill_switch", "orders"):
+        obj = find(host, name)
+        if obj is not None and _method(obj, "halt", "engage") is not None:
+            return obj
+    return None
+
+
+async def set_kill_switch(host: Host, on: bool, reason: str) -> dict[str, Any]:
+    """Engage (``halt(reason)``) or release (``resume(reason)``) the kill switch."""
+    target = _kill_switch(host)
+    if target is None:
+        raise NotConfigured("no kill switch is configured (needs an orders pipeline with halt/resume)")
+    fn = _method(target, "halt", "engage") if on else _method(target, "resume", "release")
+    if fn is None:
+        raise Unsupported("the kill switch cannot be released from here")
+    await maybe_await(fn(reason))
+    halted_fn = _method(target, "is_halted")
+    return {"halted": bool(halted_fn() if halted_fn else getattr(target, "halted", on))}
+
+
+# ---------------------------------------------------------------------------- HA
+
+
+def read_leadership(host: Host) -> dict[str, Any] | None:
+    """``ha``: ``status()`` (role, leader, fencing token, lease expiry, trading, failover times)."""
+    ha = find(host, "ha")
+    if ha is None:
+        return None
+    status_fn = _method(ha, "status")
+    if status_fn is not None:
+        data = jsonable(status_fn())
+    else:
+        lease = getattr(ha, "lease", None)
+        data = jsonable(lease.status()) if lease is not None and hasattr(lease, "status") else {}
+    data.pop("groups", None)  # shown under failovers
+    lag_fn = _method(ha, "replication_lag")
+    if lag_fn is not None:
+        data["replication_lag"] = jsonable(lag_fn())
+    return data if isinstance(data, dict) else {"status": data}
+
+
+def _failover_manager(host: Host) -> Any:
+    ha = find(host, "ha")
+    manager = getattr(ha, "failover", None) if ha is not None else None
+    return manager if manager is not None else find(host, "failover")
+
+
+def read_failovers(host: Host) -> dict[str, Any] | None:
+    """``ha.failover.status()`` (groups: mode, serving, members) and the failover history
+    (``ha.failover_monitor.records``: leadership changes and group switches with durations)."""
+    manager = _failover_manager(host)
+    if manager is None:
+        return None
+    status_fn = _method(manager, "status")
+    groups = status_fn() if status_fn is not None else {}
+    ha = find(host, "ha")
+    monitor = getattr(ha, "failover_monitor", None) if ha is not None else None
+    records = getattr(monitor, "records", None)
+    if records is None:
+        records = getattr(manager, "history", [])
+    history = [jsonable(r) for r in list(records)[-100:]][::-1]
+    out: dict[str, Any] = {"groups": jsonable(groups), "history": history}
+    if monitor is not None and hasattr(monitor, "stats"):
+        out["stats"] = {kind: jsonable(monitor.stats(kind)) for kind in ("leadership", "group")}
+    return out
+
+
+async def manual_failover(host: Host, group: str, target: str | None, reason: str) -> Any:
+    """Switch failover group ``group`` (to ``target`` if given): ``ha.failover.failover(...)``."""
+    manager = _failover_manager(host)
+    if manager is None:
+        raise NotConfigured("no failover groups are configured")
+    fn = _method(manager, "failover")
+    if fn is None:
+        raise Unsupported("the failover manager offers no manual failover")
+    groups = getattr(manager, "groups", None)
+    if isinstance(groups, dict) and group not in groups:
+        raise NotConfigured(f"no failover group named {group!r} (groups: {', '.join(sorted(groups)) or 'none'})")
+    return jsonable(await maybe_await(fn(group, to=target, cause=f"manual: {reason}")))
+
+
+async def step_down(host: Host, reason: str) -> Any:
+    """Give up leadership so a standby takes over: ``ha.step_down(reason)`` or ``ha.lease.release``."""
+    ha = find(host, "ha")
+    if ha is None:
+        raise NotConfigured("high availability is not configured")
+    fn = _method(ha, "step_down")
+    if fn is None:
+        fn = _method(getattr(ha, "lease", None), "release")
+    if fn is None:
+        raise Unsupported("this lease backend has no leader to hand over to (local lease); nothing to step down from")
+    await maybe_await(fn(reason))
+    return read_leadership(host)
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def read_webhooks(host: Host) -> dict[str, Any] | None:
+    """``signals``: ``stats()`` of the TradingView webhook intake (accepted, rejected, duplicates)."""
+    intake = find(host, "signals", "webhooks")
+    if intake is None:
+        return None
+    return _stats_of(intake)
