@@ -8,6 +8,7 @@ import click
 
 from hrkernel import __version__
 from hrkernel.cli.alerts import alerts
+from hrkernel.cli.ha import failover, status
 from hrkernel.cli.inspect import check, plugins
 from hrkernel.cli.run import run
 
@@ -26,6 +27,8 @@ cli.add_command(run)
 cli.add_command(check)
 cli.add_command(plugins)
 cli.add_command(alerts)
+cli.add_command(status)
+cli.add_command(failover)
 
 
 def _add_plugin_commands() -> None:

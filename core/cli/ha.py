@@ -1,0 +1,119 @@
+"""``hrkernel status`` and ``hrkernel failover``: the lease as Redis sees it, and a step-down request."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import anyio
+import click
+
+from hrkernel.cli.common import EXIT_FAILURE, fail, load
+
+
+def _lease_state(url: str, prefix: str, timeout: float) -> dict[str, Any]:
+    from hrkernel.ha.redis_lease import connect, inspect_lease
+
+    async def read() -> dict[str, Any]:
+        client = connect(url, timeout)
+        try:
+            with anyio.fail_after(timeout * 2):
+                return await inspect_lease(client, prefix)
+        finally:
+            await client.aclose()
+
+    return anyio.run(read)
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
+def status(config: str, as_json: bool) -> None:
+    """Show this instance's role, the leader, the fencing token and when the lease expires.
+
+    Reads the lease from Redis ([ha] backend = "redis"); with the local backend the instance is
+    the leader whenever it runs. Exit 1 if Redis cannot be reached.
+    """
+    loaded = load(config)
+    ha = loaded.config.ha
+    instance = loaded.config.kernel.instance_id
+    info: dict[str, Any] = {"instance_id": instance, "backend": ha.backend}
+    if ha.backend == "local":
+        info.update(role="leader (local lease: always, while running)", leader=instance, token=1, lease_expires_in=None)
+    else:
+        try:
+            state = _lease_state(ha.redis_url, ha.key_prefix, max(float(ha.renew_interval), 1.0))
+        except Exception as exc:
+            fail(f"cannot read the lease from Redis ({type(exc).__name__}: {exc})", EXIT_FAILURE)
+        role = "leader" if state["leader"] == instance else "standby"
+        last = state["last_renewal_ms"]
+        info.update(
+            role=role,
+            leader=state["leader"],
+            token=state["token"],
+            token_counter=state["token_counter"],
+            lease_expires_in=state["expires_in"],
+            last_renewal_age=None if last is None else round(time.time() - last / 1000, 3),
+            key_prefix=ha.key_prefix,
+        )
+    info["replication_lag"] = None  # filled in once the journal stream (bus) reports it
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        shown = "-" if value is None else f"{value:.3f}s" if key in ("lease_expires_in", "last_renewal_age") else value
+        click.echo(f"{key}: {shown}")
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--token", "secret", envvar="HRKERNEL_HA_TOKEN", help="admin token (default: [ha] admin_token, or $HRKERNEL_HA_TOKEN)")
+@click.option("--wait/--no-wait", default=True, help="wait until another instance holds the lease")
+@click.option("--timeout", default=30.0, show_default=True, help="seconds to wait with --wait")
+def failover(config: str, secret: str | None, wait: bool, timeout: float) -> None:
+    """Ask the current leader to step down so a standby takes over.
+
+    The request carries an HMAC of the leader's fencing token made with the shared admin token;
+    the leader checks it on its next renewal, releases the lease and stays out for one TTL.
+    Exit 1 if there is no leader, Redis is unreachable, or (with --wait) nobody took over.
+    """
+    from hrkernel.ha.redis_lease import connect, inspect_lease, request_step_down
+
+    loaded = load(config)
+    ha = loaded.config.ha
+    if ha.backend != "redis":
+        fail('hrkernel failover needs [ha] backend = "redis" (a local lease has no standby)')
+    secret = secret or ha.admin_token or os.environ.get("HRKERNEL_HA_TOKEN")
+    if not secret:
+        fail("no admin token: set [ha] admin_token (as ${HRKERNEL_HA_TOKEN}) or pass --token")
+
+    async def go() -> tuple[int, dict[str, Any] | None]:
+        client = connect(ha.redis_url, max(float(ha.renew_interval), 1.0))
+        try:
+            token = await request_step_down(client, ha.key_prefix, secret, ttl=max(float(ha.lease_ttl) * 4, 10.0))
+            if not wait:
+                return token, None
+            with anyio.move_on_after(timeout):
+                while True:
+                    state = await inspect_lease(client, ha.key_prefix)
+                    if state["token"] is not None and state["token"] != token:
+                        return token, state
+                    await anyio.sleep(0.1)
+            return token, {}
+        finally:
+            await client.aclose()
+
+    try:
+        token, state = anyio.run(go)
+    except LookupError as exc:
+        fail(str(exc), EXIT_FAILURE)
+    except Exception as exc:
+        fail(f"cannot reach Redis ({type(exc).__name__}: {exc})", EXIT_FAILURE)
+    click.echo(f"step-down requested from the leader with token {token}")
+    if state is None:
+        return
+    if not state:
+        fail(f"no other instance took over within {timeout:g}s (is a standby running? is the admin token right?)", EXIT_FAILURE)
+    click.echo(f"new leader: {state['leader']} (token {state['token']})")
