@@ -26,6 +26,7 @@ from hrkernel.resilience.events import (
     LatencyStats,
     StateListener,
 )
+from hrkernel.resilience.ratelimit import Limit, LimiterMetrics, RateLimiter
 from hrkernel.resilience.retry import RetryBudget, RetryPolicy, retry
 
 __all__ = [
@@ -38,12 +39,15 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "LatencyStats",
+    "Limit",
+    "LimiterMetrics",
     "ManualClock",
     "PoolClosedError",
     "PoolError",
     "PoolExhaustedError",
     "PoolTimeoutError",
     "RateLimitExceeded",
+    "RateLimiter",
     "ResilienceError",
     "RetryBudget",
     "RetryPolicy",
