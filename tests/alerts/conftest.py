@@ -44,6 +44,8 @@ class RecordingServer:
     blocks until the test sets ``release`` (or the fixture shuts down).
     """
 
+    Reply = Reply
+
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.reply: Reply | Callable[[Recorded], Reply] = Reply()
@@ -77,7 +79,7 @@ class RecordingServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def ok_requests(self) -> list[Recorded]:
         with self.lock:
@@ -185,8 +187,8 @@ def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
         if isinstance(auth_data, LoginPassword):
             user, password = auth_data.login.decode(), auth_data.password.decode()
             logins.append((user, password))
-            return AuthResult(success=(user, password) == ("alice", "s3cret-pw"))
-        return AuthResult(success=False)
+            return AuthResult(success=(user, password) == ("alice", "s3cret-pw"), handled=False)
+        return AuthResult(success=False, handled=False)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
