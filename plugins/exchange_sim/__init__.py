@@ -1,1 +1,29 @@
-"""hrkernel_sim: built-in plugin package (see ARCHITECTURE.md)."""
+"""hrkernel_sim: a Nobitex-compatible exchange simulator with fault injection (built-in plugin).
+
+Public: :class:`~hrkernel_sim.server.SimServer` (in-process server, async context manager) and
+:class:`~hrkernel_sim.config.SimConfig` (its config struct, TOML-able). Everything else
+(engine, api, faults, admin) is internal. Imports only the kernel's public API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hrkernel_sim.config import SimConfig
+    from hrkernel_sim.server import SimServer
+
+__all__ = ["SimConfig", "SimServer"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the plugin's entry point imports this package on every `hrkernel` start.
+    if name == "SimConfig":
+        from hrkernel_sim.config import SimConfig
+
+        return SimConfig
+    if name == "SimServer":
+        from hrkernel_sim.server import SimServer
+
+        return SimServer
+    raise AttributeError(name)

@@ -1,0 +1,47 @@
+"""Everything one running simulator holds: engine, faults, rate limits and the ground-truth logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from hrkernel_sim.config import SimConfig
+from hrkernel_sim.engine import Engine
+from hrkernel_sim.faults import FaultInjector, RateLimiter
+
+
+class SimState:
+    """Mutable state behind the HTTP app. ``reset()`` returns it to the configured start."""
+
+    def __init__(self, config: SimConfig, clock: Callable[[], float] | None = None) -> None:
+        self.config = config
+        self.clock = clock or time.time
+        self.connections: dict[tuple[str, int], asyncio.BaseTransport] = {}
+        self.stopping = asyncio.Event()
+        self.faults = FaultInjector(config.faults, self.clock)
+        self.reset()
+
+    def reset(self) -> None:
+        self.engine = Engine(self.config, self.clock)
+        self.limiter = RateLimiter(self.config.rate_limits, self.clock)
+        self.faults.configure(self.config.faults)
+        self.faults.restart_clock()
+        self.requests: deque[dict[str, Any]] = deque(maxlen=200_000)
+        self.seq = 0
+
+    def account_email(self, account: str) -> str:
+        acc = self.config.accounts[account]
+        return acc.email or f"{account}@sim.local"
+
+    def abort_connection(self, client: tuple[str, int] | None) -> bool:
+        """Abort the TCP connection of ``client`` without a response; False if not found."""
+        if client is None:
+            return False
+        transport = self.connections.get((client[0], client[1]))
+        if transport is None:
+            return False
+        transport.abort()  # type: ignore[attr-defined]
+        return True
