@@ -8,6 +8,7 @@ injectable ``clock`` (and ``sleep``) so tests never sleep. Errors are in
 """
 
 from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker, circuit_breaker, registry
+from hrkernel.resilience.bulkhead import Bulkhead, BulkheadMetrics
 from hrkernel.resilience.clock import Clock, ManualClock, Sleep
 from hrkernel.resilience.errors import (
     BulkheadFullError,
@@ -34,7 +35,9 @@ __all__ = [
     "BreakerRegistry",
     "BreakerState",
     "BreakerStateChanged",
+    "Bulkhead",
     "BulkheadFullError",
+    "BulkheadMetrics",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
