@@ -25,6 +25,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0
+    """The status answered (recorded on arrival; a hanging reply answers when released)."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -61,10 +63,11 @@ class RecordingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 rec = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
                 reply = server.reply(rec) if callable(server.reply) else server.reply
-                if reply.hang:
-                    server.release.wait(30)
+                rec.status = reply.status
                 with server.lock:
                     server.requests.append(rec)
+                if reply.hang:
+                    server.release.wait(30)
                 data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
@@ -81,9 +84,14 @@ class RecordingServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
-    def ok_requests(self) -> list[Recorded]:
+    def all_requests(self) -> list[Recorded]:
         with self.lock:
             return list(self.requests)
+
+    def ok_requests(self) -> list[Recorded]:
+        """Requests answered with a 2xx status."""
+        with self.lock:
+            return [r for r in self.requests if 200 <= r.status < 300]
 
     def close(self) -> None:
         self.release.set()

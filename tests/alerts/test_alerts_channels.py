@@ -164,7 +164,7 @@ async def test_sms_retry_after_a_partial_failure_texts_only_the_missed_recipient
     failing.clear()
     await channel.send(NOTE)
     await channel.aclose()
-    tos = [urllib.parse.parse_qs(r.body.decode())["To"][0] for r in http_server.ok_requests()]
+    tos = [urllib.parse.parse_qs(r.body.decode())["To"][0] for r in http_server.all_requests()]
     assert tos == ["+1", "+2", "+2"]
 
 
