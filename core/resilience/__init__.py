@@ -9,6 +9,7 @@ injectable ``clock`` (and ``sleep``) so tests never sleep. Errors are in
 
 from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker, circuit_breaker, registry
 from hrkernel.resilience.bulkhead import Bulkhead, BulkheadMetrics
+from hrkernel.resilience.cache import CacheMetrics, CacheResult, TTLCache
 from hrkernel.resilience.clock import Clock, ManualClock, Sleep
 from hrkernel.resilience.errors import (
     BulkheadFullError,
@@ -38,6 +39,8 @@ __all__ = [
     "Bulkhead",
     "BulkheadFullError",
     "BulkheadMetrics",
+    "CacheMetrics",
+    "CacheResult",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
@@ -56,6 +59,7 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "StateListener",
+    "TTLCache",
     "circuit_breaker",
     "registry",
     "retry",
