@@ -183,8 +183,8 @@ class KernelCollector(Collector):
         yield drift
 
     def _ha(self, host: sources.Host) -> Iterator[Metric]:
-        leader = GaugeMetricFamily("hrkernel_lease_is_leader", "1 while this instance holds the lease", labels=["instance"])
-        token = GaugeMetricFamily("hrkernel_lease_fencing_token", "Fencing token of the lease this instance holds", labels=["instance"])
+        leader = GaugeMetricFamily("hrkernel_lease_is_leader", "1 while this instance holds the lease", labels=["instance_id"])
+        token = GaugeMetricFamily("hrkernel_lease_fencing_token", "Fencing token of the lease this instance holds", labels=["instance_id"])
         lead = sources.read_leadership(host)
         if lead:
             instance = str(lead.get("instance_id", lead.get("instance", "")))
