@@ -181,3 +181,29 @@ def make_exchange() -> Iterator[Callable[..., Any]]:
     yield make
     leaked = [e.name for e in made if e._client is not None]
     assert not leaked, f"tests must close their exchanges (async with): {leaked}"
+
+
+SIM_TOKEN = "contract-token-0001"
+
+
+@pytest.fixture
+async def sim() -> Any:
+    """The Nobitex simulator (hrkernel_sim's public SimServer) on loopback, one account whose
+    token is SIM_TOKEN. Reached by the adapter over real HTTP; inspected through /_sim/*."""
+    from hrkernel.types import Amount
+    from hrkernel_sim.config import AccountConfig, SimConfig
+    from hrkernel_sim.server import SimServer
+
+    config = SimConfig(accounts={"default": AccountConfig(token=SIM_TOKEN, balances={
+        "rls": Amount("100000000000"), "usdt": Amount("10000"), "btc": Amount("1"), "eth": Amount("10")})})
+    async with SimServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+async def sim_admin(sim: Any) -> Any:
+    """An httpx client on the simulator's admin endpoints (``/_sim/...``)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=sim.base_url, headers=sim.admin_headers, timeout=5) as client:
+        yield client
