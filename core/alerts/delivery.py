@@ -1,7 +1,8 @@
 """Per-channel delivery: a bounded queue, a worker, a circuit breaker and retry (internal).
 
-Every call to a channel goes through :func:`call_channel`, the one place that talks to the
-channel object. A failing or hanging channel only ever holds up its own worker: the caller of
+Every delivery goes through :func:`send_once`: the channel's
+:class:`~hrkernel.resilience.CircuitBreaker` around a :class:`~hrkernel.resilience.RetryPolicy`
+around :func:`call_channel`, the one place that talks to the channel object. A failing or hanging channel only ever holds up its own worker: the caller of
 ``send_alert`` and the other channels never wait on it.
 """
 
@@ -18,50 +19,52 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from hrkernel.alerts.clock import Clock
 from hrkernel.alerts.config import ChannelRouting
 from hrkernel.alerts.types import ChannelError, Notification
+from hrkernel.resilience import (
+    BreakerState,
+    BreakerStateChanged,
+    CircuitBreaker,
+    CircuitOpenError,
+    RetryPolicy,
+)
 
 
 class Breaker:
-    """Consecutive-failure circuit breaker on the alert system's clock.
+    """The channel's :class:`hrkernel.resilience.CircuitBreaker` on the alert system's clock,
+    with the few things the worker asks of it.
 
-    closed → (``threshold`` failures) → open → (``reset`` seconds) → half-open: one probe;
-    its success closes the breaker, its failure opens it again.
+    Opens after ``threshold`` consecutive failed deliveries (each one a whole retry series);
+    after ``reset`` seconds one probe is let through; its success closes the breaker. Only
+    retryable failures count: a permanent one (bad request, refused login) says nothing about
+    whether the service is up.
     """
 
-    def __init__(self, clock: Clock, threshold: int, reset: float) -> None:
+    def __init__(self, clock: Clock, threshold: int, reset: float, name: str = "alerts") -> None:
         self.clock = clock
-        self.threshold = threshold
-        self.reset = reset
-        self.failures = 0
-        self.opened_at: float | None = None
         self.opens = 0
+        self.cb = CircuitBreaker(
+            f"alert-channel:{name}",
+            failure_threshold=threshold,
+            reset_timeout=reset,
+            half_open_max_requests=1,
+            success_threshold=1,
+            is_failure=lambda exc: not isinstance(exc, ChannelError) or exc.retryable,
+            clock=clock.now,
+            listeners=[self._changed],
+        )
+
+    def _changed(self, event: BreakerStateChanged) -> None:
+        if event.new == BreakerState.OPEN:
+            self.opens += 1
 
     @property
     def state(self) -> str:
-        if self.opened_at is None:
-            return "closed"
-        return "half_open" if self.clock.now() >= self.opened_at + self.reset else "open"
+        return self.cb.state.value
 
     def wait_seconds(self) -> float:
         """How long until a call is allowed (0 when closed or half-open)."""
-        if self.opened_at is None:
+        if self.cb.state != BreakerState.OPEN:
             return 0.0
-        return max(0.0, self.opened_at + self.reset - self.clock.now())
-
-    def success(self) -> None:
-        self.failures = 0
-        self.opened_at = None
-
-    def failure(self) -> bool:
-        """Record a failed call; returns True when this failure opened the breaker."""
-        self.failures += 1
-        if self.opened_at is not None:  # a failed probe: stay open for another period
-            self.opened_at = self.clock.now()
-            return False
-        if self.failures >= self.threshold:
-            self.opened_at = self.clock.now()
-            self.opens += 1
-            return True
-        return False
+        return max(0.0, self.cb.next_attempt_at - self.clock.now())
 
 
 async def call_channel(channel: Any, notification: Notification, timeout: float) -> None:
@@ -71,23 +74,27 @@ async def call_channel(channel: Any, notification: Notification, timeout: float)
             await channel.send(notification)
     except TimeoutError:
         raise ChannelError(notification.channel, f"no answer within {timeout:g}s") from None
+    except ChannelError:
+        raise
+    except Exception as exc:  # a third-party channel may raise anything
+        raise ChannelError(notification.channel, f"{type(exc).__name__}: {exc}") from exc
 
 
-async def send_with_retry(
-    channel: Any, notification: Notification, *, timeout: float, attempts: int, delay: float
-) -> None:
-    """Retry retryable failures with exponential backoff (real time: the delays are short)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await call_channel(channel, notification, timeout)
-            return
-        except ChannelError as exc:
-            if not exc.retryable or attempt == attempts:
-                raise
-        except Exception as exc:  # a third-party channel may raise anything
-            if attempt == attempts:
-                raise ChannelError(notification.channel, f"{type(exc).__name__}: {exc}") from exc
-        await anyio.sleep(delay * 2 ** (attempt - 1))
+def retry_policy(channel_id: str, attempts: int, delay: float) -> RetryPolicy:
+    """Retry retryable failures with exponential backoff and full jitter (real time: the delays
+    are short; the breaker's long waits run on the injectable clock)."""
+    return RetryPolicy(
+        f"alert-channel:{channel_id}",
+        max_attempts=attempts,
+        initial_delay=delay,
+        max_delay=max(delay, delay * 2 ** (attempts - 1)),
+        retryable=lambda exc: isinstance(exc, ChannelError) and exc.retryable,
+    )
+
+
+async def send_once(rt: ChannelRuntime, notification: Notification) -> None:
+    """One delivery: the channel behind its breaker, each attempt under its retry policy."""
+    await rt.breaker.cb.call(rt.retry.call, call_channel, rt.obj, notification, rt.timeout)
 
 
 @dataclass
@@ -111,6 +118,7 @@ class ChannelRuntime:
     breaker: Breaker
     queue_size: int
     timeout: float
+    retry: RetryPolicy
     stats: ChannelStats = field(default_factory=ChannelStats)
     tokens: float = math.inf
     tokens_at: float = 0.0
@@ -155,9 +163,7 @@ class ChannelRuntime:
 Recorder = Callable[[ChannelRuntime, Notification, bool, str | None], None]
 
 
-async def run_worker(
-    rt: ChannelRuntime, clock: Clock, *, attempts: int, delay: float, record: Recorder, log: Any
-) -> None:
+async def run_worker(rt: ChannelRuntime, clock: Clock, *, delay: float, record: Recorder, log: Any) -> None:
     """Deliver the channel's queue in order; keep a notification until it is delivered.
 
     A retryable failure counts against the breaker; while the breaker is open the worker waits
@@ -167,22 +173,26 @@ async def run_worker(
     async with rt.receive:
         async for notification in rt.receive:
             try:
-                await _deliver_until_done(rt, notification, clock, attempts, delay, record, log)
+                await _deliver_until_done(rt, notification, clock, delay, record, log)
             finally:
                 rt.pending -= 1
 
 
 async def _deliver_until_done(
-    rt: ChannelRuntime, notification: Notification, clock: Clock, attempts: int, delay: float,
-    record: Recorder, log: Any,
+    rt: ChannelRuntime, notification: Notification, clock: Clock, delay: float, record: Recorder, log: Any,
 ) -> None:
     while True:
         wait = rt.breaker.wait_seconds()
         if wait > 0:
             await clock.sleep(wait)
             continue
+        opens_before = rt.breaker.opens
+        was_closed = rt.breaker.state == "closed"
         try:
-            await send_with_retry(rt.obj, notification, timeout=rt.timeout, attempts=attempts, delay=delay)
+            await send_once(rt, notification)
+        except CircuitOpenError:
+            await anyio.sleep(0)  # half-open with its probe slot taken: look again
+            continue
         except ChannelError as exc:
             rt.stats.failed_attempts += 1
             record(rt, notification, False, exc.reason)
@@ -190,18 +200,15 @@ async def _deliver_until_done(
                 rt.stats.dropped += 1
                 log.error("alert_delivery_failed", channel=rt.id, kind=notification.kind, reason=exc.reason, permanent=True)
                 return
-            opened = rt.breaker.failure()
             log.warning("alert_delivery_failed", channel=rt.id, kind=notification.kind, reason=exc.reason,
                         breaker=rt.breaker.state)
-            if opened:
-                log.error("alert_channel_breaker_open", channel=rt.id, failures=rt.breaker.failures)
+            if rt.breaker.opens > opens_before:
+                log.error("alert_channel_breaker_open", channel=rt.id)
             elif rt.breaker.state == "closed":
                 await anyio.sleep(delay)
             continue
-        was_open = rt.breaker.opened_at is not None
-        rt.breaker.success()
         rt.stats.delivered += 1
         record(rt, notification, True, None)
-        if was_open:
+        if not was_closed:
             log.info("alert_channel_breaker_closed", channel=rt.id)
         return

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.alerts.clock import Clock, SystemClock
 from hrkernel.alerts.config import AlertsSection, ChannelRouting
-from hrkernel.alerts.delivery import Breaker, ChannelRuntime, run_worker
+from hrkernel.alerts.delivery import Breaker, ChannelRuntime, retry_policy, run_worker
 from hrkernel.alerts.history import History
 from hrkernel.alerts.rules import OpenAlert, Silence, Suppressor, fingerprint, new_id, parse_until
 from hrkernel.alerts.types import Alert, AlertLevel, AlertSource, Notification, NotificationKind
@@ -90,9 +90,10 @@ class AlertSystem(Component):
                 type=spec.type or type(spec.obj).__name__,
                 obj=spec.obj,
                 routing=spec.routing,
-                breaker=Breaker(self.clock, c.breaker_failures, float(c.breaker_reset)),
+                breaker=Breaker(self.clock, c.breaker_failures, float(c.breaker_reset), cid),
                 queue_size=c.queue_size,
                 timeout=float(spec.routing.timeout or c.channel_timeout),
+                retry=retry_policy(cid, c.retry_attempts, float(c.retry_delay)),
             )
             for cid, spec in channels.items()
         }
@@ -459,8 +460,7 @@ class AlertSystem(Component):
         tg.cancel_scope.cancel()
 
     async def _worker(self, rt: ChannelRuntime) -> None:
-        await run_worker(rt, self.clock, attempts=self.config.retry_attempts, delay=float(self.config.retry_delay),
-                         record=self._record_delivery, log=self.log)
+        await run_worker(rt, self.clock, delay=float(self.config.retry_delay), record=self._record_delivery, log=self.log)
 
     def _record(self, alert: OpenAlert) -> None:
         self._ops.append(("alert", alert.row()))
