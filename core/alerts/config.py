@@ -7,6 +7,7 @@ is validated against the struct the channel's plugin registered.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -26,6 +27,16 @@ class SilenceConfig(ConfigStruct, kw_only=True):
     until: str
     who: str
     why: str
+
+    def __post_init__(self) -> None:
+        try:
+            datetime.fromisoformat(self.until)
+        except ValueError:
+            raise ValueError(
+                f"until: expected an ISO 8601 time such as 2026-01-31T18:00:00Z, found {self.until!r}"
+            ) from None
+        if not self.who.strip() or not self.why.strip():
+            raise ValueError("a silence needs who set it and why")
 
 
 class InhibitRule(ConfigStruct, kw_only=True):
