@@ -214,7 +214,7 @@ class HAComponent(Component):
             try:
                 await step(token)
             except Exception as exc:
-                self.log.error("takeover_step_failed", token=token, step=repr(step), error=f"{type(exc).__name__}: {exc}")
+                self.log.error("takeover_step_failed", fence=token, step=repr(step), error=f"{type(exc).__name__}: {exc}")
                 release = getattr(self.lease, "release", None)
                 if release is not None:
                     await release(reason=f"takeover failed: {type(exc).__name__}: {exc}")
@@ -224,7 +224,7 @@ class HAComponent(Component):
         self._trading_token = token
         local = self.clock() - began
         duration = None if event.gap is None else event.gap + local
-        self.log.info("trading_enabled", token=token, takeover_s=round(local, 4), failover_s=duration)
+        self.log.info("trading_enabled", fence=token, takeover_s=round(local, 4), failover_s=duration)
         if event.gap is not None:
             await self.failover_monitor.record(
                 FailoverRecord(

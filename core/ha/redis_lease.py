@@ -1,9 +1,13 @@
 """Leader election on one Redis: ``SET NX PX`` to acquire, Lua compare-and-extend to renew.
 
+Log lines carry the fencing token as ``fence`` (a key named ``token`` would be redacted).
+
 Keys (all under ``<prefix>:``):
 
 - ``lease``    — the holder id of the current tenure (``<instance>#<nonce>``), with the TTL.
-- ``token``    — the fencing counter, ``INCR``-ed by every acquisition.
+- ``token``    — the fencing counter, ``INCR``-ed by every acquisition. When the key is missing
+  (first use, or a Redis that lost its data) it starts at the server's time in milliseconds, so
+  tokens keep increasing across a Redis restart without persistence.
 - ``info``     — a hash: instance, token, holder, acquired_ms / renewed_ms (Redis server time).
 - ``stepdown`` — a step-down request from ``hrkernel failover`` (``<token>:<hmac>``).
 
@@ -40,14 +44,19 @@ if not ok then
   local holder = redis.call('GET', KEYS[1]) or ''
   return {0, holder, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}
 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  -- A fresh (or emptied) Redis: start the counter at the server's clock in ms, above every
+  -- token an earlier Redis life handed out (one per acquisition, far slower than 1 per ms).
+  redis.call('SET', KEYS[2], now)
+end
 local token = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[4])
 if token <= floor then
   token = floor + 1
   redis.call('SET', KEYS[2], token)
 end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local prev_renewed = redis.call('HGET', KEYS[3], 'renewed_ms') or ''
 local prev_instance = redis.call('HGET', KEYS[3], 'instance') or ''
 redis.call('HSET', KEYS[3], 'instance', ARGV[3], 'token', token, 'holder', ARGV[1],
@@ -250,7 +259,7 @@ class RedisLease(ListenerMixin):
         self._valid_until = sent + self.ttl - self.margin
         self.last_renewal = sent
         self._seen_leader, self._seen_expiry = self.instance_id, (sent, self.ttl)
-        self.log.info("leadership_gained", token=token, previous=prev_instance or None, gap_s=gap)
+        self.log.info("leadership_gained", fence=token, previous=prev_instance or None, gap_s=gap)
         await self._emit(
             LeadershipEvent(
                 gained=True, instance_id=self.instance_id, token=token, at=time.time(),
@@ -286,7 +295,7 @@ class RedisLease(ListenerMixin):
             self.log.warning("step_down_refused", reason="no admin_token configured")
             return
         if token_text != str(self._token) or not hmac.compare_digest(mac, step_down_mac(self.admin_token, self._token or 0)):
-            self.log.warning("step_down_refused", reason="bad or stale authenticator", requested_token=token_text)
+            self.log.warning("step_down_refused", reason="bad or stale authenticator", requested_fence=token_text)
             return
         await self.release(reason="step-down requested by an operator")
 
@@ -312,7 +321,7 @@ class RedisLease(ListenerMixin):
         token = self._token
         self._token, self._holder, self._valid_until = None, None, 0.0
         self._seen_expiry = None
-        self.log.warning("leadership_lost", token=token, reason=reason)
+        self.log.warning("leadership_lost", fence=token, reason=reason)
         await self._emit(LeadershipEvent(gained=False, instance_id=self.instance_id, token=token, reason=reason, at=time.time()))
 
     async def stop(self) -> None:
