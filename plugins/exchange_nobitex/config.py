@@ -71,6 +71,8 @@ class NobitexConfig(ConfigStruct, kw_only=True):
 
     max_concurrent: int = 16
     """Bulkhead: requests in flight at once; more wait up to ``bulkhead_wait``."""
+    bulkhead_queue: int = 100
+    """Requests that may wait for a slot; beyond that a call is refused at once."""
     bulkhead_wait: Duration = Duration(5.0)
 
     markets_ttl: Duration = Duration(3600.0)

@@ -4,10 +4,14 @@ One ``httpx.AsyncClient`` per exchange instance: httpx already keeps a bounded p
 keep-alive connections per host (``max_connections``, ``max_keepalive_connections``), and an
 adapter talks to exactly one host, so a second pooling layer would only add a hop.
 
-Every request goes through, in this order: the read-retry loop (idempotent reads only), the
-per-endpoint rate limits (local counting plus the server's 429 ``backOff``), the bulkhead (a
-bound on requests in flight), the circuit breaker (only timeouts, 5xx, dropped connections and
-garbage count; refusals such as ``SmallOrder`` or ``OverValueOrder`` do not), then httpx.
+Every request goes through, in this order (all but the endpoint limits are the kernel's
+``hrkernel.resilience`` primitives): market data and markets first ask a ``TTLCache``
+(cache-aside, single flight, stale value served during an outage); reads are wrapped in a
+``RetryPolicy`` (idempotent reads only; honours ``retry_after``); each attempt then passes the
+per-endpoint limits (:class:`~hrkernel_nobitex.guards.EndpointLimits`: local counting plus the
+server's 429 ``backOff``), the ``Bulkhead`` (a bound on requests in flight), the
+``CircuitBreaker`` (only timeouts, 5xx, dropped connections and garbage count; refusals such as
+``SmallOrder`` or ``OverValueOrder`` do not), then httpx.
 Placement and cancellation are never retried: a placement whose answer was lost raises
 :class:`~hrkernel.exchange.errors.UnknownOutcomeError`, resolved by
 :meth:`NobitexExchange.find_order_by_client_id`.
@@ -38,10 +42,17 @@ from hrkernel.exchange import (
     Side,
 )
 from hrkernel.exchange import errors as ex
-from hrkernel.resilience import CircuitBreaker, CircuitOpenError
+from hrkernel.resilience import (
+    Bulkhead,
+    BulkheadFullError,
+    CircuitBreaker,
+    CircuitOpenError,
+    RetryPolicy,
+    TTLCache,
+)
 from hrkernel_nobitex import wire
 from hrkernel_nobitex.config import DEFAULT_LIMITS, NobitexConfig
-from hrkernel_nobitex.guards import EndpointLimits, StaleCache
+from hrkernel_nobitex.guards import EndpointLimits
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -55,12 +66,6 @@ DEFAULT_BACKOFF = 60.0
 
 def _is_breaker_failure(exc: BaseException) -> bool:
     return not isinstance(exc, ex.ExchangeError) or exc.counts_as_failure
-
-
-def _is_outage(exc: Exception) -> bool:
-    if isinstance(exc, ex.ExchangeError):
-        return exc.counts_as_failure or isinstance(exc, ex.RateLimitedError)
-    return False
 
 
 def round_amount(amount: Decimal, step: Decimal) -> Decimal:
@@ -105,7 +110,22 @@ class NobitexExchange:
         for key, override in config.rate_limits.items():
             limits[key] = (override.requests, float(override.per))
         self.limits = EndpointLimits(limits, enabled=config.rate_limit, clock=clock)
-        self.cache = StaleCache(_is_outage, clock=clock)
+        stale = float(config.stale_for)
+        self.markets_cache: TTLCache[list[Market]] = TTLCache(
+            f"exchange:{name}:markets", float(config.markets_ttl), max_stale=stale, clock=clock)
+        self.market_data_cache: TTLCache[Any] = TTLCache(
+            f"exchange:{name}:market-data", float(config.market_data_ttl), max_stale=stale, max_size=1024,
+            clock=clock)
+        self.retry = RetryPolicy(
+            f"exchange:{name}:reads",
+            max_attempts=max(1, config.retry_attempts),
+            initial_delay=float(config.retry_base_delay),
+            max_delay=float(config.retry_max_delay),
+            retryable=self._read_is_retryable,
+            sleep=sleep,
+            clock=clock,
+            random=self._rng.random,
+        )
         self.breaker = CircuitBreaker(
             f"exchange:{name}",
             failure_threshold=config.breaker_failure_threshold,
@@ -113,7 +133,8 @@ class NobitexExchange:
             is_failure=_is_breaker_failure,
             clock=clock,
         )
-        self._bulkhead = anyio.Semaphore(max(1, config.max_concurrent))
+        self.bulkhead = Bulkhead(f"exchange:{name}", max(1, config.max_concurrent),
+                                 max_queue=config.bulkhead_queue, queue_timeout=float(config.bulkhead_wait))
         self._client: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -155,6 +176,7 @@ class NobitexExchange:
             "kind": "exchange",
             "base_url": self.config.base_url,
             "breaker": self.breaker.state.value,
+            "bulkhead_in_flight": self.bulkhead.in_flight,
             "rate_limits": self.limits.snapshot(),
         }
 
@@ -209,13 +231,11 @@ class NobitexExchange:
                 )
             await self.sleep(wait)
         try:
-            with anyio.fail_after(float(self.config.bulkhead_wait)):
-                await self._bulkhead.acquire()
-        except TimeoutError:
+            await self.bulkhead.acquire()
+        except BulkheadFullError as exc:
             raise ex.RateLimitedError(
-                f"{self.config.max_concurrent} requests already in flight (bulkhead)",
-                retry_after=None, exchange=wire.EXCHANGE, endpoint=endpoint,
-            ) from None
+                f"too many requests in flight ({exc})", retry_after=None, exchange=wire.EXCHANGE, endpoint=endpoint,
+            ) from exc
         try:
             self.limits.record(endpoint)
             return await self.breaker.call(self._send, endpoint, method, path, **kw)
@@ -227,43 +247,37 @@ class NobitexExchange:
             err.retryable = False
             raise err from exc
         finally:
-            self._bulkhead.release()
+            self.bulkhead.release()
+
+    def _read_is_retryable(self, exc: BaseException) -> bool:
+        """Reads only (placement/cancel never reach the policy). A 429 is waited out only when
+        its ``backOff`` is short; a refusal is an answer, never retried."""
+        if not isinstance(exc, ex.ExchangeError) or not exc.retryable:
+            return False
+        if isinstance(exc, ex.RateLimitedError):
+            return exc.retry_after is not None and exc.retry_after <= float(self.config.rate_limit_max_wait)
+        return True
 
     async def _call(
         self, endpoint: str, method: str, path: str, kind: type[T], *, params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None, auth: bool = True, idempotent: bool = True,
         headers: dict[str, str] | None = None, client_order_id: str | None = None,
     ) -> T:
-        attempts = max(1, self.config.retry_attempts) if idempotent else 1
-        delay = float(self.config.retry_base_delay)
-        for attempt in range(1, attempts + 1):
-            try:
-                status, body = await self._attempt(
-                    endpoint, method, path, params=params, json=json, auth=auth, idempotent=idempotent,
-                    headers=headers, client_order_id=client_order_id,
-                )
-                return wire.decode(body, kind, endpoint, status)
-            except ex.ExchangeError as exc:
-                if attempt >= attempts or not exc.retryable:
-                    raise
-                if isinstance(exc, ex.RateLimitedError):
-                    pause = exc.retry_after if exc.retry_after is not None else DEFAULT_BACKOFF
-                    if pause > float(self.config.rate_limit_max_wait):
-                        raise
-                else:
-                    # Full jitter, capped (AWS architecture blog's "full jitter").
-                    pause = self._rng.uniform(0, min(float(self.config.retry_max_delay), delay))
-                    delay *= 2
-                self.log.warning("exchange_retry", endpoint=endpoint, attempt=attempt,
-                                 error=type(exc).__name__, pause=round(pause, 3))
-                await self.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+        async def once() -> T:
+            status, body = await self._attempt(
+                endpoint, method, path, params=params, json=json, auth=auth, idempotent=idempotent,
+                headers=headers, client_order_id=client_order_id,
+            )
+            return wire.decode(body, kind, endpoint, status)
+
+        if not idempotent:
+            return await once()  # never retried: see UnknownOutcomeError
+        return await self.retry.call(once)
 
     # ------------------------------------------------------------------ markets
 
     async def markets(self) -> list[Market]:
-        cfg = self.config
-        return list(await self.cache.get("markets", float(cfg.markets_ttl), float(cfg.stale_for), self._load_markets))  # type: ignore[no-any-return]
+        return list(await self.markets_cache.get("markets", self._load_markets))
 
     async def _load_markets(self) -> list[Market]:
         reply = await self._call("options", "GET", "/v2/options", wire.OptionsReply, auth=False)
@@ -435,8 +449,7 @@ class NobitexExchange:
     # ------------------------------------------------------------------ market data
 
     async def _cached(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
-        cfg = self.config
-        return await self.cache.get(key, float(cfg.market_data_ttl), float(cfg.stale_for), load)  # type: ignore[no-any-return]
+        return await self.market_data_cache.get(key, load)  # type: ignore[no-any-return]
 
     async def order_book(self, symbol: str) -> OrderBook:
         sym = symbol.upper()

@@ -1,21 +1,21 @@
-"""Nobitex-specific guards the adapter keeps for itself.
+"""Nobitex's per-endpoint request limits, counted on our side.
 
-* :class:`EndpointLimits`: Nobitex counts requests per endpoint (sliding windows, see
-  :data:`~hrkernel_nobitex.config.DEFAULT_LIMITS`) and, after a 429, wants *that endpoint* left
-  alone for ``backOff`` seconds; ignoring 429s blocks the token on every endpoint for two
-  minutes. The generic limiter of ``hrkernel.resilience`` knows neither per-endpoint windows
-  keyed by one name nor server-imposed back-offs, so the adapter keeps this small table.
-* :class:`StaleCache`: cache-aside with a TTL, plus a stale window during which an expired
-  value is still served when refreshing fails (market data and markets only).
-
-Both take an injectable clock.
+Nobitex documents hard "N requests per window" limits per endpoint (see
+:data:`~hrkernel_nobitex.config.DEFAULT_LIMITS`), answers 429 with ``backOff`` seconds to stay
+away from *that endpoint*, and blocks the token on every endpoint for two minutes when 429s are
+ignored. :class:`EndpointLimits` therefore keeps an exact sliding log per endpoint (never more
+than N sends in any window of the documented length) plus the server-imposed quiet periods.
+``hrkernel.resilience.RateLimiter`` is a GCRA token bucket: configured as ``Limit(N, window,
+burst=N)`` it can admit up to 2N in one window (a full burst, then the refill), which is exactly
+what earns the two-minute block; configured tighter it halves the usable quota. Takes an
+injectable clock.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 Clock = Callable[[], float]
@@ -60,31 +60,3 @@ class EndpointLimits:
                    "blocked_for": max(0.0, self._blocked_until.get(name, 0.0) - now)}
             for name, (count, per) in self.limits.items()
         }
-
-
-class StaleCache:
-    def __init__(self, is_outage: Callable[[Exception], bool], *, clock: Clock = time.monotonic) -> None:
-        self.is_outage = is_outage
-        self.clock = clock
-        self._data: dict[str, tuple[float, Any]] = {}
-        self.stale_served = 0
-
-    async def get(self, key: str, ttl: float, stale_for: float,
-                  load: Callable[[], Awaitable[Any]]) -> Any:
-        now = self.clock()
-        hit = self._data.get(key)
-        if hit is not None and now - hit[0] < ttl:
-            return hit[1]
-        try:
-            value = await load()
-        except Exception as exc:
-            # Only an outage is papered over (see ``is_outage``); a refusal is an answer.
-            if hit is not None and self.is_outage(exc) and now - hit[0] < ttl + stale_for:
-                self.stale_served += 1
-                return hit[1]
-            raise
-        self._data[key] = (self.clock(), value)
-        return value
-
-    def clear(self) -> None:
-        self._data.clear()

@@ -322,7 +322,7 @@ async def test_market_data_is_cached_and_served_stale_during_an_outage(scripted,
         assert len(scripted.hits("/v3/orderbook/BTCIRT")) == 1
         clock.advance(5)
         assert await exchange.order_book("BTCIRT") is first  # expired, exchange failing: stale
-        assert exchange.cache.stale_served == 1
+        assert exchange.market_data_cache.metrics().stale_serves == 1
         clock.advance(400)  # beyond stale_for (300 s): the failure shows
         with pytest.raises(ex.ExchangeUnavailableError):
             await exchange.order_book("BTCIRT")

@@ -240,7 +240,7 @@ async def test_local_limit_stops_before_the_simulator_would(sim, sim_admin, make
             await exchange.market_stats("BTCIRT")
             clock.advance(2)
         stale = await exchange.market_stats("BTCIRT")  # limited: the cached value is served
-        assert stale.symbol == "BTCIRT" and exchange.cache.stale_served == 1
+        assert stale.symbol == "BTCIRT" and exchange.market_data_cache.metrics().stale_serves == 1
         with pytest.raises(ex.RateLimitedError, match="local rate limit"):
             await exchange.market_stats("ETHIRT")  # nothing cached to fall back on
     rows = (await sim_admin.get("/_sim/requests", params={"endpoint": "stats"})).json()["requests"]
