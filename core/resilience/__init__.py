@@ -28,6 +28,13 @@ from hrkernel.resilience.events import (
     LatencyStats,
     StateListener,
 )
+from hrkernel.resilience.pool import (
+    Connection,
+    ConnectionMetrics,
+    ConnectionPool,
+    PoolConfig,
+    PoolMetrics,
+)
 from hrkernel.resilience.ratelimit import Limit, LimiterMetrics, RateLimiter
 from hrkernel.resilience.retry import RetryBudget, RetryPolicy, retry
 
@@ -44,13 +51,18 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
+    "Connection",
+    "ConnectionMetrics",
+    "ConnectionPool",
     "LatencyStats",
     "Limit",
     "LimiterMetrics",
     "ManualClock",
     "PoolClosedError",
+    "PoolConfig",
     "PoolError",
     "PoolExhaustedError",
+    "PoolMetrics",
     "PoolTimeoutError",
     "RateLimitExceeded",
     "RateLimiter",
