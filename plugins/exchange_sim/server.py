@@ -76,7 +76,10 @@ class SimServer:
         return {"X-Sim-Admin-Token": self.config.admin_token}
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
+        # listening socket says TCP; without it every keep-alive answer waits ~40 ms (Nagle +
+        # delayed ACK) because uvicorn writes headers and body separately.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.config.port))
         self.port = sock.getsockname()[1]
