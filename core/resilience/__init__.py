@@ -8,6 +8,7 @@ injectable ``clock`` (and ``sleep``) so tests never sleep. Errors are in
 """
 
 from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker, circuit_breaker, registry
+from hrkernel.resilience.breaker_redis import RedisBreakerSync
 from hrkernel.resilience.bulkhead import Bulkhead, BulkheadMetrics
 from hrkernel.resilience.cache import CacheMetrics, CacheResult, TTLCache
 from hrkernel.resilience.clock import Clock, ManualClock, Sleep
@@ -66,6 +67,7 @@ __all__ = [
     "PoolTimeoutError",
     "RateLimitExceeded",
     "RateLimiter",
+    "RedisBreakerSync",
     "ResilienceError",
     "RetryBudget",
     "RetryPolicy",
