@@ -11,7 +11,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -85,7 +85,7 @@ function renderComponents(s) {
   const rows = s.components.map((c) => h("tr", { "data-component": c.name },
     h("td", {}, c.name), h("td", {}, c.kind || ""),
     h("td", {}, pill(c.running ? "running" : "stopped", c.running ? "yes" : "no")),
-    h("td", {}, c.health ? pill(c.health) : h("span", { class: "muted" }, "no check")),
+    h("td", {}, c.health ? pill(c.health) : h("span", { class: "muted" }, "—")),
     h("td", { class: "detail" }, c.detail || "")));
   const checks = s.health.configured ? Object.entries(s.health.data.checks) : [];
   const checkRows = checks.map(([name, c]) => h("tr", { "data-check": name },
@@ -274,6 +274,7 @@ function accept(snapshot) {
   state.snapshot = snapshot;
   state.lastUpdate = Date.now();
   render(snapshot);
+  tick();
 }
 
 async function refreshOnce() {
