@@ -1,0 +1,184 @@
+"""Nobitex adapter round trip against the simulator on loopback, with a bare httpx peer.
+
+Run: ``python -m pytest bench/test_bench_nobitex.py --benchmark-only -s``. Each benchmark round
+is a batch of ``BATCH`` sequential calls; the peers send the very same requests with a bare
+``httpx.AsyncClient`` (no decoding, no guards) in the same run, against the same simulator. When the
+module finishes it prints orders/s and the adapter's overhead per call (adapter median - bare median), which
+is the figure to watch: the simulator's own cost is the same on both sides.
+
+The adapter runs with its local rate limiter off and the simulator with its rate limits off,
+so the figures are the adapter's own throughput, not Nobitex's quota (300 placements / 10 min).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from hrkernel.exchange import OrderRequest, OrderType, Side
+from hrkernel.types import Amount
+from hrkernel_nobitex.config import NobitexConfig
+from hrkernel_nobitex.exchange import NobitexExchange
+from hrkernel_sim.config import AccountConfig, RateLimitConfig, SimConfig
+from hrkernel_sim.server import SimServer
+
+BATCH = 50
+TOKEN = "bench-token"
+RESULTS: dict[str, float] = {}
+_ids = itertools.count()
+
+
+class Rig:
+    """One event loop holding the simulator, the adapter and a bare client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        config = SimConfig(
+            accounts={"default": AccountConfig(token=TOKEN, balances={
+                "rls": Amount("1000000000000000"), "btc": Amount("100000")})},
+            rate_limits=RateLimitConfig(enabled=False),
+            walk_on_request=False,
+        )
+        self.sim = SimServer(config)
+        self.run(self.sim.start())
+        self.exchange = NobitexExchange(NobitexConfig(
+            token=TOKEN, base_url=self.sim.base_url, bot_name="bench", rate_limit=False, pro=True))
+        self.run(self.exchange.start())
+        self.bare = httpx.AsyncClient(base_url=self.sim.base_url, headers={
+            "Authorization": f"Token {TOKEN}", "User-Agent": "TraderBot/bench"})
+        mid = Decimal(self.run(self.bare.get("/v3/orderbook/BTCIRT")).json()["bids"][0][0])
+        self.price = (mid * Decimal("0.9")).quantize(Decimal(10))
+        placed = self.run(self.exchange.place_order(self.request()))
+        self.order_id = placed.exchange_id
+
+    def reset(self) -> None:
+        """A fresh simulator book before every round, so both sides see the same state."""
+        async def go() -> None:
+            async with httpx.AsyncClient(base_url=self.sim.base_url, headers=self.sim.admin_headers) as admin:
+                (await admin.post("/_sim/reset")).raise_for_status()
+        self.run(go())
+        placed = self.run(self.exchange.place_order(self.request()))
+        self.order_id = placed.exchange_id
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def request(self) -> OrderRequest:
+        return OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT, amount=Decimal("0.0001"),
+                            price=self.price, client_order_id=f"b{next(_ids)}")
+
+    def close(self) -> None:
+        self.run(self.exchange.aclose())
+        self.run(self.bare.aclose())
+        self.run(self.sim.stop())
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[Rig]:
+    # The adapter logs every placement at info; measure it as production runs it (JSON lines
+    # filtered by level), not as a console renderer writing to the terminal.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    r = Rig()
+    yield r
+    r.close()
+    structlog.reset_defaults()
+    report()
+
+
+def measure(benchmark: Any, name: str, rig: Rig, batch: Any) -> None:
+    def round_() -> None:
+        rig.run(batch())
+
+    benchmark.pedantic(round_, setup=rig.reset, rounds=15, warmup_rounds=2, iterations=1)
+    RESULTS[name] = benchmark.stats.stats.median / BATCH  # median: the host is shared
+
+
+@pytest.mark.benchmark(group="nobitex-place")
+def test_bare_httpx_place(benchmark: Any, rig: Rig) -> None:
+    async def batch() -> None:
+        for _ in range(BATCH):
+            body = {"type": "buy", "execution": "limit", "srcCurrency": "btc", "dstCurrency": "rls",
+                    "amount": "0.0001", "price": str(rig.price), "clientOrderId": f"b{next(_ids)}", "pro": "yes"}
+            response = await rig.bare.post("/market/orders/add", json=body)
+            assert response.json()["status"] == "ok"
+
+    measure(benchmark, "bare_place", rig, batch)
+
+
+@pytest.mark.benchmark(group="nobitex-place")
+def test_adapter_place(benchmark: Any, rig: Rig) -> None:
+    async def batch() -> None:
+        for _ in range(BATCH):
+            await rig.exchange.place_order(rig.request())
+
+    measure(benchmark, "adapter_place", rig, batch)
+
+
+@pytest.mark.benchmark(group="nobitex-status")
+def test_bare_httpx_status(benchmark: Any, rig: Rig) -> None:
+    async def batch() -> None:
+        for _ in range(BATCH):
+            response = await rig.bare.post("/market/orders/status", json={"id": int(rig.order_id)})
+            assert response.json()["status"] == "ok"
+
+    measure(benchmark, "bare_status", rig, batch)
+
+
+@pytest.mark.benchmark(group="nobitex-status")
+def test_adapter_status(benchmark: Any, rig: Rig) -> None:
+    async def batch() -> None:
+        for _ in range(BATCH):
+            await rig.exchange.get_order(exchange_id=rig.order_id)
+
+    measure(benchmark, "adapter_status", rig, batch)
+
+
+def report() -> None:
+    if len(RESULTS) < 4:
+        return
+    lines = []
+    for op in ("place", "status"):
+        bare, adapter = RESULTS[f"bare_{op}"], RESULTS[f"adapter_{op}"]
+        lines.append(f"{op:>6}: adapter {1 / adapter:7.0f}/s ({adapter * 1e6:6.0f} us/call), "
+                     f"bare httpx {1 / bare:7.0f}/s ({bare * 1e6:6.0f} us/call), "
+                     f"adapter overhead {(adapter - bare) * 1e6:6.0f} us/call = {adapter / bare:.2f}x")
+    print("\nNobitex adapter vs bare httpx, same simulator, same loop:\n" + "\n".join(lines))
+
+
+# The adapter's CPU work per answer, without the network: checking the status/body for a
+# failure, decoding into msgspec structs and converting to the kernel's Order, against the
+# cheapest possible peer (json.loads into dicts) on the same bytes.
+ORDER_BODY = (b'{"status":"ok","order":{"type":"buy","execution":"Limit","srcCurrency":"Bitcoin",'
+              b'"dstCurrency":"\\ufdfc","market":"BTC-RLS","price":"103500000000","amount":"0.0001",'
+              b'"totalPrice":"10350000","matchedAmount":"0E-10","unmatchedAmount":"0.0001","id":25,'
+              b'"status":"Active","partial":false,"fee":"0E-10","averagePrice":"0",'
+              b'"created_at":"2026-11-21T11:36:13.592827+00:00","clientOrderId":"b1"}}')
+
+
+@pytest.mark.benchmark(group="nobitex-decode")
+def test_decode_peer_json_loads(benchmark: Any) -> None:
+    import json
+
+    result = benchmark(json.loads, ORDER_BODY)
+    assert result["order"]["id"] == 25
+
+
+@pytest.mark.benchmark(group="nobitex-decode")
+def test_decode_adapter_check_decode_convert(benchmark: Any) -> None:
+    from hrkernel_nobitex import wire
+
+    def decode() -> Any:
+        assert wire.error_for(200, ORDER_BODY, "status") is None
+        return wire.order_from_wire(wire.decode(ORDER_BODY, wire.OrderReply, "status").order, "status")
+
+    order = benchmark(decode)
+    assert order.exchange_id == "25" and order.amount == Decimal("0.0001")
