@@ -58,7 +58,9 @@ def order_view(order: Order, *, style: str, email: str) -> dict[str, Any]:
     if style == "add":
         matched = 0 if order.matched == 0 else plain(order.matched)
         fee = 0 if order.fee == 0 else plain(order.fee)
+    extra: dict[str, Any] = {"isMyOrder": False} if style == "status" else {}  # as in the sample
     return {
+        **extra,
         "id": order.id,
         "type": order.side,
         "execution": order.execution,
