@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hrkernel.exchange import Fill, Side
-from hrkernel.ledger import Ledger, Posting, Transaction, UnbalancedTransactionError, fill_transaction
+from hrkernel.ledger import (
+    Ledger,
+    Posting,
+    Transaction,
+    UnbalancedTransactionError,
+    fill_transaction,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,0 +1,32 @@
+"""Errors of the order pipeline, journal and reconciliation."""
+
+from __future__ import annotations
+
+from hrkernel.errors import HrkernelError
+
+__all__ = ["JournalError", "NotLeaderError", "OrderRejectedError", "OrdersError", "TradingHaltedError"]
+
+
+class OrdersError(HrkernelError):
+    """Base of order-pipeline errors."""
+
+
+class JournalError(OrdersError):
+    """The journal refused a write (duplicate order, unknown order)."""
+
+
+class OrderRejectedError(OrdersError):
+    """Prepare refused the signal (validation or risk); the order is journaled FAILED with this reason."""
+
+    def __init__(self, message: str, *, client_order_id: str | None = None) -> None:
+        self.client_order_id = client_order_id
+        super().__init__(message)
+
+
+class NotLeaderError(OrdersError):
+    """This instance does not hold the lease with margin: nothing is submitted (order stays PREPARED)."""
+
+
+class TradingHaltedError(OrdersError):
+    """New orders are halted (kill switch, start-up reconciliation not finished, or balance drift
+    beyond tolerance waiting for an operator's acknowledgement)."""
