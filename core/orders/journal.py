@@ -260,7 +260,7 @@ class OrderJournal:
             ).fetchone()
         return self._row(row) if row else None
 
-    def list(
+    def query(
         self, *, states: frozenset[OrderState] | set[OrderState] | None = None, exchange: str | None = None,
         limit: int = 1000,
     ) -> list[OrderRecord]:
@@ -279,7 +279,7 @@ class OrderJournal:
         return [self._row(r) for r in rows]
 
     def open_orders(self, exchange: str | None = None) -> list[OrderRecord]:
-        return self.list(states=NON_TERMINAL, exchange=exchange, limit=1_000_000)
+        return self.query(states=NON_TERMINAL, exchange=exchange, limit=1_000_000)
 
     def history(self, client_order_id: str) -> list[JournalEvent]:
         with self._lock:

@@ -51,4 +51,4 @@ def test_the_same_signal_or_client_id_cannot_be_journaled_twice(tmp_path: Path) 
         journal.create(_rec("hrabc", "s9"))
     with pytest.raises(JournalError, match="no order"):
         journal.record("nope", OrderState.ACKED)
-    assert len(journal.list()) == 1
+    assert len(journal.query()) == 1
