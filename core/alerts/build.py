@@ -95,3 +95,15 @@ def build_alerts(kernel: Kernel) -> None:
         instance_id=kernel.config.kernel.instance_id,
     )
     kernel.add(system)
+    _watch_kernel_events(kernel, system)
+
+
+def _watch_kernel_events(kernel: Kernel, system: AlertSystem) -> None:
+    """Breakers, health and lifecycle hooks raise alerts (see :mod:`hrkernel.alerts.events`)."""
+    from hrkernel.alerts.events import KernelAlerts
+    from hrkernel.resilience import registry
+
+    watcher = KernelAlerts(system)
+    kernel.host.pm.register(watcher, name=f"hrkernel.alerts.events:{id(system)}")
+    registry.add_listener(watcher.on_breaker)
+    system.watch_health = (kernel.get, 1.0)  # reads an in-memory snapshot: cheap

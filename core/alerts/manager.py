@@ -114,6 +114,14 @@ class AlertSystem(Component):
         self._started = False
         self._stack: AsyncExitStack | None = None
         self._tg: TaskGroup | None = None
+        self.watch_health: tuple[Any, float] | None = None
+        """``(find_component, interval)``: poll the kernel's health monitor (set by the builder)."""
+        self.ack_refresh = 30.0
+        """Seconds between looks for acknowledgements made by another process (the CLI)."""
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._stopping
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -137,6 +145,12 @@ class AlertSystem(Component):
             tg.start_soon(self._worker, rt, name=f"alerts:{rt.id}")
         tg.start_soon(self._scheduler, name="alerts:scheduler")
         tg.start_soon(self._writer, name="alerts:history")
+        tg.start_soon(self._refresh_acks_loop, name="alerts:acks")
+        if self.watch_health is not None:
+            from hrkernel.alerts.events import KernelAlerts
+
+            find, interval = self.watch_health
+            tg.start_soon(KernelAlerts(self).watch_health, find, interval, name="alerts:health")
         self.log.info("alerts_started", channels={k: v.type for k, v in self.channels.items()})
 
     async def stop(self, drain_timeout: float = 3.0) -> None:
@@ -458,6 +472,14 @@ class AlertSystem(Component):
     async def _sleep_then_cancel(self, delay: float, tg: TaskGroup) -> None:
         await self.clock.sleep(delay)
         tg.cancel_scope.cancel()
+
+    async def _refresh_acks_loop(self) -> None:
+        while not self._stopping:
+            await self.clock.sleep(self.ack_refresh)
+            try:
+                await self.refresh_acknowledgements()
+            except Exception as exc:  # the history must never stop alerting
+                self.log.warning("alert_ack_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _worker(self, rt: ChannelRuntime) -> None:
         await run_worker(rt, self.clock, delay=float(self.config.retry_delay), record=self._record_delivery, log=self.log)
