@@ -162,21 +162,81 @@ def breaker_registries(host: Host) -> list[Any]:
     return registries
 
 
-def _breakers(host: Host) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _primitive_types() -> dict[str, tuple[type, ...]]:
+    try:
+        from hrkernel.resilience.breaker import CircuitBreaker
+        from hrkernel.resilience.bulkhead import Bulkhead
+        from hrkernel.resilience.pool import ConnectionPool
+        from hrkernel.resilience.ratelimit import RateLimiter
+    except ImportError:  # pragma: no cover - resilience is part of the kernel
+        return {}
+    return {"breakers": (CircuitBreaker,), "pools": (ConnectionPool,), "limiters": (RateLimiter,), "bulkheads": (Bulkhead,)}
+
+
+def _walk(obj: Any, depth: int, seen: set[int], found: dict[str, dict[int, tuple[str, Any]]], owner: str,
+          types: dict[str, tuple[type, ...]]) -> None:
+    if id(obj) in seen or depth < 0:
+        return
+    seen.add(id(obj))
+    for kind, kinds in types.items():
+        if isinstance(obj, kinds):
+            found[kind].setdefault(id(obj), (owner, obj))
+            return
+    if isinstance(obj, dict):
+        children: Iterable[Any] = list(obj.values())
+    elif isinstance(obj, list | tuple):
+        children = list(obj)
+    elif type(obj).__module__.startswith("hrkernel") and hasattr(obj, "__dict__"):
+        # Only kernel and plugin objects: never wander into clients, loops or sockets.
+        children = list(vars(obj).values())
+    else:
+        return
+    for child in children:
+        _walk(child, depth - 1, seen, found, owner, types)
+
+
+def discover(host: Host) -> dict[str, list[tuple[str, Any]]]:
+    """Every breaker, pool, rate limiter and bulkhead the components hold (found by walking each
+    component's attributes a few levels deep) plus the registry's breakers, as (owner, object)."""
+    types = _primitive_types()
+    found: dict[str, dict[int, tuple[str, Any]]] = {kind: {} for kind in types}
+    if not types:
+        return {}
     for registry in breaker_registries(host):
         for breaker in registry:
-            found.setdefault(breaker.name, breaker)
-    return found
+            found["breakers"].setdefault(id(breaker), ("registry", breaker))
+    seen: set[int] = set()
+    for component in host.components:
+        obj = unwrap(component)
+        _walk(obj, 4, seen, found, str(getattr(component, "name", "?")), types)
+    return {kind: list(items.values()) for kind, items in found.items()}
 
 
-def breaker_view(breaker: Any) -> dict[str, Any]:
+def _unique(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Name → object; a name used by two objects is qualified with its owner."""
+    names: dict[str, int] = {}
+    for _, obj in items:
+        name = str(getattr(obj, "name", "?"))
+        names[name] = names.get(name, 0) + 1
+    out: dict[str, Any] = {}
+    for owner, obj in items:
+        name = str(getattr(obj, "name", "?"))
+        out[name if names[name] == 1 else f"{owner}/{name}"] = obj
+    return out
+
+
+def _breakers(host: Host) -> dict[str, Any]:
+    return _unique(discover(host).get("breakers", []))
+
+
+def breaker_view(name: str, breaker: Any) -> dict[str, Any]:
     metrics = jsonable(breaker.metrics())
     state = jsonable(breaker.state)
     retry_in = None
     if state == "open":
         clock = getattr(breaker, "clock", time.monotonic)
         retry_in = max(0.0, float(breaker.next_attempt_at) - float(clock()))
+    metrics["name"] = name
     metrics["state"] = state
     metrics["retry_in"] = retry_in
     return metrics
@@ -184,7 +244,7 @@ def breaker_view(breaker: Any) -> dict[str, Any]:
 
 def read_breakers(host: Host) -> list[dict[str, Any]]:
     """Every circuit breaker: state, counters, failure rate, seconds until the next trial call."""
-    return [breaker_view(b) for _, b in sorted(_breakers(host).items())]
+    return [breaker_view(name, b) for name, b in sorted(_breakers(host).items())]
 
 
 def reset_breaker(host: Host, name: str) -> dict[str, Any]:
@@ -192,16 +252,7 @@ def reset_breaker(host: Host, name: str) -> dict[str, Any]:
     if breaker is None:
         raise NotConfigured(f"no breaker named {name!r}")
     breaker.reset("manual reset from the dashboard")
-    return breaker_view(breaker)
-
-
-def _named_objects(host: Host, attribute: str) -> Iterable[tuple[str, Any]]:
-    component = find(host, "resilience")
-    holder = getattr(component, attribute, None) if component is not None else None
-    if holder is None:
-        return []
-    items = holder.items() if hasattr(holder, "items") else ((getattr(o, "name", str(i)), o) for i, o in enumerate(holder))
-    return sorted(items, key=lambda kv: kv[0])
+    return breaker_view(name, breaker)
 
 
 def _stats_of(obj: Any) -> dict[str, Any]:
@@ -210,25 +261,31 @@ def _stats_of(obj: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"value": data}
 
 
-def read_pools(host: Host) -> list[dict[str, Any]] | None:
-    """``resilience.pools``: name → pool with ``metrics()``/``stats()`` (in use, idle, waiting)."""
-    if find(host, "resilience") is None or getattr(find(host, "resilience"), "pools", None) is None:
+def _read_kind(host: Host, kind: str) -> list[dict[str, Any]] | None:
+    items = discover(host).get(kind, [])
+    if not items:
         return None
-    return [{"name": name, **_stats_of(pool)} for name, pool in _named_objects(host, "pools")]
+    out = []
+    for name, obj in sorted(_unique(items).items()):
+        stats = _stats_of(obj)
+        stats.pop("connections", None)  # per-connection detail stays in the API of the pool itself
+        out.append({**stats, "name": name})
+    return out
+
+
+def read_pools(host: Host) -> list[dict[str, Any]] | None:
+    """Connection pools the components hold: size, in use, idle, waiting (``metrics()``)."""
+    return _read_kind(host, "pools")
 
 
 def read_limiters(host: Host) -> list[dict[str, Any]] | None:
-    """``resilience.limiters``: name → rate limiter with ``metrics()``/``stats()`` (headroom)."""
-    if find(host, "resilience") is None or getattr(find(host, "resilience"), "limiters", None) is None:
-        return None
-    return [{"name": name, **_stats_of(lim)} for name, lim in _named_objects(host, "limiters")]
+    """Rate limiters the components hold: headroom, granted, rejected (``metrics()``)."""
+    return _read_kind(host, "limiters")
 
 
 def read_bulkheads(host: Host) -> list[dict[str, Any]] | None:
-    """``resilience.bulkheads``: name → bulkhead with ``metrics()``/``stats()``."""
-    if find(host, "resilience") is None or getattr(find(host, "resilience"), "bulkheads", None) is None:
-        return None
-    return [{"name": name, **_stats_of(b)} for name, b in _named_objects(host, "bulkheads")]
+    """Bulkheads the components hold: in flight, waiting, rejected (``metrics()``)."""
+    return _read_kind(host, "bulkheads")
 
 
 # ---------------------------------------------------------------------------- alerts

@@ -159,12 +159,14 @@ def test_manual_failover_switches_the_group_and_records_it(running_kernel: Any) 
 def test_alert_acknowledged_through_the_api(running_kernel: Any) -> None:
     alerts = running_kernel.get("alerts")
     alert = running_kernel.call(lambda: alerts.send_alert_nowait(source="web", level="warning", title="disk almost full"))
-    listed = httpx.get(running_kernel.url + "/api/alerts").json()["data"]["alerts"]
-    assert [a["id"] for a in listed] == [alert.id] and listed[0]["acknowledged_by"] is None
+    def mine() -> dict[str, Any]:
+        listed = httpx.get(running_kernel.url + "/api/alerts").json()["data"]["alerts"]
+        return next(a for a in listed if a["id"] == alert.id)
+
+    assert mine()["acknowledged_by"] is None and mine()["title"] == "disk almost full"
     r = httpx.post(f"{running_kernel.url}/api/alerts/{alert.id}/ack", json={"note": "on it", "who": "ops"}, headers=bearer(running_kernel.token))
     assert r.status_code == 200, r.text
-    listed = httpx.get(running_kernel.url + "/api/alerts").json()["data"]["alerts"]
-    assert listed[0]["acknowledged_by"] == "ops"
+    assert mine()["acknowledged_by"] == "ops"
     assert httpx.post(f"{running_kernel.url}/api/alerts/nope/ack", json={}, headers=bearer(running_kernel.token)).status_code == 404
 
 

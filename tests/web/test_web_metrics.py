@@ -106,7 +106,14 @@ def test_breaker_metrics_follow_real_failures(shared_kernel: Any) -> None:
 
 def test_alert_counts_are_exported(running_kernel: Any) -> None:
     alerts = running_kernel.get("alerts")
-    running_kernel.call(lambda: alerts.send_alert_nowait(source="web", level="critical", title="ledger drift"))
-    _, families = scrape(running_kernel.url)
-    open_ = {(s.labels["level"], s.labels["acknowledged"]): s.value for s in families["hrkernel_alerts_open"].samples}
-    assert open_ == {("critical", "false"): 1.0}
+    def critical() -> dict[tuple[str, str], float]:
+        _, families = scrape(running_kernel.url)
+        return {(s.labels["level"], s.labels["acknowledged"]): s.value for s in families["hrkernel_alerts_open"].samples
+                if s.labels["level"] == "critical"}
+
+    assert critical() == {}
+    alert = running_kernel.call(lambda: alerts.send_alert_nowait(source="web", level="critical", title="ledger drift"))
+    assert critical() == {("critical", "false"): 1.0}
+    token = {"Authorization": f"Bearer {running_kernel.token}"}
+    assert httpx.post(f"{running_kernel.url}/api/alerts/{alert.id}/ack", json={}, headers=token).status_code == 200
+    assert critical() == {("critical", "true"): 1.0}

@@ -259,9 +259,9 @@ function renderAudit(s) {
 
 function render(s) {
   const steps = [renderHeader, renderComponents, renderBreakers, renderLeadership, renderHealth, renderAlerts, renderFailovers,
-    (x) => statsTable("pools", x.pools, ["in_use", "idle", "waiting", "size"]),
-    (x) => statsTable("limiters", x.limiters, ["headroom", "rate", "rejected"]),
-    (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "queued", "max_concurrent", "rejected"]),
+    (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
+    (x) => statsTable("limiters", x.limiters, ["headroom", "granted", "rejected", "waited"]),
+    (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
     (x) => genericTable("orders", x.orders, (d) => d.orders), renderLedger, renderWebhooks, renderActions, renderAudit];
   for (const step of steps) {
     try { step(s); } catch (err) { console.warn("render step failed", step.name, err); }
