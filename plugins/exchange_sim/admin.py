@@ -102,7 +102,8 @@ def admin_routes(state: SimState) -> list[Route]:
 
     async def get_faults(request: Request) -> Response:
         cfg = to_builtins(state.faults.config)
-        return _json(200, {"faults": cfg, "scripted_left": state.faults.scripted})
+        left = [{"endpoint": s.endpoint, "kind": s.kind, "count": s.count} for s in state.faults.scripted]
+        return _json(200, {"faults": cfg, "scripted_left": left})
 
     async def put_faults(request: Request) -> Response:
         cfg = parse_config(msgspec.json.decode(await request.body()), FaultConfig)

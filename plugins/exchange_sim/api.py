@@ -8,6 +8,7 @@ parse is 400 with that body; an unknown order is 404 ``{"error":"NotFound",...}`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -165,7 +166,7 @@ def orders_cancel_old(state: SimState, account: str, params: dict[str, Any], met
     return 200, {"status": "ok"}
 
 
-_LIST_STATUS = {
+_LIST_STATUS: dict[str, Callable[[Order], bool]] = {
     "open": lambda o: o.is_open,
     "all": lambda o: True,
     "done": lambda o: o.matched > 0,
@@ -242,7 +243,7 @@ def _rial_value(state: SimState, currency: str, amount: Decimal) -> int:
 
 
 def wallets_list(state: SimState, account: str, params: dict[str, Any], meta: dict[str, Any]) -> Result:
-    wallets = []
+    wallets: list[dict[str, Any]] = []
     for index, (cur, bal) in enumerate(sorted(state.engine.balances[account].items())):
         blocked = state.engine.blocked[account].get(cur, Decimal(0))
         wallets.append({

@@ -202,7 +202,7 @@ def _dec_hook(type_: type, obj: object) -> object:
     if type_ is Duration and isinstance(obj, int | float) and not isinstance(obj, bool):
         return Duration(float(obj))  # the admin endpoint round-trips durations as seconds
     if type_ in (Duration, Amount):
-        return type_.parse(obj)  # type: ignore[attr-defined]
+        return type_.parse(obj)
     raise NotImplementedError(f"cannot decode {type_!r}")
 
 

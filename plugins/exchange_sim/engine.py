@@ -324,6 +324,7 @@ class Engine:
                 self._fill(source, price, qty, maker=True)
                 self._fill(order, price, qty, maker=False)
             else:
+                assert isinstance(source, int)
                 side_key = (side, source)
                 market.taken[side_key] = market.taken.get(side_key, Decimal(0)) + qty
                 fill_price = order.price if maker and order.price is not None else price

@@ -24,6 +24,15 @@ class FaultDecision:
     delay: float = 0.0
 
 
+@dataclass
+class ScriptLeft:
+    """A scripted fault and how many more requests it applies to."""
+
+    endpoint: str
+    kind: str
+    count: int
+
+
 class FaultInjector:
     """Decides, per request, the delay and the fault (if any) to inject."""
 
@@ -44,7 +53,7 @@ class FaultInjector:
                     raise ValueError(f"faults.endpoints.{name}.{attr}: probability {p} is not in 0..1")
         self.config = config
         self.rng = random.Random(config.seed)
-        self.scripted = [[s.endpoint, s.kind, s.count] for s in config.scripted]
+        self.scripted: list[ScriptLeft] = [ScriptLeft(s.endpoint, s.kind, s.count) for s in config.scripted]
         if not hasattr(self, "origin"):
             self.origin = self.clock()
 
@@ -54,7 +63,7 @@ class FaultInjector:
     def add_scripted(self, endpoint: str, kind: str, count: int) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
-        self.scripted.append([endpoint, kind, count])
+        self.scripted.append(ScriptLeft(endpoint, kind, count))
 
     def decide(self, endpoint: str) -> FaultDecision:
         cfg = self.config
@@ -65,9 +74,9 @@ class FaultInjector:
             if window.start <= elapsed < window.end and (not window.endpoints or endpoint in window.endpoints):
                 return FaultDecision("downtime", delay)
         for script in self.scripted:
-            if script[0] in (endpoint, "*") and script[2] > 0:
-                script[2] -= 1
-                return FaultDecision(str(script[1]), delay)
+            if script.endpoint in (endpoint, "*") and script.count > 0:
+                script.count -= 1
+                return FaultDecision(script.kind, delay)
         if ef is not None:
             roll = self.rng.random()
             for kind in FAULT_KINDS:
