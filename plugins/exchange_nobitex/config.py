@@ -49,6 +49,8 @@ class NobitexConfig(ConfigStruct, kw_only=True):
     connect_timeout: Duration = Duration(5.0)
     max_connections: int = 20
     max_keepalive_connections: int = 10
+    ping_symbol: str = "USDTIRT"
+    """``ping()`` reads this market's public order book (cheap, 300/min)."""
     pro: bool = False
     """Send ``pro=yes`` on placements (turns off Nobitex's 10 s DuplicateOrder guard)."""
 

@@ -381,7 +381,15 @@ class NobitexExchange:
                                  idempotent=False, client_order_id=client_order_id)
         if reply.order is not None:
             return wire.order_from_wire(reply.order, "cancel")
-        return await self.get_order(exchange_id=exchange_id, client_order_id=client_order_id)
+        if exchange_id is not None:
+            return await self.get_order(exchange_id=exchange_id)
+        # A canceled order is invisible to status-by-clientOrderId; look further.
+        assert client_order_id is not None
+        order = await self.find_order_by_client_id(client_order_id)
+        if order is None:
+            raise ex.OrderNotFoundError(f"order {client_order_id!r} vanished after its cancel",
+                                        exchange=wire.EXCHANGE, endpoint="cancel")
+        return order
 
     async def cancel_all(self, symbol: str | None = None) -> None:
         """Kill switch: ``/market/orders/cancel-old`` for every active order (of ``symbol``)."""
@@ -489,5 +497,6 @@ class NobitexExchange:
     async def ping(self) -> float:
         """Latency of one uncached public order-book request (300/min budget)."""
         start = time.perf_counter()
-        await self._call("orderbook", "GET", "/v3/orderbook/USDTIRT", wire.Envelope, auth=False)
+        symbol = self.config.ping_symbol.upper()
+        await self._call("orderbook", "GET", f"/v3/orderbook/{symbol}", wire.Envelope, auth=False)
         return time.perf_counter() - start

@@ -426,3 +426,16 @@ async def test_missing_token_is_an_authentication_error_before_any_request(scrip
         with pytest.raises(ex.AuthenticationError, match="no token configured"):
             await exchange.balances()
     assert scripted.hits("/users/wallets/list") == []
+
+
+async def test_cancel_by_client_id_without_an_order_in_the_answer_finds_the_canceled_order(scripted, make_exchange):
+    canceled = dict(STATUS_OK["order"], status="Canceled", id=31, clientOrderId="c-31")
+    scripted.on("/market/orders/update-status", (200, {"status": "ok", "updatedStatus": "Canceled"}))
+    scripted.on("/market/orders/status", (404, {"error": "NotFound", "message": "No Order matches the given query."}))
+    scripted.on("/market/orders/list", (200, {"status": "ok", "orders": [canceled]}))
+    scripted.on("/market/trades/list", (200, {"status": "ok", "trades": []}))
+    exchange, _ = make_exchange(scripted.base_url)
+    async with exchange:
+        order = await exchange.cancel_order(client_order_id="c-31")
+    assert order.exchange_id == "31" and order.status is OrderStatus.CANCELED
+    assert len(scripted.hits("/market/orders/update-status")) == 1
