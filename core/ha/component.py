@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.ha.config import HASection
 from hrkernel.ha.errors import GroupConfigError
-from hrkernel.ha.failover import FailoverManager
+from hrkernel.ha.failover import FailoverManager, SwitchEvent
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
 from hrkernel.ha.store import HAStore
@@ -161,8 +161,37 @@ class HAComponent(Component):
         if self.store is not None:
             await anyio.to_thread.run_sync(self.store.open)
         self._configure_groups()
+        self.failover.add_listener(self._alert_switch)
+        self.failover_monitor.add_slow_listener(self._alert_slow)
         await self.failover.start(tg)
         await self.lease.start(tg)
+
+    def _alert(self, **alert: Any) -> None:
+        """Raise an alert through the kernel's alert manager, when there is one running."""
+        alerts = self._resolve("alerts") if self._resolve else None
+        if alerts is None or not getattr(alerts, "running", False):
+            return
+        try:
+            alerts.send_alert_nowait(source="ha", **alert)
+        except Exception as exc:  # an alert must never break a failover
+            self.log.error("ha_alert_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _alert_switch(self, event: SwitchEvent) -> None:
+        took = "" if event.duration is None else f" after {event.duration:.2f}s"
+        self._alert(
+            level="warning", title="failover group switched",
+            message=f"{event.group}: {event.from_member or '-'} -> {event.to_member or '-'}{took} ({event.cause})",
+            context={"group": event.group, "from": event.from_member, "to": event.to_member, "cause": event.cause},
+            fingerprint_keys=["group"],
+        )
+
+    def _alert_slow(self, record: FailoverRecord, target: float) -> None:
+        self._alert(
+            level="error", title="failover slower than target",
+            message=f"{record.kind} failover took {record.duration:.2f}s (target {target:g}s): {record.cause}",
+            context={"kind": record.kind, "group": record.group, "duration_s": record.duration},
+            fingerprint_keys=["kind", "group"],
+        )
 
     def _configure_groups(self) -> None:
         for name, group in self.config.groups.items():

@@ -9,12 +9,14 @@ from typing import Any
 import anyio
 import pytest
 
+from hrkernel import hookimpl
 from hrkernel.config import load_config_text
 from hrkernel.errors import StartupError
 from hrkernel.ha.component import HAComponent, probes
 from hrkernel.ha.config import HASection
 from hrkernel.kernel import Kernel
 from hrkernel.plugins import PluginHost
+from hrkernel.types import ConfigStruct, HealthResult, HealthStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -117,7 +119,7 @@ async def test_takeover_after_a_crash_is_timed_and_recorded(redis_server: Any, t
 
 
 def _kernel(tmp_path: Path, text: str) -> Kernel:
-    loaded = load_config_text(f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n' + text, "test.toml")
+    loaded = load_config_text(f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n[dashboard]\nenabled = false\n' + text, "test.toml")
     host = PluginHost(strict=True)
     host.discover()
     host.collect()
@@ -156,3 +158,68 @@ def test_ha_config_errors_name_the_key_path() -> None:
     assert "ha.backend" in text and "ha.lease_ttl" in text and "ha.groups.g.mode" in text
     with pytest.raises(ConfigError, match="renew_interval must be shorter"):
         load_config_text('[ha]\nlease_ttl = "1s"\nmargin = "600ms"\nrenew_interval = "500ms"\n')
+
+
+class FeedConfig(ConfigStruct, kw_only=True):
+    down_file: str
+    """The feed reports unhealthy while this file exists (the test's fault switch)."""
+
+
+class FileFeed:
+    def __init__(self, config: FeedConfig) -> None:
+        self.down_file = Path(config.down_file)
+
+    async def check(self) -> HealthResult:
+        if self.down_file.exists():
+            return HealthResult(status=HealthStatus.UNHEALTHY, detail="feed stale")
+        return HealthResult(status=HealthStatus.HEALTHY)
+
+
+class FeedPlugin:
+    @hookimpl
+    def hr_register_datasources(self, register: Any) -> None:
+        register("file_feed", lambda config, context: FileFeed(config), config=FeedConfig)
+
+
+async def test_kernel_group_fails_over_and_back_with_history_and_alerts(tmp_path: Path) -> None:
+    text = f"""
+[kernel]
+data_dir = "{tmp_path / "data"}"
+[dashboard]
+enabled = false
+[datasources.primary]
+type = "file_feed"
+down_file = "{tmp_path / "primary.down"}"
+[datasources.backup]
+type = "file_feed"
+down_file = "{tmp_path / "backup.down"}"
+[ha.groups.feeds]
+components = ["datasource:primary", "datasource:backup"]
+check_interval = "20ms"
+fail_after = 2
+recover_after = 2
+"""
+    loaded = load_config_text(text, "test.toml")
+    host = PluginHost(strict=True)
+    host.discover()
+    host.add(FeedPlugin(), "file_feed_plugin")
+    host.collect()
+    kernel = Kernel.build(loaded, host)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kernel.run)
+        ha = kernel.get("ha")
+        await wait_until(lambda: ha.may_trade(), 5)
+        assert ha.failover.active_id("feeds") == "datasource:primary"
+        assert isinstance(ha.failover.active("feeds"), FileFeed)
+        (tmp_path / "primary.down").write_text("x")
+        await wait_until(lambda: ha.failover.active_id("feeds") == "datasource:backup", 5)
+        (tmp_path / "primary.down").unlink()
+        await wait_until(lambda: ha.failover.active_id("feeds") == "datasource:primary", 5)
+        rows = ha.store.failover_rows()
+        assert [(r["from"], r["to"]) for r in rows] == [
+            ("datasource:primary", "datasource:backup"), ("datasource:backup", "datasource:primary")
+        ]
+        assert "feed stale" in rows[0]["cause"] and rows[1]["cause"].startswith("failback")
+        alerts = kernel.get("alerts")
+        assert "failover group switched" in [a.title for a in alerts.open.values()]
+        kernel.request_stop("test")

@@ -104,6 +104,8 @@ instance_id = "{instance}"
 data_dir = "{data_dir}"
 [logging]
 format = "json"
+[dashboard]
+enabled = false
 [ha]
 backend = "redis"
 redis_url = "{url}"
