@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+import httpx
 import pytest
 
 from hrkernel.config import load_config_text
@@ -148,6 +149,42 @@ def make_kernel(tmp_path: Path) -> Iterator[Callable[[str], RunningKernel]]:
     yield make
     for stop in stops:
         stop()
+
+
+@dataclass
+class SimKernel:
+    kernel: RunningKernel
+    sim: Any
+
+    def fault(self, kind: str, count: int) -> None:
+        """Script ``count`` faults of ``kind`` on every endpoint of the simulator (its admin API)."""
+        r = httpx.post(self.sim.base_url + "/_sim/faults/script", json={"endpoint": "*", "kind": kind, "count": count},
+                       headers=self.sim.admin_headers)
+        r.raise_for_status()
+
+
+@pytest.fixture
+def sim_kernel(tmp_path: Path) -> Iterator[SimKernel]:
+    """The Nobitex simulator on loopback, and a kernel whose ``nobitex`` exchange trades on it
+    (breaker after 3 failures, no read retries) with the dashboard up."""
+    from hrkernel_sim.server import SimServer
+
+    with anyio.from_thread.start_blocking_portal() as sim_portal:
+        sim = SimServer()
+        sim_portal.call(sim.start)
+        try:
+            extra = (
+                '[exchanges.nobitex]\ntype = "nobitex"\ntoken = "sim-token"\n'
+                f'base_url = "{sim.base_url}"\nbreaker_failure_threshold = 3\nbreaker_reset_timeout = "60s"\n'
+                "retry_attempts = 1\n"
+            )
+            running, stop = start_kernel(tmp_path, extra)
+            try:
+                yield SimKernel(running, sim)
+            finally:
+                stop()
+        finally:
+            sim_portal.call(sim.stop)
 
 
 @pytest.fixture

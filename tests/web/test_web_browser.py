@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hrkernel.exchange.errors import ExchangeUnavailableError
 from hrkernel.resilience import CircuitBreaker, registry
 
 CHROMIUM = "/usr/bin/chromium"
@@ -117,6 +118,26 @@ def test_a_breaker_opened_by_real_failures_turns_red_without_a_reload(running_ke
     assert "open" in page.inner_text(f"{row} .pill") and "in " in page.inner_text(row)  # next retry shown
     assert view.not_reloaded()
     page.screenshot(path=str(artifacts / "dashboard-breaker-open.png"), full_page=True)
+    assert view.errors == []
+
+
+def test_the_exchange_breaker_opened_by_simulator_faults_turns_red_without_a_reload(sim_kernel: Any, open_page: Any, artifacts: Path) -> None:
+    k = sim_kernel.kernel
+    exchange = k.get("exchange:nobitex").obj
+    assert k.call(exchange.order_book, "BTCIRT").bids  # the simulator answers: breaker closed
+    view = open_page(k.url)
+    page = view.page
+    row = f'#panel-breakers tr[data-breaker="{exchange.breaker.name}"]'
+    page.wait_for_selector(row, timeout=5_000)
+    assert "closed" in page.inner_text(row)
+    sim_kernel.fault("error_503", 3)  # the exchange starts failing
+    for _ in range(3):
+        with pytest.raises(ExchangeUnavailableError):
+            k.call(exchange.recent_trades, "BTCIRT")
+    assert exchange.breaker.state.value == "open"
+    page.wait_for_selector(f"{row}.state-open", timeout=5_000)
+    assert view.not_reloaded()
+    page.screenshot(path=str(artifacts / "dashboard-sim-breaker.png"), full_page=True)
     assert view.errors == []
 
 
