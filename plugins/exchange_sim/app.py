@@ -80,6 +80,7 @@ def _record(state: SimState, request: Request, endpoint: str) -> dict[str, Any]:
         "fault": None,
         "code": None,
         "order_id": None,
+        "client_order_id": None,
     }
     state.requests.append(rec)
     return rec
@@ -141,6 +142,7 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
     if limited is not None:
         rec["code"] = "TooManyRequests"
         return _too_many(limited.back_off, limited.limit)
+    params: dict[str, Any] = {}
     try:
         params = await _params(request)
         meta: dict[str, Any] = {"instance": rec["instance"], "fencing_token": rec["fencing_token"],
@@ -155,6 +157,9 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
         meta = {}
     rec["code"] = body.get("code") or body.get("error")
     rec["order_id"] = meta.get("order_id")
+    cid = params.get("clientOrderId")
+    if isinstance(cid, str):
+        rec["client_order_id"] = cid
     if kind == "drop_after_accept" and state.abort_connection(request.scope.get("client")):
         return _Dropped()
     return json_response(status, body)

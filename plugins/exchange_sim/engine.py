@@ -222,6 +222,9 @@ class Engine:
         balance, blocked = self.wallet(account, cur)
         if balance - blocked < need:
             raise OrderRejected("OverValueOrder", "Order Validation Failed")
+        if len(self._recent) > 10_000:  # forget what can no longer be a duplicate
+            window = self.config.duplicate_window
+            self._recent = {k: t for k, t in self._recent.items() if now - t < window}
         self._recent[key] = now
         self._next_order += 1
         order = Order(id=self._next_order, account=account, symbol=market.symbol, src=src, dst=dst,

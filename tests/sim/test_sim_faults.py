@@ -61,6 +61,7 @@ async def test_accept_then_drop_places_the_order_but_the_client_sees_a_connectio
     log = (await admin.get("/_sim/requests", params={"endpoint": "orders_add"})).json()["requests"]
     assert log[0]["fault"] == "drop_after_accept" and log[0]["status"] is None
     assert log[0]["order_id"] == orders[0]["id"] and log[0]["instance"] == "node-a"
+    assert log[0]["client_order_id"] == "lost-1" and log[0]["fencing_token"] == "42"
 
 
 async def test_downtime_window_answers_503_then_recovers(sim_factory, clock):
