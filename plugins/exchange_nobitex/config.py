@@ -48,7 +48,9 @@ class NobitexConfig(ConfigStruct, kw_only=True):
     """Whole-request timeout (read, write, pool)."""
     connect_timeout: Duration = Duration(5.0)
     max_connections: int = 20
-    max_keepalive_connections: int = 10
+    """Keep-alive connections to the exchange at most (the kernel's ConnectionPool)."""
+    idle_timeout: Duration = Duration(60.0)
+    """A connection idle this long is closed by the pool's maintenance."""
     ping_symbol: str = "USDTIRT"
     """``ping()`` reads this market's public order book (cheap, 300/min)."""
     pro: bool = False

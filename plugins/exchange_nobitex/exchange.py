@@ -1,8 +1,11 @@
 """NobitexExchange: the kernel's exchange contract over Nobitex's REST API.
 
-One ``httpx.AsyncClient`` per exchange instance: httpx already keeps a bounded pool of
-keep-alive connections per host (``max_connections``, ``max_keepalive_connections``), and an
-adapter talks to exactly one host, so a second pooling layer would only add a hop.
+Connections: the kernel's ``ConnectionPool`` holds up to ``max_connections`` httpx clients, each
+limited to one TCP connection (so a pooled "connection" is one keep-alive socket). The pool picks
+the least-loaded one, bounds the wait for a free one, and replaces a client whose requests fail
+at the transport level (reset, timeout, protocol error): a wedged socket is thrown away instead of
+being reused. Idle ones are pruned by the pool's maintenance task when the kernel hands
+``start`` its task group.
 
 Every request goes through, in this order (all but the endpoint limits are the kernel's
 ``hrkernel.resilience`` primitives): market data and markets first ask a ``TTLCache``
@@ -47,6 +50,10 @@ from hrkernel.resilience import (
     BulkheadFullError,
     CircuitBreaker,
     CircuitOpenError,
+    ConnectionPool,
+    PoolClosedError,
+    PoolConfig,
+    PoolError,
     RetryPolicy,
     TTLCache,
 )
@@ -135,33 +142,62 @@ class NobitexExchange:
         )
         self.bulkhead = Bulkhead(f"exchange:{name}", max(1, config.max_concurrent),
                                  max_queue=config.bulkhead_queue, queue_timeout=float(config.bulkhead_wait))
-        self._client: httpx.AsyncClient | None = None
+        self.pool: ConnectionPool[httpx.AsyncClient] | None = None
+        self._maintenance: anyio.CancelScope | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        if self._client is not None:
-            return
+    @property
+    def started(self) -> bool:
+        return self.pool is not None
+
+    def _new_client(self) -> httpx.AsyncClient:
         cfg = self.config
         headers = {"User-Agent": f"TraderBot/{cfg.bot_name}", "Accept": "application/json"}
         if cfg.send_instance_headers and self.instance_id:
             headers["X-HR-Instance"] = self.instance_id
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             base_url=cfg.base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(float(cfg.timeout), connect=float(cfg.connect_timeout)),
-            limits=httpx.Limits(
-                max_connections=cfg.max_connections,
-                max_keepalive_connections=cfg.max_keepalive_connections,
-            ),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             follow_redirects=False,
         )
+
+    async def start(self, tg: Any = None) -> None:
+        """Open the connection pool. ``tg`` (the kernel's task group, optional) runs the pool's
+        idle pruning until :meth:`aclose`."""
+        if self.pool is not None:
+            return
+        cfg = self.config
+        self.pool = ConnectionPool(
+            f"exchange:{self.name}",
+            self._new_client,
+            PoolConfig(min_connections=0, max_connections=max(1, cfg.max_connections),
+                       connection_timeout=cfg.bulkhead_wait, idle_timeout=cfg.idle_timeout,
+                       max_queue=cfg.bulkhead_queue, max_in_flight_per_connection=1),
+            is_broken=lambda exc: isinstance(exc, httpx.TransportError),
+            clock=self.clock,
+        )
+        if tg is not None:
+            tg.start_soon(self._maintain)
         self.log.info("exchange_started", base_url=cfg.base_url, authenticated=bool(cfg.token))
 
+    async def _maintain(self) -> None:
+        pool = self.pool
+        if pool is None:
+            return
+        with anyio.CancelScope() as scope:
+            self._maintenance = scope
+            await pool.run()
+
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        pool, self.pool = self.pool, None
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            self._maintenance = None
+        if pool is not None:
+            await pool.aclose()
 
     async def __aenter__(self) -> NobitexExchange:
         await self.start()
@@ -177,6 +213,7 @@ class NobitexExchange:
             "base_url": self.config.base_url,
             "breaker": self.breaker.state.value,
             "bulkhead_in_flight": self.bulkhead.in_flight,
+            "connections": self.pool.metrics().size if self.pool is not None else 0,
             "rate_limits": self.limits.snapshot(),
         }
 
@@ -187,8 +224,8 @@ class NobitexExchange:
         json: dict[str, Any] | None, auth: bool, idempotent: bool, headers: dict[str, str] | None,
         client_order_id: str | None,
     ) -> tuple[int, bytes]:
-        client = self._client
-        if client is None:
+        pool = self.pool
+        if pool is None:
             raise ex.ExchangeError("exchange not started (call start() first)", exchange=wire.EXCHANGE, endpoint=endpoint)
         hdrs = dict(headers or {})
         if auth:
@@ -198,7 +235,14 @@ class NobitexExchange:
                 )
             hdrs["Authorization"] = f"Token {self.config.token}"
         try:
-            response = await client.request(method, path, params=params, json=json, headers=hdrs)
+            async with pool.acquire() as client:
+                response = await client.request(method, path, params=params, json=json, headers=hdrs)
+        except PoolClosedError:
+            raise ex.ExchangeError("exchange closed", exchange=wire.EXCHANGE, endpoint=endpoint) from None
+        except PoolError as exc:
+            # No free connection in time: nothing was sent; local congestion, not an outage.
+            raise ex.RateLimitedError(f"no free connection ({exc})", retry_after=None,
+                                      exchange=wire.EXCHANGE, endpoint=endpoint) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the exchange: safe to report as plain unavailability.
             kind = ex.ExchangeTimeoutError if isinstance(exc, httpx.TimeoutException) else ex.ExchangeUnavailableError

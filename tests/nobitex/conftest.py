@@ -179,7 +179,7 @@ def make_exchange() -> Iterator[Callable[..., Any]]:
         return exchange, clock
 
     yield make
-    leaked = [e.name for e in made if e._client is not None]
+    leaked = [e.name for e in made if e.started]
     assert not leaked, f"tests must close their exchanges (async with): {leaked}"
 
 

@@ -439,3 +439,24 @@ async def test_cancel_by_client_id_without_an_order_in_the_answer_finds_the_canc
         order = await exchange.cancel_order(client_order_id="c-31")
     assert order.exchange_id == "31" and order.status is OrderStatus.CANCELED
     assert len(scripted.hits("/market/orders/update-status")) == 1
+
+
+async def test_a_connection_that_failed_is_replaced_not_reused(scripted, make_exchange):
+    scripted.on("/market/orders/status", "drop", (200, STATUS_OK))
+    exchange, _ = make_exchange(scripted.base_url, retry_attempts=2)
+    async with exchange:
+        assert (await exchange.get_order(exchange_id="5684")).exchange_id == "5684"
+        metrics = exchange.pool.metrics()
+    assert metrics.replaced == 1 and metrics.size == 1
+
+
+async def test_pool_maintenance_runs_in_the_kernels_task_group_and_stops_on_aclose(scripted, make_exchange):
+    import anyio
+
+    exchange, _ = make_exchange(scripted.base_url)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await exchange.start(tg)
+            assert len(await exchange.markets()) == 3
+            await exchange.aclose()
+    assert not exchange.started

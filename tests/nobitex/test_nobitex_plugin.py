@@ -56,7 +56,7 @@ def test_a_config_table_builds_an_unstarted_exchange_with_the_expanded_token():
 
     exchange = item.registration.factory(config, Context())
     assert isinstance(exchange, Exchange)
-    assert exchange.instance_id == "hr-9" and exchange._client is None  # no I/O in the factory
+    assert exchange.instance_id == "hr-9" and not exchange.started  # no I/O in the factory
     assert exchange.limits.limits["place"] == (100, 600.0)
 
 
