@@ -95,3 +95,32 @@ def test_dashboard_config_errors_name_the_key(table: str, path: str, words: str)
 def test_an_empty_token_from_the_environment_disables_actions() -> None:
     loaded = load_config_text('[dashboard]\ntoken = "${T:-}"\n', "hr.toml", environ={})
     assert loaded.config.dashboard.token is None
+
+
+@pytest.mark.anyio
+async def test_the_readme_embedding_example_runs() -> None:
+    from hrkernel.ha.health import CheckRun, HealthMonitor
+    from hrkernel.types import HealthResult, HealthStatus
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Dashboard, JSON API and metrics", 1)[1].split("\n## ", 1)[0]
+    code = section.split("### Embedding", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+    class Ok:
+        async def check(self) -> HealthResult:
+            return HealthResult(status=HealthStatus.HEALTHY, detail="fine")
+
+    monitor = HealthMonitor([CheckRun(name="ok", check=Ok(), interval=1.0, timeout=1.0, plugin="test")])
+    await monitor.run_once(monitor.runs["ok"])
+    body = code.replace("...", "seen.append(await fetch(dashboard.url + '/api/health'))")
+    source = "async def example(monitor, seen, fetch):\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "README.md", "exec"), namespace)
+    seen: list[Any] = []
+
+    async def fetch(url: str) -> Any:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(url)).json()
+
+    await namespace["example"](monitor, seen, fetch)
+    assert seen[0]["data"]["checks"]["ok"]["status"] == "healthy"
