@@ -93,6 +93,7 @@ def build_alerts(kernel: Kernel) -> None:
         channels=channels,
         data_dir=kernel.data_dir,
         instance_id=kernel.config.kernel.instance_id,
+        secrets=kernel.loaded.secrets,
     )
     kernel.add(system)
     _watch_kernel_events(kernel, system)

@@ -13,7 +13,7 @@ and retry) and history writes (DuckDB, in a worker thread) happen in background 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +30,7 @@ from hrkernel.alerts.history import History
 from hrkernel.alerts.rules import OpenAlert, Silence, Suppressor, fingerprint, new_id, parse_until
 from hrkernel.alerts.types import Alert, AlertLevel, AlertSource, Notification, NotificationKind
 from hrkernel.kernel.component import Component
-from hrkernel.logging import get_logger
+from hrkernel.logging import Redactor, get_logger
 
 
 @dataclass
@@ -73,10 +73,14 @@ class AlertSystem(Component):
         data_dir: str | Path = ".hrkernel",
         clock: Clock | None = None,
         instance_id: str = "",
+        secrets: Iterable[str] = (),
     ) -> None:
         self.config = config or AlertsSection()
+        # Alert text reaches channels, the history and other people's phones: configured secret
+        # values (every ${VAR} expansion) and credential-looking context keys are masked first.
+        self._redact = Redactor(secrets)
+        self.instance_id = self._redact(None, "alert", {"instance": instance_id})["instance"]
         self.clock: Clock = clock or SystemClock()
-        self.instance_id = instance_id
         self.log = get_logger("hrkernel.alerts")
         self.history = History(Path(data_dir) / self.config.history_file)
         if channels is None:
@@ -227,7 +231,8 @@ class AlertSystem(Component):
         """Synchronous :meth:`send_alert`, for callbacks that cannot await (breaker listeners)."""
         source = AlertSource(source)
         level = AlertLevel(level)
-        ctx = dict(context or {})
+        clean = self._redact(None, "alert", {"title": title, "message": message, "context": dict(context or {})})
+        title, message, ctx = clean["title"], clean["message"], clean["context"]
         keys = self.config.fingerprint_keys if fingerprint_keys is None else fingerprint_keys
         fp = fingerprint(source, title, ctx, keys)
         now = self.clock.now()
@@ -272,7 +277,8 @@ class AlertSystem(Component):
             if source is None or title is None:
                 raise ValueError("resolve() needs fingerprint= or source= and title=")
             keys = self.config.fingerprint_keys if fingerprint_keys is None else fingerprint_keys
-            fingerprint = _fingerprint(AlertSource(source), title, dict(context or {}), keys)
+            clean = self._redact(None, "alert", {"title": title, "context": dict(context or {})})
+            fingerprint = _fingerprint(AlertSource(source), clean["title"], clean["context"], keys)
         alert = self.open.get(fingerprint)
         if alert is None or alert.status != "firing":
             return None

@@ -311,3 +311,22 @@ async def test_send_alert_returns_before_any_channel_is_called(tmp_path, clock):
         with anyio.fail_after(2):
             await started.wait()
         await alerts.stop(drain_timeout=0.1)
+
+
+async def test_secret_values_never_reach_channels_or_the_history(tmp_path, clock, recording_channel):
+    ch = recording_channel()
+    specs = {"rec": ChannelSpec(ch, ChannelRouting(max_per_minute=0))}
+    alerts = AlertSystem(section(), channels=specs, data_dir=tmp_path, clock=clock, secrets={"hunter2-secret-value"},
+                         instance_id="hunter2-secret-value")
+    async with alerts:
+        await alerts.send_alert(source="exchange", level="error", title="auth failed",
+                                message="server said: bad key hunter2-secret-value",
+                                context={"api_key": "abc", "url": "https://x/?k=hunter2-secret-value"})
+        clock.advance(10)
+        await alerts.wait_idle()
+        rows = await alerts.query()
+    [note] = ch.sent
+    text = repr(note) + repr(rows)
+    assert "hunter2-secret-value" not in text and "abc" not in repr(note.alerts[0].context)
+    assert note.alerts[0].message == "server said: bad key ***" and note.instance_id == "***"
+    assert note.alerts[0].context == {"api_key": "***", "url": "https://x/?k=***"}
