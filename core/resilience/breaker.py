@@ -195,8 +195,11 @@ class CircuitBreaker:
         self._generation = 0
         # Countdown of closed-state calls that take the fast path; 0 sends the next call to the
         # slow path (state not closed, timing needed, or a latency sample is due).
-        self._fast = 0 if self._always_timed else latency_sample_every - 1
-        self._seq = 0  # recorded outcomes so far (= calls metric)
+        # Fast-path successes decrement ``_fast`` (and are counted that way: see ``_seq``).
+        self._seq_base = 0
+        self._reload = 0
+        self._fast = 0
+        self._set_fast(0 if self._always_timed else latency_sample_every - 1)
         self._window_start = 0  # seq at which the count window was last reset
         self._fail_seqs: deque[int] = deque()
         self._slow_seqs: deque[int] = deque()
@@ -242,9 +245,7 @@ class CircuitBreaker:
 
     async def call(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """Run ``await fn(*args, **kwargs)`` under the breaker."""
-        n = self._fast
-        if n:
-            self._fast = n - 1
+        if self._fast > 0:
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
@@ -252,7 +253,7 @@ class CircuitBreaker:
                 if self.fallback_on_failure and self._is_recorded(exc):
                     return await self._fallback_value(exc)
                 raise
-            self._seq += 1
+            self._fast -= 1
             return result
         return await self._call_slow(fn, args, kwargs)
 
@@ -260,9 +261,7 @@ class CircuitBreaker:
 
     def call_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` (a plain function) under the breaker."""
-        n = self._fast
-        if n:
-            self._fast = n - 1
+        if self._fast > 0:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -270,7 +269,7 @@ class CircuitBreaker:
                 if self.fallback_on_failure and self._is_recorded(exc):
                     return self._fallback_value_sync(exc)
                 raise
-            self._seq += 1
+            self._fast -= 1
             return result
         try:
             generation, start = self._admit()
@@ -293,12 +292,10 @@ class CircuitBreaker:
         return _decorate(self, fn)
 
     async def __aenter__(self) -> CircuitBreaker:
-        n = self._fast
-        if n:
+        if self._fast > 0:
             # Fast entries leave no trace: __aexit__ treats "no entry of mine on this task's
             # stack" as a fast entry. Nesting one breaker inside itself in the closed state can
             # only misattribute a latency sample; half-open entries are never fast.
-            self._fast = n - 1
             return self
         generation, start = self._admit()  # raises CircuitOpenError; no fallback here
         _ENTRIES.set((self, generation, start, _ENTRIES.get()))
@@ -308,7 +305,7 @@ class CircuitBreaker:
         entry = _ENTRIES.get()
         if entry is None or entry[0] is not self:
             if exc is None:
-                self._seq += 1
+                self._fast -= 1
             else:
                 self._closed_exception(exc)
             return
@@ -377,6 +374,23 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ internals
 
+    @property
+    def _seq(self) -> int:
+        """Recorded outcomes so far (the ``calls`` metric; sequence number of the last one).
+
+        Fast-path successes only decrement ``_fast`` (one attribute update per call instead of
+        two); they are folded into ``_seq_base`` whenever ``_fast`` is reloaded.
+        """
+        return self._seq_base + self._reload - self._fast
+
+    @_seq.setter
+    def _seq(self, value: int) -> None:
+        self._seq_base += value - self._seq
+
+    def _set_fast(self, value: int) -> None:
+        self._seq_base += self._reload - self._fast
+        self._fast = self._reload = value
+
     async def _call_slow(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
                          kwargs: dict[str, Any]) -> T:
         try:
@@ -404,7 +418,7 @@ class CircuitBreaker:
         if state is CLOSED:
             if self._always_timed:
                 return -1, self.clock()
-            self._fast = self._sample_every - 1
+            self._set_fast(self._sample_every - 1)
             return -1, self.clock()  # a latency sample
         now = self.clock()
         if state is OPEN:
@@ -579,9 +593,9 @@ class CircuitBreaker:
         self._half_open_successes = 0
         if new is OPEN:
             self._open_until = now + self.reset_timeout if open_until is None else open_until
-            self._fast = 0
+            self._set_fast(0)
         elif new is HALF_OPEN:
-            self._fast = 0
+            self._set_fast(0)
         else:
             self._consecutive = 0
             self._window_start = self._seq
@@ -589,9 +603,7 @@ class CircuitBreaker:
             self._slow_seqs.clear()
             if self._time_window is not None:
                 self._time_window.reset()
-            self._fast = 0 if self._always_timed else self._sample_every - 1
-        if old is new and new is CLOSED:
-            pass
+            self._set_fast(0 if self._always_timed else self._sample_every - 1)
         event = BreakerStateChanged(name=self.name, old=old, new=new, reason=reason, at=time.time())
         log = _log.warning if new is OPEN else _log.info
         log("breaker_state_changed", breaker=self.name, old=old.value, new=new.value, reason=reason)
@@ -619,9 +631,7 @@ def _decorate(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Any:
         # The closed fast path is inlined here so a decorated call costs one coroutine, not two.
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            n = breaker._fast
-            if n:
-                breaker._fast = n - 1
+            if breaker._fast > 0:
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
@@ -629,7 +639,7 @@ def _decorate(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Any:
                     if breaker.fallback_on_failure and breaker._is_recorded(exc):
                         return await breaker._fallback_value(exc)
                     raise
-                breaker._seq += 1
+                breaker._fast -= 1
                 return result
             return await breaker._call_slow(fn, args, kwargs)
 
@@ -638,6 +648,16 @@ def _decorate(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Any:
 
     @functools.wraps(fn)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if breaker._fast > 0:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                breaker._closed_exception(exc)
+                if breaker.fallback_on_failure and breaker._is_recorded(exc):
+                    return breaker._fallback_value_sync(exc)
+                raise
+            breaker._fast -= 1
+            return result
         return breaker.call_sync(fn, *args, **kwargs)
 
     sync_wrapper.breaker = breaker  # type: ignore[attr-defined]

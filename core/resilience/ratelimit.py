@@ -106,14 +106,21 @@ class RateLimiter:
 
     async def acquire(self, weight: float = 1, timeout: float | None = None) -> None:
         """Wait until ``weight`` is granted (see the module docstring); never waits past ``timeout``."""
-        if self.try_acquire(weight):
-            return
         now = self.clock()
+        if self._single:  # the common case, inlined: no extra call on the hot path
+            tat = self._tat[0]
+            new = (tat if tat > now else now) + weight * self._interval[0]
+            if new - now <= self._tolerance[0] + 1e-9:
+                self._tat[0] = new
+                self._granted += 1
+                return
+        elif self._wait_for(weight, now)[0] <= 0:
+            self._commit(weight, now)
+            return
         wait, limit = self._wait_for(weight, now)
         if timeout is not None and wait > timeout:
             raise RateLimitExceeded(self.name, limit, weight, wait)
         # Reserve: move every limit's arrival time as if granted now, then sleep off the debt.
-        self._rejected -= 1  # try_acquire counted a rejection; this is a wait instead
         self._waited += 1
         self._commit(weight, now, reserve=True)
         try:

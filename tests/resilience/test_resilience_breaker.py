@@ -347,3 +347,29 @@ async def test_reset_and_force_open(clock: ManualClock) -> None:
     assert breaker.state is BreakerState.OPEN
     breaker.reset()
     assert await breaker.call(ok) == 1
+
+
+async def test_counts_stay_exact_across_latency_samples_and_concurrency(clock: ManualClock) -> None:
+    breaker = CircuitBreaker("count", failure_threshold=None, failure_rate_threshold=0.5,
+                             window_size=50, minimum_calls=50, clock=clock, latency_sample_every=7)
+
+    async def work(i: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        if i % 10 == 0:
+            raise Timeout()
+
+    async def caller(i: int) -> None:
+        try:
+            await breaker.call(work, i)
+        except Timeout:
+            pass
+
+    async with anyio.create_task_group() as tg:
+        for i in range(1000):
+            tg.start_soon(caller, i)
+    m = breaker.metrics()
+    assert (m.calls, m.successes, m.failures) == (1000, 900, 100)
+    assert m.window_calls == 50 and breaker.state is BreakerState.CLOSED
+    for _ in range(21):
+        await breaker.call(work, 1)
+    assert breaker.metrics().latency.count == 3  # every 7th call is timed
