@@ -2,8 +2,9 @@
 
 Other parts find it as ``kernel.get("ha")`` and use:
 
-- :meth:`HAComponent.may_trade` — instant: leader with margin *and* the takeover (start-up
-  reconciliation) of this tenure finished. Check it before preparing an order.
+- :meth:`HAComponent.may_trade` (alias ``holds_with_margin``) — instant: leader with margin *and*
+  the takeover (start-up reconciliation) of this tenure finished. Check it before preparing an
+  order. Pass the component itself wherever a lease view is expected.
 - :meth:`HAComponent.fence_check` — the last hop, right before an order leaves: ``may_trade()``
   plus one atomic round trip to the lease backend. Send :attr:`HAComponent.token` with the order.
 - :meth:`HAComponent.add_takeover_step` — ``async step(token)`` awaited on every gain before
@@ -138,6 +139,11 @@ class HAComponent(Component):
 
     def may_trade(self) -> bool:
         return self._trading_token is not None and self._trading_token == self.lease.token and self.lease.holds_with_margin()
+
+    def holds_with_margin(self) -> bool:
+        """Same as :meth:`may_trade`, so this component can stand where a lease is expected
+        (the order pipeline's ``LeaseView``) and add the takeover gate to it."""
+        return self.may_trade()
 
     async def fence_check(self) -> bool:
         return self.may_trade() and await self.lease.fence_check() and self.may_trade()

@@ -57,7 +57,7 @@ async def test_local_backend_trades_only_after_takeover_steps(tmp_path: Path) ->
         assert not await ha.fence_check()
         ready["value"] = True
         await wait_until(ha.may_trade)
-        assert ha.token == 1 and await ha.fence_check()
+        assert ha.token == 1 and await ha.fence_check() and ha.holds_with_margin()
         assert seen_during_step == [False]
         assert hooks.calls == [("hr_leadership_gained", {"fencing_token": 1})]
         await ha.stop()
@@ -215,6 +215,7 @@ recover_after = 2
         await wait_until(lambda: ha.failover.active_id("feeds") == "datasource:backup", 5)
         (tmp_path / "primary.down").unlink()
         await wait_until(lambda: ha.failover.active_id("feeds") == "datasource:primary", 5)
+        await wait_until(lambda: len(ha.store.failover_rows()) == 2, 2)  # written just after the switch
         rows = ha.store.failover_rows()
         assert [(r["from"], r["to"]) for r in rows] == [
             ("datasource:primary", "datasource:backup"), ("datasource:backup", "datasource:primary")
