@@ -43,6 +43,7 @@ SKIPPED: dict[str, str] = {}
 # name -> (baseline it is measured over, group)
 SUBJECTS: dict[str, tuple[str, str]] = {
     "bare_await": ("", "breaker_async"),
+    "generic_async_wrapper": ("bare_await", "breaker_async"),
     "hrkernel_breaker_call": ("bare_await", "breaker_async"),
     "hrkernel_breaker_decorator": ("bare_await", "breaker_async"),
     "hrkernel_breaker_async_with": ("bare_await", "breaker_async"),
@@ -242,6 +243,24 @@ def test_bare_await(benchmark, loop) -> None:
             await noop()
 
     measure_async(benchmark, loop, "bare_await", run)
+
+
+def test_generic_async_wrapper(benchmark, loop) -> None:
+    """The floor for any decorator: ``async def w(*a, **kw): return await fn(*a, **kw)``."""
+
+    def wrap(fn):
+        async def wrapper(*args, **kwargs):
+            return await fn(*args, **kwargs)
+
+        return wrapper
+
+    guarded = wrap(noop)
+
+    async def run() -> None:
+        for _ in range(CALLS):
+            await guarded()
+
+    measure_async(benchmark, loop, "generic_async_wrapper", run)
 
 
 def _breaker() -> CircuitBreaker:
