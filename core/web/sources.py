@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
+import anyio
 import msgspec
 
 
@@ -326,52 +327,104 @@ async def acknowledge_alert(host: Host, alert_id: str, who: str, note: str) -> l
 # ---------------------------------------------------------------------------- orders, ledger
 
 
+def _pipeline(host: Host) -> Any:
+    """The order pipeline: the ``orders`` component (or the pipeline it holds)."""
+    orders = find(host, "orders")
+    if orders is None:
+        return None
+    return getattr(orders, "pipeline", orders)
+
+
+def _recent_from_journal(journal: Any, limit: int) -> tuple[list[Any], dict[str, int]]:
+    # The journal lists oldest first and has no count query: read it once for both.
+    records = list(journal.query(limit=1_000_000))
+    counts: dict[str, int] = {}
+    for record in records:
+        state = jsonable(getattr(record, "state", "?"))
+        counts[state] = counts.get(state, 0) + 1
+    return records[-limit:][::-1], counts
+
+
 async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
-    """``orders``: ``recent(limit)`` (orders with their states) and ``counts()`` by state."""
-    pipeline = find(host, "orders")
+    """``orders``: ``recent(limit)`` and ``counts()`` if offered, else read from its ``journal``;
+    ``halts`` (why new orders are refused) and ``stats``."""
+    pipeline = _pipeline(host)
     if pipeline is None:
         return None
     recent_fn = _method(pipeline, "recent", "recent_orders")
     counts_fn = _method(pipeline, "counts", "counts_by_state")
-    recent = await maybe_await(recent_fn(limit)) if recent_fn else []
-    counts = await maybe_await(counts_fn()) if counts_fn else {}
+    journal = getattr(pipeline, "journal", None)
+    recent: Any = []
+    counts: Any = {}
+    if recent_fn is not None:
+        recent = await maybe_await(recent_fn(limit))
+        counts = await maybe_await(counts_fn()) if counts_fn else {}
+    elif journal is not None and hasattr(journal, "query"):
+        recent, counts = await anyio.to_thread.run_sync(_recent_from_journal, journal, limit)
+    halts = getattr(pipeline, "halts", None)
     halted_fn = _method(pipeline, "is_halted")
-    halted = getattr(pipeline, "halted", None) if halted_fn is None else halted_fn()
-    return {"orders": jsonable(recent), "counts": jsonable(counts), "halted": jsonable(halted)}
+    halted = bool(halts) if halts is not None else bool(halted_fn()) if halted_fn else None
+    stats = getattr(pipeline, "stats", None)
+    return {
+        "orders": jsonable(recent), "counts": jsonable(counts), "halted": halted,
+        "halts": jsonable(halts or {}), "stats": jsonable(stats() if callable(stats) else stats or {}),
+    }
 
 
-async def read_ledger(host: Host) -> dict[str, Any] | None:
-    """``ledger``: ``positions()``/``balances()`` and ``drift()`` per asset."""
+def _ledger(host: Host) -> Any:
     ledger = find(host, "ledger")
-    if ledger is None:
-        return None
+    if ledger is not None:
+        return getattr(ledger, "ledger", ledger)
+    pipeline = _pipeline(host)
+    return getattr(pipeline, "ledger", None) if pipeline is not None else None
+
+
+def _ledger_rows(ledger: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, names in (("balances", ("balances",)), ("positions", ("positions",)), ("drift", ("drift", "discrepancies")),
+    balances = ledger.balances() if hasattr(ledger, "balances") else None
+    if isinstance(balances, dict):
+        rows = []
+        for key, amount in balances.items():
+            account, currency = key if isinstance(key, tuple) and len(key) == 2 else (str(key), "")
+            rows.append({"account": account, "currency": currency, "balance": jsonable(amount)})
+        out["balances"] = rows
+    else:
+        out["balances"] = jsonable(balances)
+    for key, names in (("positions", ("positions",)), ("drift", ("drift", "discrepancies")),
                        ("reconciliations", ("reconciliations", "reconciliation_reports"))):
         fn = _method(ledger, *names)
-        out[key] = jsonable(await maybe_await(fn() if callable(fn) else fn)) if fn is not None else None
+        out[key] = jsonable(fn() if callable(fn) else fn) if fn is not None else None
     return out
 
 
-def _kill_switch(host: Host) -> Any:
-    for name in ("killswitch", "kill_switch", "orders"):
-        obj = find(host, name)
-        if obj is not None and _method(obj, "halt", "engage") is not None:
-            return obj
-    return None
+async def read_ledger(host: Host) -> dict[str, Any] | None:
+    """``ledger`` (or the pipeline's ``ledger``): ``balances()`` per account and currency, and
+    ``positions()``, ``drift()``, ``reconciliations()`` where offered."""
+    ledger = _ledger(host)
+    if ledger is None:
+        return None
+    return await anyio.to_thread.run_sync(_ledger_rows, ledger)
+
+
+KILL_SWITCH_KEY = "kill_switch"
 
 
 async def set_kill_switch(host: Host, on: bool, reason: str) -> dict[str, Any]:
-    """Engage (``halt(reason)``) or release (``resume(reason)``) the kill switch."""
-    target = _kill_switch(host)
-    if target is None:
-        raise NotConfigured("no kill switch is configured (needs an orders pipeline with halt/resume)")
-    fn = _method(target, "halt", "engage") if on else _method(target, "resume", "release")
-    if fn is None:
-        raise Unsupported("the kill switch cannot be released from here")
-    await maybe_await(fn(reason))
-    halted_fn = _method(target, "is_halted")
-    return {"halted": bool(halted_fn() if halted_fn else getattr(target, "halted", on))}
+    """Engage or release the kill switch: the pipeline's ``halt(key, reason)`` / ``resume(key)``
+    (or a ``killswitch`` component's ``engage(reason)`` / ``release(reason)``)."""
+    switch = find(host, "killswitch", "kill_switch")
+    if switch is not None:
+        await maybe_await(switch.engage(reason) if on else switch.release(reason))
+        return {"halted": on}
+    pipeline = _pipeline(host)
+    if pipeline is None or _method(pipeline, "halt") is None:
+        raise NotConfigured("no kill switch is configured (needs an order pipeline with halt/resume)")
+    if on:
+        await maybe_await(pipeline.halt(KILL_SWITCH_KEY, reason))
+    else:
+        await maybe_await(pipeline.resume(KILL_SWITCH_KEY))
+    halts = getattr(pipeline, "halts", {})
+    return {"halted": bool(halts), "halts": jsonable(halts)}
 
 
 # ---------------------------------------------------------------------------- HA

@@ -205,12 +205,16 @@ function renderFailovers(s) {
     histRows.length ? table(["at", "kind", "group", "switch", "duration", "cause"], histRows) : h("p", { class: "muted" }, "no failovers yet")]);
 }
 
-function genericTable(name, area, pick) {
-  if (notConfigured(name, area)) return;
-  const rows = pick(area.data) || [];
-  if (!Array.isArray(rows) || !rows.length) { setPanel(name, h("p", { class: "muted" }, "nothing yet")); return; }
-  const cols = Object.keys(rows[0]).filter((k) => typeof rows[0][k] !== "object" || rows[0][k] === null).slice(0, 9);
-  setPanel(name, table(cols, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, r[c] == null ? "—" : String(r[c])))))));
+const ORDER_COLUMNS = ["created_at", "client_order_id", "exchange", "symbol", "side", "type", "amount", "price", "filled_amount", "state", "reason"];
+
+function renderOrders(s) {
+  if (notConfigured("orders", s.orders)) return;
+  const d = s.orders.data;
+  const counts = Object.entries(d.counts || {}).map(([state, n]) => [pill(`${state}: ${n}`, state === "REJECTED" || state === "UNKNOWN" ? "degraded" : ""), " "]);
+  const rows = (d.orders || []).map((o) => h("tr", { "data-order": o.client_order_id || "" },
+    ORDER_COLUMNS.map((c) => h("td", c === "reason" ? { class: "detail" } : {}, c === "state" ? pill(String(o.state)) : o[c] == null ? "—" : String(o[c])))));
+  setPanel("orders", [h("p", {}, counts.length ? counts : h("span", { class: "muted" }, "no orders yet")),
+    rows.length ? table(ORDER_COLUMNS.map((c) => c.replace(/_/g, " ")), rows) : null]);
 }
 
 function renderLedger(s) {
@@ -237,7 +241,8 @@ function renderActions(s) {
   const halted = s.orders.configured ? s.orders.data.halted : null;
   const rows = [];
   if (s.orders.configured) {
-    rows.push(h("p", {}, "Kill switch: ", pill(halted ? "on (orders halted)" : "off", halted ? "open" : "closed")));
+    rows.push(h("p", {}, "New orders: ", pill(halted ? "halted" : "allowed", halted ? "open" : "closed")));
+    for (const [key, why] of Object.entries(s.orders.data.halts || {})) rows.push(h("p", { class: "muted" }, `${key}: ${why}`));
     rows.push(h("div", { class: "actions-row" },
       h("button", { class: "danger", id: "kill-on", onclick: () => act("Turn the kill switch ON (halt new orders)", "POST", "/api/killswitch", { on: true }) }, "kill switch on"),
       h("button", { id: "kill-off", onclick: () => act("Turn the kill switch OFF (resume orders)", "POST", "/api/killswitch", { on: false }) }, "kill switch off")));
@@ -262,7 +267,7 @@ function render(s) {
     (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
     (x) => statsTable("limiters", x.limiters, ["headroom", "granted", "rejected", "waited"]),
     (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
-    (x) => genericTable("orders", x.orders, (d) => d.orders), renderLedger, renderWebhooks, renderActions, renderAudit];
+    renderOrders, renderLedger, renderWebhooks, renderActions, renderAudit];
   for (const step of steps) {
     try { step(s); } catch (err) { console.warn("render step failed", step.name, err); }
   }
