@@ -262,8 +262,21 @@ class NobitexExchange:
         if error is not None:
             if isinstance(error, ex.RateLimitedError):
                 self.limits.back_off(endpoint, error.retry_after if error.retry_after is not None else DEFAULT_BACKOFF)
+            if not idempotent and isinstance(error, ex.ExchangeUnavailableError):
+                # A 5xx or garbage answer to a state change proves nothing: a gateway (Cloudflare
+                # in front of Nobitex) can fail after the origin executed the request.
+                raise self._unknown(error, client_order_id) from error
             raise error
         return response.status_code, body
+
+    @staticmethod
+    def _unknown(error: ex.ExchangeError, client_order_id: str | None) -> ex.UnknownOutcomeError:
+        return ex.UnknownOutcomeError(
+            f"{type(error).__name__} answering a state change; it may or may not have been executed",
+            exchange=wire.EXCHANGE, endpoint=error.endpoint, code=error.code,
+            exchange_message=error.exchange_message, status=error.status, raw=error.raw,
+            client_order_id=client_order_id,
+        )
 
     async def _attempt(self, endpoint: str, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
         wait = self.limits.delay(endpoint)
@@ -312,7 +325,12 @@ class NobitexExchange:
                 endpoint, method, path, params=params, json=json, auth=auth, idempotent=idempotent,
                 headers=headers, client_order_id=client_order_id,
             )
-            return wire.decode(body, kind, endpoint, status)
+            try:
+                return wire.decode(body, kind, endpoint, status)
+            except ex.MalformedResponseError as exc:
+                if idempotent:
+                    raise
+                raise self._unknown(exc, client_order_id) from exc
 
         if not idempotent:
             return await once()  # never retried: see UnknownOutcomeError
