@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import duckdb
@@ -34,6 +34,8 @@ from hrkernel.ledger.errors import UnbalancedTransactionError
 __all__ = ["Ledger", "Posting", "Transaction", "fill_transaction"]
 
 _QUANT = Decimal(1).scaleb(-18)
+_CTX = Context(prec=80)
+"""Enough digits for any DECIMAL(38,18) value and products of two of them (the default 28 is not)."""
 _MAX = Decimal(10) ** 20
 
 SCHEMA = """
@@ -114,13 +116,13 @@ def _check(tx: Transaction, where: str) -> None:
     for p in tx.postings:
         if not isinstance(p.amount, Decimal) or not p.amount.is_finite():
             raise UnbalancedTransactionError(f"{where}: posting {p.account}/{p.currency} amount {p.amount!r} is not a finite Decimal")
-        if p.amount != p.amount.quantize(_QUANT) or abs(p.amount) >= _MAX:
+        if abs(p.amount) >= _MAX or p.amount != p.amount.quantize(_QUANT, context=_CTX):
             raise UnbalancedTransactionError(
                 f"{where}: posting {p.account}/{p.currency} amount {p.amount} does not fit DECIMAL(38,18)"
             )
         if not p.account or not p.currency or _SEP in p.account or _SEP in p.currency:
             raise UnbalancedTransactionError(f"{where}: posting with an empty account or currency, or a control character in one")
-        sums[p.currency] = sums.get(p.currency, Decimal(0)) + p.amount
+        sums[p.currency] = _CTX.add(sums.get(p.currency, Decimal(0)), p.amount)
     bad = {c: s for c, s in sums.items() if s != 0}
     if bad:
         detail = ", ".join(f"{c} {s:+}" for c, s in sorted(bad.items()))
@@ -134,7 +136,7 @@ def _check(tx: Transaction, where: str) -> None:
 
 def fill_transaction(exchange: str, base: str, quote: str, fill: Fill, *, order_ref: str | None = None) -> Transaction:
     """The postings of one fill: base leg, quote leg, fee leg (fee in ``fill.fee_currency``)."""
-    notional = (fill.amount * fill.price).quantize(_QUANT)
+    notional = _CTX.multiply(fill.amount, fill.price).quantize(_QUANT, context=_CTX)
     sign = Decimal(1) if fill.side is Side.BUY else Decimal(-1)
     postings = [
         Posting(f"{exchange}:{base}", base, sign * fill.amount),

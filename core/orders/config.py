@@ -1,0 +1,67 @@
+"""The ``[orders]`` section of hr.toml: risk limits, timing, reconciliation policy."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from hrkernel.types import Amount, ConfigStruct, Duration
+
+__all__ = ["OrdersSection"]
+
+
+class OrdersSection(ConfigStruct, kw_only=True):
+    enabled: bool = True
+    """Build the order pipeline (needs at least one exchange)."""
+    db_file: str = "orders.duckdb"
+    """Journal, ledger and reconciliation reports, under ``[kernel] data_dir``."""
+
+    # -- risk (Prepare) --
+    kill_switch: bool = False
+    """When true, Prepare refuses every new order."""
+    max_notional: dict[str, Amount] = msgspec.field(default_factory=dict)
+    """Largest ``amount * price`` of one order, per quote currency (``{ IRT = "50000000" }``)."""
+    max_position: dict[str, Amount] = msgspec.field(default_factory=dict)
+    """Largest holding per asset on one exchange after a buy fills (``{ BTC = "0.5" }``)."""
+    max_open_orders: int = 20
+    max_price_deviation: Amount = Amount("0.1")
+    """A price further than this fraction from the book's mid is refused as insane."""
+    check_balance: bool = True
+    """Refuse orders the ledger's balance (minus what open orders reserve) cannot pay for."""
+
+    # -- execute / verify --
+    submit_attempts: int = 3
+    """Placements per order at most (a resubmission only after the exchange said it has none)."""
+    lookup_attempts: int = 8
+    lookup_backoff: Duration = Duration(0.25)
+    visibility_window: Duration = Duration(3.0)
+    """How long after a placement the exchange may still not show it; an order not found later
+    than this is known not to exist."""
+    verify_deadline: Duration = Duration(30.0)
+    poll_initial: Duration = Duration(0.1)
+    poll_max: Duration = Duration(2.0)
+    prepared_max_age: Duration = Duration(60.0)
+    """On recovery, a PREPARED order older than this is FAILED as stale instead of sent."""
+
+    # -- reconciliation --
+    reconcile_interval: Duration = Duration(60.0)
+    orphan_policy: Literal["cancel", "adopt"] = "cancel"
+    """An open order on the exchange that the journal does not know: cancel it, or adopt it."""
+    balance_tolerance: dict[str, Amount] = msgspec.field(default_factory=dict)
+    """Per-asset drift corrected with an adjusting transaction; beyond it: critical alert."""
+    default_tolerance: Amount = Amount("0")
+    halt_on_drift: bool = True
+    """Beyond-tolerance drift halts new orders until acknowledged (``hrkernel reconcile --ack``)."""
+
+    def __post_init__(self) -> None:
+        if self.max_open_orders < 1 or self.submit_attempts < 1 or self.lookup_attempts < 1:
+            raise ValueError("max_open_orders, submit_attempts and lookup_attempts must be >= 1")
+        if self.max_price_deviation <= 0:
+            raise ValueError("max_price_deviation must be > 0")
+        if self.poll_initial <= 0 or self.poll_max < self.poll_initial:
+            raise ValueError("poll_initial must be > 0 and <= poll_max")
+
+    def tolerance(self, currency: str) -> Decimal:
+        return self.balance_tolerance.get(currency, self.default_tolerance)

@@ -1,0 +1,17 @@
+"""Test-only fault points: ``HRKERNEL_FAULT_POINT=<name>`` SIGKILLs the process at that point.
+
+Used by the crash-recovery tests to kill a real process at a phase boundary. With the variable
+unset (always, outside those tests) a fault point is one dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+POINTS = ("after_prepared", "after_submitting", "after_accept", "after_acked", "mid_verify")
+
+
+def fault_point(name: str) -> None:
+    if os.environ.get("HRKERNEL_FAULT_POINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

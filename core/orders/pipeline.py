@@ -1,0 +1,451 @@
+"""The three-phase order pipeline: prepare → execute → verify.
+
+``create_transaction(signal)`` is Prepare: it validates the signal against the exchange's market
+and the risk limits, derives the client order id from the signal id and journals PREPARED.
+``execute_transaction(tx)`` is Execute and Verify: it submits only while the lease is held with
+margin, journals SUBMITTING before the request leaves, turns any uncertain outcome into UNKNOWN
+and resolves it by client order id before anything else (a resubmission happens only once the
+exchange has said, after its visibility window, that it has no such order), then polls the order
+until it is terminal and posts every fill to the ledger exactly once.
+
+An order whose state the exchange's answers cannot settle is marked *unresolved* and alerted,
+never guessed. :meth:`TransactionVerificationPipeline.recover` resumes every non-terminal order
+from the journal after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import msgspec
+
+from hrkernel.exchange import Exchange, Market, Order, OrderRequest, OrderStatus, OrderType, Side
+from hrkernel.exchange import errors as ex
+from hrkernel.ledger import Ledger, fill_transaction
+from hrkernel.logging import get_logger
+from hrkernel.orders.config import OrdersSection
+from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, OrdersError, TradingHaltedError
+from hrkernel.orders.faults import fault_point
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+
+__all__ = [
+    "AlertHook",
+    "AlwaysLeader",
+    "LeaseView",
+    "Signal",
+    "TransactionVerificationPipeline",
+    "client_order_id_for",
+]
+
+log = get_logger("hrkernel.orders")
+
+AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
+"""``alert(level, message, details)``: level is ``"warning"`` or ``"critical"``."""
+
+
+@runtime_checkable
+class LeaseView(Protocol):
+    """What the pipeline needs from the HA lease (``hrkernel.ha.lease.Lease`` satisfies it)."""
+
+    def holds_with_margin(self) -> bool: ...
+
+    @property
+    def token(self) -> int | None: ...
+
+
+class AlwaysLeader:
+    """A single instance: always the leader, fencing token 1."""
+
+    token: int | None = 1
+
+    def holds_with_margin(self) -> bool:
+        return True
+
+
+class Signal(msgspec.Struct, frozen=True, kw_only=True):
+    """A request to trade, from anywhere (API, CLI, webhook, a plugin). ``signal_id`` is its
+    idempotency key: the same signal id never yields two orders."""
+
+    signal_id: str
+    exchange: str
+    symbol: str
+    side: Side
+    amount: Decimal
+    type: OrderType = OrderType.LIMIT
+    price: Decimal | None = None
+
+
+def client_order_id_for(exchange: str, signal_id: str) -> str:
+    """The client order id of a signal: deterministic, 32 characters, ``[0-9a-z]``."""
+    return "hr" + hashlib.sha256(f"{exchange}\x1f{signal_id}".encode()).hexdigest()[:30]
+
+
+_STATUS_STATE = {
+    OrderStatus.FILLED: OrderState.FILLED,
+    OrderStatus.CANCELED: OrderState.CANCELED,
+    OrderStatus.REJECTED: OrderState.REJECTED,
+}
+
+
+class TransactionVerificationPipeline:
+    """Prepare, execute and verify orders against one or more exchanges (by name)."""
+
+    def __init__(
+        self,
+        *,
+        exchanges: Mapping[str, Exchange],
+        journal: OrderJournal,
+        ledger: Ledger,
+        config: OrdersSection | None = None,
+        lease: LeaseView | None = None,
+        alert: AlertHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.exchanges = dict(exchanges)
+        self.journal = journal
+        self.ledger = ledger
+        self.config = config or OrdersSection()
+        self.lease: LeaseView = lease or AlwaysLeader()
+        self._alert = alert
+        self._clock = clock
+        self._now = now or (lambda: datetime.now(UTC))
+        self._sleep = sleep
+        self._markets: dict[tuple[str, str], Market] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+        self.halts: dict[str, str] = {}
+        """Why new orders are refused right now (key → reason); empty means trading is allowed."""
+        self.stats: dict[str, int] = {"prepared": 0, "submitted": 0, "unknown": 0, "resubmitted": 0,
+                                      "verified": 0, "unresolved": 0, "fills_posted": 0}
+
+    # -- halts ----------------------------------------------------------------------------------
+
+    def halt(self, key: str, reason: str) -> None:
+        self.halts[key] = reason
+        log.warning("orders_halted", key=key, reason=reason)
+
+    def resume(self, key: str) -> None:
+        if self.halts.pop(key, None) is not None:
+            log.info("orders_resumed", key=key)
+
+    async def alert(self, level: str, message: str, **details: Any) -> None:
+        log.error("orders_alert", level=level, message=message, **details) if level == "critical" else \
+            log.warning("orders_alert", level=level, message=message, **details)
+        if self._alert is not None:
+            try:
+                result = self._alert(level, message, details)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # an alert hook must never break the order path
+                log.error("orders_alert_hook_failed", error=f"{type(exc).__name__}: {exc}")
+
+    # -- prepare --------------------------------------------------------------------------------
+
+    async def market(self, exchange: str, symbol: str) -> Market:
+        key = (exchange, symbol)
+        if key not in self._markets:
+            self._markets[key] = await self._exchange(exchange).market(symbol)
+        return self._markets[key]
+
+    def _exchange(self, name: str) -> Exchange:
+        try:
+            return self.exchanges[name]
+        except KeyError:
+            raise OrdersError(f"no exchange named {name!r} (configured: {sorted(self.exchanges)})") from None
+
+    async def create_transaction(self, signal: Signal) -> OrderRecord:
+        """Prepare: validate, risk-check and journal PREPARED. The same signal id returns the
+        order already journaled for it. A refused signal is journaled FAILED with the reason and
+        :class:`OrderRejectedError` is raised; a halt raises :class:`TradingHaltedError` and
+        journals nothing (the signal may be sent again later)."""
+        existing = self.journal.by_signal(signal.signal_id)
+        if existing is not None:
+            return existing
+        if self.config.kill_switch:
+            raise TradingHaltedError(f"signal {signal.signal_id}: the kill switch is on ([orders] kill_switch)")
+        if self.halts:
+            raise TradingHaltedError(f"signal {signal.signal_id}: new orders halted: " + "; ".join(self.halts.values()))
+        exchange = self._exchange(signal.exchange)
+        coid = client_order_id_for(signal.exchange, signal.signal_id)
+        try:
+            market = await self.market(signal.exchange, signal.symbol)
+        except ex.InvalidOrderError as exc:
+            return self._refuse(signal, coid, None, f"unknown symbol {signal.symbol!r} on {signal.exchange}: {exc}")
+        problem = await self._check(signal, market, exchange)
+        if problem is not None:
+            return self._refuse(signal, coid, market, problem)
+        rec = self.journal.create(self._record(signal, coid, market, OrderState.PREPARED))
+        self.stats["prepared"] += 1
+        log.info("order_prepared", client_order_id=coid, signal_id=signal.signal_id, symbol=signal.symbol,
+                 side=signal.side.value, amount=str(signal.amount), price=str(signal.price))
+        fault_point("after_prepared")
+        return rec
+
+    @staticmethod
+    def _record(signal: Signal, coid: str, market: Market | None, state: OrderState, reason: str | None = None) -> OrderRecord:
+        return OrderRecord(
+            client_order_id=coid, signal_id=signal.signal_id, exchange=signal.exchange, symbol=signal.symbol,
+            base=market.base if market else "", quote=market.quote if market else "", side=signal.side.value,
+            type=signal.type.value, amount=signal.amount, price=signal.price, state=state, reason=reason,
+        )
+
+    def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> OrderRecord:
+        self.journal.create(self._record(signal, coid, market, OrderState.FAILED, reason))
+        log.warning("order_refused", client_order_id=coid, signal_id=signal.signal_id, reason=reason)
+        raise OrderRejectedError(f"signal {signal.signal_id}: {reason}", client_order_id=coid)
+
+    async def _check(self, signal: Signal, market: Market, exchange: Exchange) -> str | None:
+        cfg = self.config
+        amount, price = signal.amount, signal.price
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+            return f"amount must be a positive Decimal, got {amount!r}"
+        if amount % market.amount_step != 0:
+            return f"amount {amount} is not a multiple of the market's amount step {market.amount_step}"
+        if signal.type is OrderType.LIMIT and price is None:
+            return "a limit order needs a price"
+        if price is not None:
+            if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
+                return f"price must be a positive Decimal, got {price!r}"
+            if price % market.price_step != 0:
+                return f"price {price} is not a multiple of the market's price step {market.price_step}"
+        book = await exchange.order_book(signal.symbol)
+        best_bid = book.bids[0].price if book.bids else None
+        best_ask = book.asks[0].price if book.asks else None
+        if best_bid is None or best_ask is None:
+            if price is None:
+                return "no reference price: the order book is empty on one side"
+            mid = price
+        else:
+            mid = (best_bid + best_ask) / 2
+        ref = price if price is not None else (best_ask if signal.side is Side.BUY else best_bid)
+        assert ref is not None
+        if abs(ref - mid) / mid > cfg.max_price_deviation:
+            return f"price {ref} is more than {cfg.max_price_deviation:%} away from the book's mid {mid}"
+        notional = amount * ref
+        if notional < market.min_notional:
+            return f"notional {notional} {market.quote} is below the market minimum {market.min_notional}"
+        limit = cfg.max_notional.get(market.quote)
+        if limit is not None and notional > limit:
+            return f"notional {notional} {market.quote} exceeds [orders] max_notional.{market.quote} = {limit}"
+        open_orders = self.journal.open_orders(signal.exchange)
+        if len(open_orders) >= cfg.max_open_orders:
+            return f"{len(open_orders)} open orders already ([orders] max_open_orders = {cfg.max_open_orders})"
+        held = self.ledger.venue_balances(signal.exchange)
+        reserved: dict[str, Decimal] = {}
+        pending_buys = Decimal(0)
+        for o in open_orders:
+            remaining = o.amount - o.filled_amount
+            if o.side == Side.BUY.value:
+                pending_buys += remaining if o.base == market.base else 0
+                reserved[o.quote] = reserved.get(o.quote, Decimal(0)) + remaining * (o.price or ref)
+            else:
+                reserved[o.base] = reserved.get(o.base, Decimal(0)) + remaining
+        if signal.side is Side.BUY:
+            max_pos = cfg.max_position.get(market.base)
+            position = held.get(market.base, Decimal(0)) + pending_buys + amount
+            if max_pos is not None and position > max_pos:
+                return f"position in {market.base} would reach {position} > [orders] max_position.{market.base} = {max_pos}"
+        if cfg.check_balance:
+            need_ccy, need = (market.quote, notional) if signal.side is Side.BUY else (market.base, amount)
+            available = held.get(need_ccy, Decimal(0)) - reserved.get(need_ccy, Decimal(0))
+            if need > available:
+                return f"insufficient {need_ccy} in the ledger: need {need}, available {available}"
+        return None
+
+    # -- execute --------------------------------------------------------------------------------
+
+    def _lock(self, coid: str) -> anyio.Lock:
+        lock = self._locks.get(coid)
+        if lock is None:
+            lock = self._locks[coid] = anyio.Lock()
+        return lock
+
+    async def submit(self, signal: Signal) -> OrderRecord:
+        """Prepare then execute one signal."""
+        return await self.execute_transaction(await self.create_transaction(signal))
+
+    async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
+        """Execute and verify an order from wherever the journal says it stands. Returns the
+        order's record afterwards: terminal, or still open on the exchange after the verify
+        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``."""
+        async with self._lock(tx.client_order_id):
+            rec = self.journal.get(tx.client_order_id)
+            if rec is None:
+                raise OrdersError(f"order {tx.client_order_id} is not in the journal")
+            if rec.is_terminal:
+                return rec
+            if rec.state is OrderState.PREPARED:
+                return await self._submit(rec)
+            if rec.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+                return await self._resolve_unknown(rec)
+            return await self._verify(rec)
+
+    def _request(self, rec: OrderRecord) -> OrderRequest:
+        return OrderRequest(symbol=rec.symbol, side=Side(rec.side), type=OrderType(rec.type), amount=rec.amount,
+                            price=rec.price, client_order_id=rec.client_order_id)
+
+    async def _submit(self, rec: OrderRecord, *, reason: str | None = None) -> OrderRecord:
+        if not self.lease.holds_with_margin():
+            raise NotLeaderError(f"order {rec.client_order_id}: this instance does not hold the lease with margin")
+        token = self.lease.token
+        exchange = self._exchange(rec.exchange)
+        rec = self.journal.record(rec.client_order_id, OrderState.SUBMITTING, attempts=rec.attempts + 1,
+                                  fencing_token=token, reason=reason)
+        fault_point("after_submitting")
+        self.stats["submitted"] += 1
+        try:
+            order = await exchange.place_order(self._request(rec), fencing_token=token)
+        except ex.DuplicateClientOrderIdError:
+            # The exchange already holds an order with this id: an earlier placement landed.
+            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="duplicate client order id")
+            return await self._resolve_unknown(rec)
+        except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
+            return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # Timeout, dropped connection, 5xx, rate limit...: whether it landed is not known.
+            self.stats["unknown"] += 1
+            log.warning("order_outcome_unknown", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
+            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
+            return await self._resolve_unknown(rec)
+        fault_point("after_accept")
+        return await self._acknowledged(rec, order)
+
+    async def _acknowledged(self, rec: OrderRecord, order: Order) -> OrderRecord:
+        if order.status is OrderStatus.REJECTED and order.filled_amount == 0:
+            return self.journal.record(rec.client_order_id, OrderState.REJECTED, exchange_order_id=order.exchange_id,
+                                       reason="rejected by the exchange after acceptance")
+        rec = self.journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=order.exchange_id)
+        fault_point("after_acked")
+        return await self._verify(rec)
+
+    def _submitted_at(self, rec: OrderRecord) -> datetime:
+        for event in reversed(self.journal.history(rec.client_order_id)):
+            if event.state is OrderState.SUBMITTING:
+                return event.at
+        return rec.updated_at or self._now()
+
+    async def _resolve_unknown(self, rec: OrderRecord) -> OrderRecord:
+        """Find out whether an uncertain placement landed, by client order id, before anything else."""
+        exchange = self._exchange(rec.exchange)
+        cfg = self.config
+        delay = float(cfg.lookup_backoff)
+        failures = 0
+        while True:
+            try:
+                found = await exchange.find_order_by_client_id(rec.client_order_id, symbol=rec.symbol)
+            except Exception as exc:
+                failures += 1
+                log.warning("order_lookup_failed", client_order_id=rec.client_order_id, attempt=failures,
+                            error=f"{type(exc).__name__}: {exc}")
+                if failures >= cfg.lookup_attempts:
+                    return await self._unresolved(rec, f"look-up by client order id failed {failures} times: {exc}")
+                await self._sleep(delay)
+                delay = min(delay * 2, float(cfg.poll_max))
+                continue
+            if found is not None:
+                return await self._acknowledged(rec, found)
+            waited = (self._now() - self._submitted_at(rec)).total_seconds()
+            if waited < cfg.visibility_window:
+                # Too early to believe "not found": the exchange may not show it yet.
+                await self._sleep(max(float(cfg.visibility_window) - waited, 0.001))
+                continue
+            if rec.attempts >= cfg.submit_attempts:
+                return self.journal.record(
+                    rec.client_order_id, OrderState.FAILED,
+                    reason=f"not on the exchange after {rec.attempts} placement attempts",
+                )
+            self.stats["resubmitted"] += 1
+            log.info("order_resubmitting", client_order_id=rec.client_order_id, attempt=rec.attempts + 1)
+            return await self._submit(rec, reason="exchange has no order with this client order id; resubmitting")
+
+    async def _unresolved(self, rec: OrderRecord, why: str) -> OrderRecord:
+        self.stats["unresolved"] += 1
+        rec = self.journal.record(rec.client_order_id, rec.state, reason=why, unresolved=True)
+        await self.alert("critical", f"order {rec.client_order_id} unresolved: {why}",
+                         client_order_id=rec.client_order_id, exchange=rec.exchange, symbol=rec.symbol)
+        return rec
+
+    # -- verify ---------------------------------------------------------------------------------
+
+    async def post_fills(self, rec: OrderRecord, order: Order) -> Decimal:
+        """Post every fill of ``order`` to the ledger (once each); returns the filled total seen."""
+        exchange = self._exchange(rec.exchange)
+        fills = await exchange.order_fills(order)
+        if fills:
+            txs = [fill_transaction(rec.exchange, rec.base, rec.quote, f, order_ref=rec.client_order_id) for f in fills]
+            posted = sum(1 for i in self.ledger.post_many(txs) if i is not None)
+            self.stats["fills_posted"] += posted
+        return sum((f.amount for f in fills), Decimal(0))
+
+    async def _verify(self, rec: OrderRecord) -> OrderRecord:
+        exchange = self._exchange(rec.exchange)
+        cfg = self.config
+        deadline = self._clock() + cfg.verify_deadline
+        delay = float(cfg.poll_initial)
+        last_error: str | None = None
+        order: Order | None = None
+        mismatch = False
+        filled = Decimal(-1)
+        while True:
+            try:
+                order = await exchange.get_order(exchange_id=rec.exchange_order_id)
+                if order.filled_amount != filled or (order.status.is_terminal and mismatch):
+                    # Fills are read only when the filled amount moved (they are the costly call).
+                    filled = await self.post_fills(rec, order)
+                last_error = None
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("order_verify_poll_failed", client_order_id=rec.client_order_id, error=last_error)
+            else:
+                fault_point("mid_verify")
+                if order.status.is_terminal:
+                    state = _STATUS_STATE[order.status]
+                    mismatch = filled != order.filled_amount
+                    if not mismatch:
+                        if rec.state is not state:
+                            rec = self.journal.record(rec.client_order_id, state, filled_amount=order.filled_amount)
+                        if state is OrderState.REJECTED:
+                            return rec
+                        self.stats["verified"] += 1
+                        return self.journal.record(rec.client_order_id, OrderState.VERIFIED)
+                elif order.filled_amount != rec.filled_amount:
+                    rec = self.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED,
+                                              filled_amount=order.filled_amount)
+            if self._clock() >= deadline:
+                break
+            await self._sleep(delay)
+            delay = min(delay * 2, float(cfg.poll_max))
+        if last_error is not None:
+            return await self._unresolved(rec, f"order status could not be read before the verify deadline: {last_error}")
+        if mismatch and order is not None:
+            return await self._unresolved(
+                rec, f"exchange reports {order.filled_amount} filled but its fills add up to a different amount")
+        # Still open on the exchange (a resting limit order): reconciliation follows it up.
+        return rec
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    async def recover(self) -> list[OrderRecord]:
+        """Resume every non-terminal journaled order (call once at start-up, as leader)."""
+        out: list[OrderRecord] = []
+        for rec in self.journal.open_orders():
+            age = (self._now() - (rec.created_at or self._now())).total_seconds()
+            try:
+                if rec.state is OrderState.PREPARED and age > self.config.prepared_max_age:
+                    out.append(self.journal.record(rec.client_order_id, OrderState.FAILED,
+                                                   reason=f"stale: PREPARED {age:.0f}s ago, never sent"))
+                    continue
+                out.append(await self.execute_transaction(rec))
+            except NotLeaderError:
+                raise
+            except Exception as exc:
+                log.error("order_recovery_failed", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
+        return out

@@ -1,0 +1,191 @@
+"""The pipeline against the Nobitex simulator over real HTTP: prepare refusals, dedupe, lease,
+lost responses resolved by client order id, fills posted once, ground truth from /_sim/*."""
+
+from __future__ import annotations
+
+import os
+import random
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from hrkernel.exchange import OrderType, Side
+from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
+from hrkernel.orders.journal import OrderState
+from hrkernel.orders.pipeline import Signal, client_order_id_for
+
+pytestmark = pytest.mark.anyio
+
+
+async def mid(admin: Any, symbol: str = "BTCIRT") -> Decimal:
+    return Decimal((await admin.get(f"/_sim/markets/{symbol}")).json()["mid"])
+
+
+async def sim_orders(admin: Any) -> list[dict[str, Any]]:
+    return (await admin.get("/_sim/orders")).json()["orders"]
+
+
+async def sim_trades(admin: Any) -> list[dict[str, Any]]:
+    return [t for t in (await admin.get("/_sim/trades")).json()["trades"] if t["account"] == "default"]
+
+
+def price_at(m: Decimal, factor: str) -> Decimal:
+    return (m * Decimal(factor) / 10).to_integral_value() * 10
+
+
+def buy(signal_id: str, price: Decimal, amount: str = "0.001", **kw: Any) -> Signal:
+    return Signal(signal_id=signal_id, exchange="nobitex", symbol="BTCIRT", side=Side.BUY,
+                  amount=Decimal(amount), price=price, **kw)
+
+
+def test_client_order_id_is_deterministic_and_fits_32_chars() -> None:
+    a = client_order_id_for("nobitex", "sig-1")
+    assert a == client_order_id_for("nobitex", "sig-1") and len(a) == 32 and a.isalnum()
+    assert a != client_order_id_for("nobitex", "sig-2") != client_order_id_for("other", "sig-1")
+
+
+async def test_a_crossing_buy_is_placed_once_filled_and_posted(make_pipeline, sim_admin) -> None:
+    pipeline = make_pipeline()
+    before = pipeline.ledger.venue_balances("nobitex")
+    rec = await pipeline.submit(buy("s-fill", price_at(await mid(sim_admin), "1.02")))
+    assert rec.state is OrderState.VERIFIED, rec
+    assert [e.state for e in pipeline.journal.history(rec.client_order_id)] == [
+        OrderState.PREPARED, OrderState.SUBMITTING, OrderState.ACKED, OrderState.FILLED, OrderState.VERIFIED]
+    orders = await sim_orders(sim_admin)
+    assert [o["clientOrderId"] for o in orders] == [rec.client_order_id]
+    trades = await sim_trades(sim_admin)
+    assert trades and all(pipeline.ledger.has_fill("nobitex", str(t["id"])) for t in trades)
+    after = pipeline.ledger.venue_balances("nobitex")
+    assert after["BTC"] > before["BTC"] and after["RLS"] < before["RLS"]
+    # the same signal again: the same order, nothing new on the exchange
+    again = await pipeline.submit(buy("s-fill", price_at(await mid(sim_admin), "1.02")))
+    assert again.client_order_id == rec.client_order_id and len(await sim_orders(sim_admin)) == 1
+    assert pipeline.ledger.unbalanced_transactions() == []
+
+
+async def test_a_resting_order_stays_open_after_the_verify_deadline(make_pipeline, sim_admin) -> None:
+    pipeline = make_pipeline(verify_deadline=0.1)
+    rec = await pipeline.submit(buy("s-rest", price_at(await mid(sim_admin), "0.95")))
+    assert rec.state is OrderState.ACKED and not rec.unresolved and rec.exchange_order_id
+    assert [o.client_order_id for o in pipeline.journal.open_orders()] == [rec.client_order_id]
+
+
+@pytest.mark.parametrize(
+    ("signal_kw", "config", "match"),
+    [
+        ({"symbol": "NOPEIRT"}, {}, "unknown symbol"),
+        ({"amount": Decimal("0.0000001")}, {}, "amount step"),
+        ({"amount": Decimal("0.000001")}, {}, "below the market minimum"),
+        ({"price_factor": "2"}, {}, "away from the book"),
+        ({}, {"max_notional": {"RLS": Decimal("1000")}}, "max_notional"),
+        ({}, {"max_position": {"BTC": Decimal("1")}}, "max_position"),
+        ({"amount": Decimal("5")}, {"max_price_deviation": Decimal("0.5")}, "insufficient RLS"),
+    ],
+)
+async def test_prepare_refuses_and_journals_the_reason(make_pipeline, sim_admin, signal_kw, config, match) -> None:
+    pipeline = make_pipeline(**config)
+    m = await mid(sim_admin)
+    kw = dict(signal_kw)
+    factor = kw.pop("price_factor", "1.0")
+    signal = Signal(signal_id="s-bad", exchange="nobitex", symbol=kw.pop("symbol", "BTCIRT"), side=Side.BUY,
+                    amount=kw.pop("amount", Decimal("0.001")), price=price_at(m, factor))
+    with pytest.raises(OrderRejectedError, match=match):
+        await pipeline.create_transaction(signal)
+    rec = pipeline.journal.by_signal("s-bad")
+    assert rec is not None and rec.state is OrderState.FAILED and match.split()[0] in (rec.reason or "")
+    assert await sim_orders(sim_admin) == []
+
+
+async def test_kill_switch_halt_and_lost_lease_send_nothing(make_pipeline, sim_admin) -> None:
+    class Standby:
+        token = None
+
+        def holds_with_margin(self) -> bool:
+            return False
+
+    p = price_at(await mid(sim_admin), "0.95")
+    with pytest.raises(TradingHaltedError, match="kill switch"):
+        await make_pipeline(kill_switch=True, db="a.duckdb").create_transaction(buy("k1", p))
+    halted = make_pipeline(db="b.duckdb")
+    halted.halt("drift", "balance drift on BTC")
+    with pytest.raises(TradingHaltedError, match="drift on BTC"):
+        await halted.create_transaction(buy("k2", p))
+    standby = make_pipeline(lease=Standby(), db="c.duckdb")
+    tx = await standby.create_transaction(buy("k3", p))
+    with pytest.raises(NotLeaderError):
+        await standby.execute_transaction(tx)
+    assert standby.journal.get(tx.client_order_id).state is OrderState.PREPARED  # type: ignore[union-attr]
+    assert await sim_orders(sim_admin) == []
+
+
+async def test_a_dropped_response_becomes_unknown_and_is_found_by_client_id(make_pipeline, sim_admin) -> None:
+    pipeline = make_pipeline()
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "drop_after_accept"})
+    rec = await pipeline.submit(buy("s-drop", price_at(await mid(sim_admin), "1.02")))
+    states = [e.state for e in pipeline.journal.history(rec.client_order_id)]
+    assert OrderState.UNKNOWN in states and rec.state is OrderState.VERIFIED, states
+    assert len(await sim_orders(sim_admin)) == 1 and rec.attempts == 1
+
+
+async def test_a_hung_placement_that_never_landed_is_resubmitted_once_absent(make_pipeline, sim_admin) -> None:
+    pipeline = make_pipeline()
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "error_503"})
+    rec = await pipeline.submit(buy("s-503", price_at(await mid(sim_admin), "1.02")))
+    assert rec.state is OrderState.VERIFIED and rec.attempts == 2
+    assert len(await sim_orders(sim_admin)) == 1
+
+
+async def test_unresolvable_lookup_is_put_aside_and_alerted(make_pipeline, sim_admin) -> None:
+    alerts: list[tuple[str, str]] = []
+    pipeline = make_pipeline(lookup_attempts=2, alert=lambda level, msg, details: alerts.append((level, msg)))
+    tx = await pipeline.create_transaction(buy("s-lost", price_at(await mid(sim_admin), "0.95")))
+    # every endpoint but placement answers 500; the placement lands and its response is dropped
+    await sim_admin.put("/_sim/faults", json={"endpoints": {"*": {"error_500": 1.0}, "orders_add": {}}})
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "drop_after_accept"})
+    rec = await pipeline.execute_transaction(tx)
+    assert rec.state is OrderState.UNKNOWN and rec.unresolved
+    assert alerts and alerts[0][0] == "critical" and rec.client_order_id in alerts[0][1]
+    await sim_admin.put("/_sim/faults", json={})
+    # once the exchange answers again, execution resumes from the journal: found, not resubmitted
+    again = await pipeline.execute_transaction(rec)
+    assert again.state in (OrderState.ACKED, OrderState.VERIFIED) and again.attempts == 1
+    assert len(await sim_orders(sim_admin)) == 1
+
+
+LOST_RUNS = int(os.environ.get("HRKERNEL_LOST_RESPONSE_RUNS", "40"))
+
+
+async def test_lost_responses_randomized_never_double_or_lose(make_pipeline, sim_admin) -> None:
+    """Placements dropped after acceptance, hung or failed at random (seeded): every signal has
+    exactly one order on the exchange and every exchange fill is in the ledger exactly once.
+    ``HRKERNEL_LOST_RESPONSE_RUNS=1000`` runs the long version."""
+    rng = random.Random(5)
+    pipeline = make_pipeline(submit_attempts=5, lookup_attempts=20)
+    await sim_admin.put("/_sim/faults", json={"seed": 5, "endpoints": {"orders_add": {
+        "drop_after_accept": 0.3, "hang": 0.05, "error_503": 0.1}}})
+    records = []
+    for i in range(LOST_RUNS):
+        m = await mid(sim_admin)
+        side = rng.choice([Side.BUY, Side.SELL])
+        factor = rng.choice(["1.02", "0.98"]) if side is Side.BUY else rng.choice(["0.98", "1.02"])
+        signal = Signal(signal_id=f"lost-{i}", exchange="nobitex", symbol="BTCIRT", side=side, type=OrderType.LIMIT,
+                        amount=Decimal("0.0001"), price=price_at(m, factor))
+        records.append(await pipeline.submit(signal))
+    await sim_admin.put("/_sim/faults", json={})
+    orders = await sim_orders(sim_admin)
+    by_cid: dict[str, int] = {}
+    for o in orders:
+        by_cid[o["clientOrderId"]] = by_cid.get(o["clientOrderId"], 0) + 1
+    assert all(n == 1 for n in by_cid.values()), {k: n for k, n in by_cid.items() if n > 1}
+    assert set(by_cid) <= {r.client_order_id for r in records}
+    # resting orders: verify again now faults are off; every trade on the exchange is posted once
+    for rec in records:
+        if not rec.is_terminal:
+            await pipeline.execute_transaction(rec)
+    trades = await sim_trades(sim_admin)
+    assert all(pipeline.ledger.has_fill("nobitex", str(t["id"])) for t in trades)
+    fills = [t for t in pipeline.ledger.transactions(100_000) if t.kind == "fill"]
+    assert len(fills) == len(trades)
+    assert pipeline.stats["unknown"] > 0
+    assert pipeline.ledger.unbalanced_transactions() == []
