@@ -140,6 +140,18 @@ async def health_history(request: Request) -> Response:
     return area(data, "health checks")
 
 
+async def health_trend(request: Request) -> Response:
+    try:
+        bucket = _int_param(request, "bucket", 60, 1, 86400)
+        limit = _int_param(request, "limit", 360, 1, 5000)
+        data = await sources.read_health_trend(state_of(request).host, request.query_params.get("check"), bucket, limit)
+    except ValueError as exc:
+        return error(400, "bad_request", str(exc))
+    except sources.NotConfigured as exc:
+        return error(404, "not_found", str(exc.args[0]))
+    return area(data, "health checks")
+
+
 async def breakers(request: Request) -> Response:
     return ok({"configured": True, "data": sources.read_breakers(state_of(request).host)})
 
@@ -383,6 +395,11 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("/api/health/history", "GET", health_history, "Health-check results over time", params=[
         {"name": "check", "in": "query", "required": False, "schema": {"type": "string"}},
         {"name": "since", "in": "query", "required": False, "schema": {"type": "number"}},
+        {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
+    ]),
+    Endpoint("/api/health/trend", "GET", health_trend, "Health-check results per time bucket from the DuckDB history (last hours)", params=[
+        {"name": "check", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "bucket", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 86400}},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
     ]),
     Endpoint("/api/breakers", "GET", breakers, "Circuit breakers: state, counters, failure rate, next retry"),

@@ -37,7 +37,7 @@ def _responses(endpoint: Endpoint) -> dict[str, Any]:
         out["400"] = {"description": "Bad request body", **error}
         out["404"] = {"description": "No such object, or the area is not configured", **error}
         out["409"] = {"description": "The component refused or failed the action", **error}
-    if endpoint.path == "/api/health/history":
+    if endpoint.path in ("/api/health/history", "/api/health/trend"):
         out["404"] = {"description": "No such health check", **error}
     if not endpoint.public:
         out["401"] = {"description": "No token" + ("" if endpoint.action else " (only with require_token_for_reads)"), **error}

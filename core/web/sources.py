@@ -143,6 +143,25 @@ def read_health_history(host: Host, check: str | None = None, since: float | Non
     return out
 
 
+def _trend_rows(store: Any, names: list[str], bucket: int, limit: int) -> dict[str, Any]:
+    return {name: jsonable(store.health_trend(name, bucket_seconds=bucket, limit=limit)) for name in names}
+
+
+async def read_health_trend(host: Host, check: str | None = None, bucket: int = 60, limit: int = 360) -> dict[str, Any] | None:
+    """Per check, results bucketed over time from the monitor's DuckDB store (``health.store``):
+    share healthy, mean and max latency per bucket. ``{}`` when history is not persisted."""
+    monitor = find(host, "health")
+    if monitor is None:
+        return None
+    store = getattr(monitor, "store", None)
+    if store is None or not hasattr(store, "health_trend"):
+        return {}
+    names = [check] if check is not None else list(monitor.snapshot())
+    if check is not None and check not in monitor.snapshot():
+        raise NotConfigured(f"no health check named {check!r}")
+    return await anyio.to_thread.run_sync(_trend_rows, store, names, bucket, limit)
+
+
 # ---------------------------------------------------------------------------- resilience
 
 

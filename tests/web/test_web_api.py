@@ -14,7 +14,7 @@ from hrkernel.resilience import CircuitBreaker, registry
 from hrkernel.web.app import StandaloneHost, create_health_dashboard
 
 READS = [
-    "/api/status", "/api/snapshot", "/api/components", "/api/health", "/api/health/history", "/api/breakers",
+    "/api/status", "/api/snapshot", "/api/components", "/api/health", "/api/health/history", "/api/health/trend", "/api/breakers",
     "/api/pools", "/api/limiters", "/api/bulkheads", "/api/alerts", "/api/orders", "/api/ledger",
     "/api/failovers", "/api/leadership", "/api/webhooks", "/api/audit",
 ]
@@ -76,6 +76,14 @@ def test_health_and_history_come_from_the_monitor(shared_kernel: Any) -> None:
     assert httpx.get(shared_kernel.url + "/api/health/history", params={"check": "nope"}).status_code == 404
     bad = httpx.get(shared_kernel.url + "/api/health/history", params={"limit": "zero"})
     assert bad.status_code == 400 and "limit" in bad.json()["detail"]
+
+
+def test_health_trend_buckets_come_from_the_duckdb_history(shared_kernel: Any) -> None:
+    trend = httpx.get(shared_kernel.url + "/api/health/trend", params={"check": "event_loop_lag", "bucket": 3600}).json()["data"]
+    rows = trend["event_loop_lag"]
+    assert 1 <= len(rows) <= 2 and rows[-1]["count"] >= 1 and 0.0 <= rows[-1]["healthy_share"] <= 1.0  # 2 across an hour boundary
+    assert httpx.get(shared_kernel.url + "/api/health/trend", params={"check": "nope"}).status_code == 404
+    assert httpx.get(shared_kernel.url + "/api/health/trend", params={"bucket": 0}).status_code == 400
 
 
 def test_leadership_shows_role_leader_and_fencing_token(shared_kernel: Any) -> None:

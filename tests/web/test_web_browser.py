@@ -92,6 +92,7 @@ def test_page_loads_without_errors_and_shows_the_running_kernels_components(runn
         assert page.locator(f'#panel-components tr[data-component="{component.name}"]').count() == 1, component.name
     for check in running_kernel.get("health").runs:
         page.wait_for_selector(f'#panel-health [data-chart="{check}"] polyline', timeout=5_000)
+        page.wait_for_selector(f'#panel-health [data-trend="{check}"] rect', timeout=5_000)  # from DuckDB
     assert "web-test" in page.inner_text("#instance")
     assert page.inner_text("#panel-leadership") .count("leader") >= 2
     assert "not configured" in page.inner_text("#panel-orders")  # no order pipeline in this kernel

@@ -2,7 +2,7 @@
 // fetch so the token can travel in a header). No framework, no network beyond this origin.
 "use strict";
 
-const state = { snapshot: null, lastUpdate: 0, staleAfter: 5, backoff: 500 };
+const state = { snapshot: null, lastUpdate: 0, staleAfter: 5, backoff: 500, trends: {} };
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -167,11 +167,40 @@ function chart(name, points) {
     h("div", { class: "muted" }, points.length ? `${fmtTime(points[0].at)} – ${fmtTime(last.at)}, ${points.length} runs; line: latency, band: status` : ""));
 }
 
+function trendChart(name, rows) {
+  // rows: per time bucket from the DuckDB history: share healthy and mean latency (ms).
+  const points = rows.map((r) => ({
+    at: Date.parse(r.bucket + "Z") / 1000,
+    latency: (r.latency_ms_mean || 0) / 1000,
+    status: r.healthy_share >= 1 ? "healthy" : r.healthy_share >= 0.5 ? "degraded" : "unhealthy",
+  }));
+  const el = chart(name, points);
+  el.setAttribute("data-trend", name);
+  el.removeAttribute("data-chart");
+  el.lastChild.textContent = points.length
+    ? `${fmtTime(points[0].at)} – ${fmtTime(points[points.length - 1].at)}, ${points.length} buckets; line: mean latency, band: share healthy`
+    : "";
+  return el;
+}
+
 function renderHealth(s) {
   if (notConfigured("health", s.health_history)) return;
   const entries = Object.entries(s.health_history.data);
   if (!entries.length) { setPanel("health", h("p", { class: "muted" }, "no health checks registered")); return; }
-  setPanel("health", h("div", { class: "charts" }, entries.map(([name, points]) => chart(name, points))));
+  const parts = [h("h3", {}, "Recent runs"), h("div", { class: "charts" }, entries.map(([name, points]) => chart(name, points)))];
+  const trends = Object.entries(state.trends || {}).filter(([, rows]) => rows.length);
+  if (trends.length) parts.push(h("h3", {}, "Last hours (per minute, from the DuckDB history)"), h("div", { class: "charts" }, trends.map(([name, rows]) => trendChart(name, rows))));
+  setPanel("health", parts);
+}
+
+async function refreshTrends() {
+  try {
+    const res = await fetch("/api/health/trend?bucket=60&limit=360", { headers: authHeaders() });
+    if (!res.ok) return;
+    const body = await res.json();
+    state.trends = body.configured ? body.data : {};
+    if (state.snapshot) renderHealth(state.snapshot);
+  } catch (err) { /* the stream reports connection trouble */ }
 }
 
 function renderAlerts(s) {
@@ -343,5 +372,7 @@ document.addEventListener("DOMContentLoaded", () => {
   input.addEventListener("input", () => sessionStorage.setItem("hr-token", input.value.trim()));
   refreshOnce();
   stream();
+  refreshTrends();
   setInterval(tick, 1000);
+  setInterval(refreshTrends, 60000);
 });
