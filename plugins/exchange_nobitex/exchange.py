@@ -77,13 +77,13 @@ def _is_breaker_failure(exc: BaseException) -> bool:
 
 def round_amount(amount: Decimal, step: Decimal) -> Decimal:
     """Down to a multiple of ``step`` (Nobitex would do the same silently)."""
-    return (amount / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    return ((amount / step).to_integral_value(rounding=ROUND_FLOOR) * step).quantize(step)
 
 
 def round_price(price: Decimal, step: Decimal, side: Side) -> Decimal:
     """To a multiple of ``step``, never worse for us: a buy down, a sell up."""
     mode = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
-    return (price / step).to_integral_value(rounding=mode) * step
+    return ((price / step).to_integral_value(rounding=mode) * step).quantize(step)
 
 
 def _plain(value: Decimal) -> str:
@@ -375,22 +375,28 @@ class NobitexExchange:
         if cid is not None and not 0 < len(cid) <= CLIENT_ORDER_ID_MAX:
             raise ex.InvalidOrderError(f"{where}: client_order_id must be 1..32 characters, got {len(cid)}",
                                        exchange=wire.EXCHANGE)
-        amount = round_amount(request.amount, market.amount_step)
+        if not (request.amount.is_finite() and (request.price is None or request.price.is_finite())):
+            raise ex.InvalidOrderError(f"{where}: amount and price must be finite numbers", exchange=wire.EXCHANGE)
+        try:
+            amount = round_amount(request.amount, market.amount_step)
+            price = None if request.price is None else round_price(request.price, market.price_step, request.side)
+        except ArithmeticError:
+            raise ex.InvalidOrderError(f"{where}: amount or price out of range for {market.symbol}",
+                                       exchange=wire.EXCHANGE) from None
         if amount <= 0:
             raise ex.InvalidOrderError(
                 f"{where}: amount rounds down to 0 at {market.symbol}'s step {market.amount_step}",
                 exchange=wire.EXCHANGE, code="SmallOrder")
-        price: Decimal | None = None
-        if request.price is not None:
-            if request.price <= 0:
-                raise ex.InvalidOrderError(f"{where}: price must be > 0", exchange=wire.EXCHANGE, code="InvalidOrderPrice")
-            price = round_price(request.price, market.price_step, request.side)
+        if request.price is not None and (price is None or price <= 0):
+            raise ex.InvalidOrderError(f"{where}: price must be > 0 (after rounding to {market.price_step})",
+                                       exchange=wire.EXCHANGE, code="InvalidOrderPrice")
         if request.type is OrderType.LIMIT and price is None:
             raise ex.InvalidOrderError(f"{where}: a limit order needs a price", exchange=wire.EXCHANGE,
                                        code="InvalidOrderPrice")
-        if price is not None and amount * price < market.min_notional:
+        reference = price if price is not None else await self._reference_price(market.symbol, request.side)
+        if reference is not None and amount * reference < market.min_notional:
             raise ex.InvalidOrderError(
-                f"{where}: notional {amount * price} {market.quote} is below the minimum "
+                f"{where}: notional {amount * reference} {market.quote} is below the minimum "
                 f"{market.min_notional} {market.quote}", exchange=wire.EXCHANGE, code="SmallOrder")
         src, dst = wire.request_codes(market.symbol)
         body: dict[str, Any] = {
@@ -407,6 +413,17 @@ class NobitexExchange:
         if self.config.pro:
             body["pro"] = "yes"
         return body
+
+    async def _reference_price(self, symbol: str, side: Side) -> Decimal | None:
+        """The price a market order without a price guard would meet (best ask for a buy, best
+        bid for a sell, from the cached book); None when the book is unavailable or empty, in
+        which case Nobitex's own ``SmallOrder`` check decides."""
+        try:
+            book = await self.order_book(symbol)
+        except ex.ExchangeError:
+            return None
+        levels = book.asks if side is Side.BUY else book.bids
+        return levels[0].price if levels else None
 
     async def place_order(self, request: OrderRequest, *, fencing_token: int | None = None) -> Order:
         body = await self.prepare(request)

@@ -91,6 +91,12 @@ async def test_small_order_is_refused_locally_without_a_request(scripted, make_e
             await exchange.place_order(limit_buy(amount="0.001", price="1000000"))
         with pytest.raises(ex.InvalidOrderError, match="rounds down to 0"):
             await exchange.place_order(limit_buy(amount="0.0000009"))
+        with pytest.raises(ex.InvalidOrderError, match="out of range"):
+            await exchange.place_order(limit_buy(amount="1E+40"))
+        with pytest.raises(ex.InvalidOrderError, match="finite"):
+            await exchange.place_order(limit_buy(price="NaN"))
+        with pytest.raises(ex.InvalidOrderError, match="price must be > 0"):
+            await exchange.place_order(limit_buy(price="-5"))
         with pytest.raises(ex.InvalidOrderError, match="1..32 characters"):
             await exchange.place_order(limit_buy(cid="x" * 33))
         with pytest.raises(ex.InvalidOrderError, match="no market"):
@@ -476,3 +482,19 @@ async def test_the_same_answers_to_a_read_are_plain_unavailability(scripted, mak
         with pytest.raises(ex.ExchangeUnavailableError) as info:
             await exchange.get_order(exchange_id="1")
     assert info.value.status == http and info.value.raw
+
+
+async def test_market_order_minimum_is_checked_against_the_book(scripted, make_exchange):
+    scripted.on("/v3/orderbook/BTCIRT", (200, {"status": "ok", "lastUpdate": 1, "asks": [["1000000000", "1"]],
+                                               "bids": [["990000000", "1"]]}))
+    scripted.on("/market/orders/add", (200, ADD_OK))
+    exchange, _ = make_exchange(scripted.base_url)
+    async with exchange:
+        with pytest.raises(ex.InvalidOrderError, match="below the minimum"):
+            # 0.002 BTC at the best ask of 1,000,000,000 Rial = 2,000,000 Rial < 3,000,000
+            await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.MARKET,
+                                                    amount=Decimal("0.002")))
+        await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.MARKET,
+                                                amount=Decimal("0.004")))
+    body = scripted.hits("/market/orders/add")[0].json()
+    assert body["execution"] == "market" and "price" not in body and body["amount"] == "0.004000"
