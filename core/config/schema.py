@@ -14,6 +14,7 @@ import msgspec
 
 from hrkernel.alerts.config import AlertsSection
 from hrkernel.ha.config import HASection
+from hrkernel.resilience.config import ResilienceSection
 from hrkernel.types import ConfigStruct, Duration
 from hrkernel.web.config import DashboardSection
 
@@ -62,5 +63,6 @@ class Config(ConfigStruct, kw_only=True):
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     ha: HASection = msgspec.field(default_factory=HASection)
     dashboard: DashboardSection = msgspec.field(default_factory=DashboardSection)
+    resilience: ResilienceSection = msgspec.field(default_factory=ResilienceSection)
     exchanges: PluginTables = msgspec.field(default_factory=dict)
     datasources: PluginTables = msgspec.field(default_factory=dict)

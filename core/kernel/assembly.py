@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from hrkernel.alerts.build import build_alerts
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
+from hrkernel.resilience.component import build_resilience
 from hrkernel.web.app import build_web
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def build_health(kernel: Kernel) -> None:
 
 BUILDERS: list[Callable[[Kernel], None]] = [
     build_ha,
+    build_resilience,  # before the exchanges that use its breakers/limiters; stops after them
     build_alerts,
     build_exchanges,
     build_datasources,

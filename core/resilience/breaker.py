@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
-from hrkernel.logging import get_logger
+from hrkernel.resilience._log import get_logger
 from hrkernel.resilience.clock import Clock, monotonic
 from hrkernel.resilience.errors import CircuitOpenError
 from hrkernel.resilience.events import (

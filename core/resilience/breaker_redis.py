@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from hrkernel.logging import get_logger
+from hrkernel.resilience._log import get_logger
 from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker
 from hrkernel.resilience.events import BreakerState, BreakerStateChanged
 

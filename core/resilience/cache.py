@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import msgspec
 
-from hrkernel.logging import get_logger
+from hrkernel.resilience._log import get_logger
 from hrkernel.resilience.clock import Clock, monotonic
 
 V = TypeVar("V")

@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import msgspec
 
-from hrkernel.logging import get_logger
+from hrkernel.resilience._log import get_logger
 from hrkernel.resilience.breaker import CircuitBreaker
 from hrkernel.resilience.clock import Clock, monotonic
 from hrkernel.resilience.errors import PoolClosedError, PoolExhaustedError, PoolTimeoutError

@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from hrkernel.logging import get_logger
+from hrkernel.resilience._log import get_logger
 from hrkernel.resilience.clock import Clock, Sleep, monotonic
 
 T = TypeVar("T")
