@@ -150,6 +150,8 @@ class Engine:
             self.balances[name] = {cur: Decimal(v) for cur, v in acc.balances.items()}
             self.blocked[name] = {cur: Decimal(0) for cur in acc.balances}
         self.orders: dict[int, Order] = {}
+        self.active: dict[int, Order] = {}
+        """Open orders by id, in placement order (what matching and clientOrderId look at)."""
         self.trades: list[Trade] = []
         self._recent: dict[tuple[object, ...], float] = {}
         self._next_order = 1000
@@ -168,8 +170,8 @@ class Engine:
         return self._levels(market, side, exclude=None)[0][0]
 
     def find_open_by_client_id(self, account: str, client_order_id: str) -> Order | None:
-        for order in self.orders.values():
-            if order.account == account and order.client_order_id == client_order_id and order.is_open:
+        for order in self.active.values():
+            if order.account == account and order.client_order_id == client_order_id:
                 return order
         return None
 
@@ -234,6 +236,7 @@ class Engine:
         self.blocked[account][cur] = blocked + need
         self.balances[account].setdefault(cur, Decimal(0))
         self.orders[order.id] = order
+        self.active[order.id] = order
         self._take(market, order, maker=False)
         if execution == "Market" and order.status == "Active":
             # Nothing more within the band: the system cancels the rest (matchedAmount may be > 0).
@@ -276,7 +279,7 @@ class Engine:
         self._cross_resting(market)
 
     def _cross_resting(self, market: Market) -> None:
-        for order in sorted(self.orders.values(), key=lambda o: o.id):
+        for order in list(self.active.values()):
             if order.symbol == market.symbol and order.status == "Active":
                 self._take(market, order, maker=True, synthetic_only=True)
 
@@ -290,7 +293,7 @@ class Engine:
         ]
         if not synthetic_only:
             resting_side = "sell" if side == "ask" else "buy"
-            for o in self.orders.values():
+            for o in self.active.values():
                 if (o.symbol == market.symbol and o.status == "Active" and o.side == resting_side
                         and o.execution == "Limit" and o.account != exclude):
                     assert o.price is not None
@@ -369,6 +372,7 @@ class Engine:
         self.blocked[order.account][cur] -= order.blocked
         order.blocked = Decimal(0)
         order.status = status
+        self.active.pop(order.id, None)
 
     def _record_public(self, market: Market, price: Decimal, volume: Decimal, side: str) -> None:
         market.last_price = price
