@@ -82,3 +82,22 @@ def test_the_plugin_imports_only_the_kernels_public_api():
                 if name.split(".")[0] == "hrkernel":
                     assert name in PUBLIC, f"{path.name} imports {name}"
                 assert name.split(".")[0] not in ("core", "plugins"), f"{path.name} imports {name}"
+
+
+@pytest.mark.anyio
+async def test_the_kernel_component_wrapper_starts_and_stops_the_exchange(scripted):
+    import anyio
+
+    from hrkernel.kernel.component import PluginComponent
+    from hrkernel_nobitex.config import NobitexConfig
+    from hrkernel_nobitex.plugin import build
+
+    exchange = build(NobitexConfig(token="t", base_url=scripted.base_url), None)
+    component = PluginComponent("exchange:nobitex", "exchange", exchange, "nobitex")
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await component.start(tg)
+            assert exchange.started and len(await exchange.markets()) == 3
+            await component.stop()
+    assert not exchange.started
+    assert component.describe()["type"] == "NobitexExchange"
