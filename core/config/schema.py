@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from hrkernel.alerts.config import AlertsSection
+from hrkernel.bus.config import BusSection
 from hrkernel.ha.config import HASection
 from hrkernel.resilience.config import ResilienceSection
 from hrkernel.types import ConfigStruct, Duration
@@ -62,6 +63,7 @@ class Config(ConfigStruct, kw_only=True):
     health: HealthSection = msgspec.field(default_factory=HealthSection)
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     ha: HASection = msgspec.field(default_factory=HASection)
+    bus: BusSection = msgspec.field(default_factory=BusSection)
     dashboard: DashboardSection = msgspec.field(default_factory=DashboardSection)
     resilience: ResilienceSection = msgspec.field(default_factory=ResilienceSection)
     exchanges: PluginTables = msgspec.field(default_factory=dict)

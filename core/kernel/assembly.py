@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hrkernel.alerts.build import build_alerts
+from hrkernel.bus.component import build_bus
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
 from hrkernel.resilience.component import build_resilience
@@ -39,6 +40,7 @@ def build_health(kernel: Kernel) -> None:
 
 
 BUILDERS: list[Callable[[Kernel], None]] = [
+    build_bus,  # early: everything else may publish or consume
     build_ha,
     build_resilience,  # before the exchanges that use its breakers/limiters; stops after them
     build_alerts,

@@ -1,0 +1,69 @@
+"""The bus as a kernel component (``bus``), built from ``[bus]``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from hrkernel.bus.base import Bus
+from hrkernel.bus.config import BusSection
+from hrkernel.bus.memory import MemoryBus
+from hrkernel.kernel.component import Component
+from hrkernel.logging import get_logger
+
+if TYPE_CHECKING:
+    from hrkernel.kernel.kernel import Kernel
+
+
+def make_bus(section: BusSection, consumer_name: str | None = None) -> Bus:
+    """The backend ``section.backend`` names (no I/O yet: ``connect()`` opens it)."""
+    if section.backend == "redis":
+        from hrkernel.bus.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(section.redis, section.policy, consumer_name)
+    if section.backend == "rabbitmq":
+        from hrkernel.bus.rabbitmq import RabbitBus
+
+        return RabbitBus(section.rabbitmq, section.policy)
+    return MemoryBus(section.memory.queue_size)
+
+
+class BusComponent(Component):
+    """Holds the bus; other components find it as ``context.component("bus")``."""
+
+    name = "bus"
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.log = get_logger("hrkernel.bus")
+
+    async def start(self, tg: TaskGroup) -> None:
+        await self.bus.connect()
+        flush = getattr(self.bus, "flush_buffers", None)
+        if flush is not None:
+            tg.start_soon(self._flusher, flush)
+
+    async def _flusher(self, flush: Any) -> None:
+        # Buffered events (Redis down) go out as soon as Redis is back, even if nobody publishes.
+        while True:
+            await anyio.sleep(1.0)
+            try:
+                await flush()
+            except Exception as exc:  # noqa: BLE001 - never let a flush kill the kernel
+                self.log.warning("bus_flush_failed", error=str(exc))
+
+    async def stop(self) -> None:
+        await self.bus.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "bus", "backend": self.bus.backend}
+
+    def stats(self) -> dict[str, Any]:
+        return self.bus.stats()
+
+
+def build_bus(kernel: Kernel) -> None:
+    section: BusSection = kernel.config.bus
+    kernel.add(BusComponent(make_bus(section, kernel.config.kernel.instance_id)))

@@ -1,0 +1,62 @@
+"""``[bus]``: which message broker carries the kernel's events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from hrkernel.types import ConfigStruct, Duration
+
+
+class MemoryBusSettings(ConfigStruct, kw_only=True):
+    queue_size: int = 10_000
+    """Per subscriber group; a full queue makes ``publish`` wait (backpressure)."""
+
+
+class RedisBusSettings(ConfigStruct, kw_only=True):
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "hr:bus:"
+    """Stream keys are ``<prefix><topic>``."""
+    maxlen: int = 100_000
+    """``XADD ... MAXLEN ~ maxlen``: the stream is trimmed approximately beyond this length."""
+    block: Duration = Duration(1.0)
+    """How long one ``XREADGROUP`` waits for new entries."""
+    claim_idle: Duration = Duration(30.0)
+    """A message pending this long on a consumer is re-claimed by another (``XAUTOCLAIM``)."""
+    batch: int = 100
+    reconnect_min: Duration = Duration(0.1)
+    reconnect_max: Duration = Duration(5.0)
+    buffer_size: int = 10_000
+    """Per topic with policy ``buffer``: events kept locally while Redis is down."""
+
+
+class RabbitBusSettings(ConfigStruct, kw_only=True):
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = "hrkernel"
+    """A durable topic exchange; each (topic, group) is a durable queue bound to it."""
+    prefetch: int = 100
+
+
+class TopicPolicy(ConfigStruct, kw_only=True):
+    on_unavailable: Literal["buffer", "fail"] = "buffer"
+    """While the broker is down: keep events in a bounded local queue (sent on reconnect), or
+    raise :class:`hrkernel.bus.errors.BusUnavailable` at once. A full buffer always raises:
+    nothing is dropped silently."""
+
+
+def _default_topics() -> dict[str, TopicPolicy]:
+    # Orders and signals must never be lost quietly: the caller learns at once.
+    return {"signals": TopicPolicy(on_unavailable="fail"), "orders": TopicPolicy(on_unavailable="fail")}
+
+
+class BusSection(ConfigStruct, kw_only=True):
+    backend: Literal["memory", "redis", "rabbitmq"] = "memory"
+    memory: MemoryBusSettings = msgspec.field(default_factory=MemoryBusSettings)
+    redis: RedisBusSettings = msgspec.field(default_factory=RedisBusSettings)
+    rabbitmq: RabbitBusSettings = msgspec.field(default_factory=RabbitBusSettings)
+    topics: dict[str, TopicPolicy] = msgspec.field(default_factory=_default_topics)
+    """Per-topic policy; topics not listed use ``buffer``."""
+
+    def policy(self, topic: str) -> TopicPolicy:
+        return self.topics.get(topic) or TopicPolicy()

@@ -1,0 +1,131 @@
+"""The RabbitMQ bus (aio-pika): durable topic exchange, durable queue per group, persistent
+messages, publisher confirms, automatic reconnection (``connect_robust``).
+
+Each (topic, group) is a durable queue ``<exchange>.<topic>.<group>`` bound to the exchange with
+routing key ``topic``; consumers of one group share the queue. An unacknowledged message goes
+back to the queue when its consumer's channel closes (crash, restart).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+import anyio
+import msgspec
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from hrkernel.bus.base import Bus, Delivery, Subscription
+from hrkernel.bus.config import RabbitBusSettings, TopicPolicy
+from hrkernel.bus.errors import BusClosed, BusUnavailable
+from hrkernel.bus.events import Event, decode, encode
+from hrkernel.logging import get_logger
+
+log = get_logger("hrkernel.bus.rabbitmq")
+
+
+class RabbitBus(Bus):
+    backend = "rabbitmq"
+
+    def __init__(self, settings: RabbitBusSettings | None = None, policy: Callable[[str], TopicPolicy] | None = None) -> None:
+        self.settings = settings or RabbitBusSettings()
+        self._policy = policy or (lambda topic: TopicPolicy())
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: aio_pika.abc.AbstractRobustChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._lock = anyio.Lock()
+        self._closed = False
+        self.published = 0
+
+    async def connect(self) -> None:
+        await self._ensure()
+
+    async def _ensure(self) -> aio_pika.abc.AbstractExchange:
+        if self._closed:
+            raise BusClosed("the rabbitmq bus is closed")
+        async with self._lock:
+            if self._exchange is None:
+                self._connection = await aio_pika.connect_robust(self.settings.url, timeout=5)
+                self._channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]
+                assert self._channel is not None
+                self._exchange = await self._channel.declare_exchange(
+                    self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+            return self._exchange
+
+    async def publish(self, topic: str, event: Event) -> None:
+        message = aio_pika.Message(encode(event), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json")
+        try:
+            exchange = await self._ensure()
+            # With publisher confirms, publish returns once the broker has taken the message.
+            await exchange.publish(message, routing_key=topic, timeout=10)
+        except BusClosed:
+            raise
+        except Exception as exc:  # aio-pika raises many connection/channel types
+            raise BusUnavailable(self.backend, topic, f"{type(exc).__name__}: {exc}") from exc
+        self.published += 1
+
+    def subscribe(self, topic: str, group: str, *, consumer: str | None = None) -> Subscription:
+        return _RabbitSubscription(self, topic, group)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = self._channel = None
+        self._exchange = None
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": self.backend, "published": self.published}
+
+
+class _RabbitSubscription(Subscription):
+    def __init__(self, bus: RabbitBus, topic: str, group: str) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.group = group
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._iter: Any = None
+        self._pending: collections.deque[Delivery] = collections.deque()
+
+    async def _open(self) -> None:
+        exchange = await self.bus._ensure()
+        assert self.bus._connection is not None
+        self._channel = await self.bus._connection.channel()
+        await self._channel.set_qos(prefetch_count=self.bus.settings.prefetch)
+        queue = await self._channel.declare_queue(f"{self.bus.settings.exchange}.{self.topic}.{self.group}", durable=True)
+        await queue.bind(exchange, routing_key=self.topic)
+        self._iter = queue.iterator()
+        await self._iter.__aenter__()
+
+    async def __anext__(self) -> Delivery:
+        if self._iter is None:
+            await self._open()
+        while True:
+            try:
+                message: AbstractIncomingMessage = await self._iter.__anext__()
+            except StopAsyncIteration:
+                raise
+            try:
+                event = decode(message.body)
+            except msgspec.DecodeError as exc:
+                log.error("bus_message_malformed", topic=self.topic, error=str(exc))
+                await message.reject(requeue=False)
+                continue
+
+            async def ack(m: AbstractIncomingMessage = message) -> None:
+                await m.ack()
+
+            return Delivery(self.topic, event, str(message.delivery_tag), ack, bool(message.redelivered))
+
+    async def aclose(self) -> None:
+        if self._iter is not None:
+            try:
+                await self._iter.close()
+            except Exception:  # noqa: BLE001 - the channel may already be gone
+                pass
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        self._iter = self._channel = None
