@@ -105,3 +105,8 @@ async def test_local_clock_is_used_for_remote_open_periods(redis_server) -> None
     finally:
         await sync_a.aclose()
         await sync_b.aclose()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # redis.asyncio runs on asyncio only
