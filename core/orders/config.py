@@ -64,4 +64,4 @@ class OrdersSection(ConfigStruct, kw_only=True):
             raise ValueError("poll_initial must be > 0 and <= poll_max")
 
     def tolerance(self, currency: str) -> Decimal:
-        return self.balance_tolerance.get(currency, self.default_tolerance)
+        return Decimal(self.balance_tolerance.get(currency, self.default_tolerance))

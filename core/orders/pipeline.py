@@ -262,7 +262,8 @@ class TransactionVerificationPipeline:
 
     # -- execute --------------------------------------------------------------------------------
 
-    def _lock(self, coid: str) -> anyio.Lock:
+    def order_lock(self, coid: str) -> anyio.Lock:
+        """The lock held while one order is executed (reconciliation skips orders being worked on)."""
         lock = self._locks.get(coid)
         if lock is None:
             lock = self._locks[coid] = anyio.Lock()
@@ -276,7 +277,7 @@ class TransactionVerificationPipeline:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
         deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``."""
-        async with self._lock(tx.client_order_id):
+        async with self.order_lock(tx.client_order_id):
             rec = self.journal.get(tx.client_order_id)
             if rec is None:
                 raise OrdersError(f"order {tx.client_order_id} is not in the journal")
