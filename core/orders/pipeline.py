@@ -31,7 +31,12 @@ from hrkernel.exchange import errors as ex
 from hrkernel.ledger import Ledger, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
-from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, OrdersError, TradingHaltedError
+from hrkernel.orders.errors import (
+    NotLeaderError,
+    OrderRejectedError,
+    OrdersError,
+    TradingHaltedError,
+)
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 
