@@ -75,7 +75,10 @@ class SimServer:
     def admin_headers(self) -> dict[str, str]:
         return {"X-Sim-Admin-Token": self.config.admin_token}
 
-    async def start(self) -> None:
+    async def start(self, tg: object | None = None) -> None:
+        """Bind and serve. ``tg`` is accepted (and unused) so the object fits the kernel's
+        ``Component.start(tg)`` shape; the server runs in its own task until :meth:`stop`."""
+        self.state.faults.restart_clock()  # downtime windows count from here
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
         # listening socket says TCP; without it every keep-alive answer waits ~40 ms (Nagle +
         # delayed ACK) because uvicorn writes headers and body separately.
