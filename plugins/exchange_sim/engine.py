@@ -56,6 +56,8 @@ class Order:
     fee: Decimal = Decimal(0)
     blocked: Decimal = Decimal(0)
     block_price: Decimal = Decimal(0)
+    ref_price: Decimal = Decimal(0)
+    """The price the order was valued at when placed (its limit, or the best price)."""
     instance: str | None = None
     fencing_token: str | None = None
     request_seq: int | None = None
@@ -232,6 +234,7 @@ class Engine:
         order = Order(id=self._next_order, account=account, symbol=market.symbol, src=src, dst=dst,
                       side=side, execution=execution, amount=amount, price=price, created_at=now,
                       client_order_id=client_order_id, blocked=need, block_price=block_price,
+                      ref_price=ref,
                       instance=instance, fencing_token=fencing_token, request_seq=request_seq)
         self.blocked[account][cur] = blocked + need
         self.balances[account].setdefault(cur, Decimal(0))

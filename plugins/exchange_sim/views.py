@@ -24,7 +24,7 @@ def iso(ts: float) -> str:
 
 def order_view(order: Order, *, style: str, email: str) -> dict[str, Any]:
     """``style``: ``add``, ``status``, ``update`` or ``list1``/``list2`` (details=1/2)."""
-    total_order = order.amount * order.price if order.price is not None else order.amount * order.block_price
+    total_order = order.amount * (order.price if order.price is not None else order.ref_price)
     if style == "status":
         num = d10
     else:

@@ -220,3 +220,41 @@ async def test_market_data_endpoints(client):
 async def test_unknown_path_is_404_html(client):
     r = await client.get("/market/nothing")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+
+
+async def test_malformed_json_body_is_400_parse_error(client):
+    r = await client.post("/market/orders/add", content=b"{not json",
+                          headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "ParseError"
+    r = await client.post("/market/orders/add", json=["a", "list"])
+    assert r.status_code == 400
+
+
+async def test_form_encoded_body_is_accepted(client):
+    r = await client.post("/market/orders/add", data={
+        "type": "buy", "srcCurrency": "btc", "dstCurrency": "rls", "amount": "0.001",
+        "price": "99000000000"})
+    assert r.json()["status"] == "ok"
+
+
+async def test_wrong_method_is_405_with_detail(client):
+    r = await client.get("/market/orders/add")
+    assert r.status_code == 405 and "detail" in r.json()
+
+
+async def test_market_sell_values_the_order_at_the_best_bid(client):
+    order = (await client.post("/market/orders/add", json={
+        "type": "sell", "execution": "market", "srcCurrency": "btc", "dstCurrency": "rls",
+        "amount": "0.001"})).json()["order"]
+    assert Decimal(order["totalOrderPrice"]) == Decimal("0.001") * Decimal("99900000000")
+
+
+async def test_request_log_since_and_instance_headers(client, admin):
+    await client.get("/v2/options", headers={"X-HR-Instance": "i-1", "X-HR-Fencing-Token": "7"})
+    await client.get("/v2/options")
+    rows = (await admin.get("/_sim/requests")).json()["requests"]
+    assert [(r["instance"], r["fencing_token"]) for r in rows] == [("i-1", "7"), (None, None)]
+    later = (await admin.get("/_sim/requests", params={"since": rows[0]["seq"]})).json()["requests"]
+    assert [r["seq"] for r in later] == [rows[1]["seq"]]
+    only = (await admin.get("/_sim/requests", params={"instance": "i-1"})).json()["requests"]
+    assert len(only) == 1
