@@ -349,6 +349,17 @@ def symbol_of(market: str | None, src: str | None, dst: str | None) -> str:
 
 
 def order_from_wire(w: WireOrder, endpoint: str) -> Order:
+    try:
+        return _order_from_wire(w, endpoint)
+    except ex.MalformedResponseError:
+        raise
+    except (ex.ExchangeError, ArithmeticError, ValueError) as exc:
+        raise ex.MalformedResponseError(
+            f"order does not make sense ({exc})", exchange=EXCHANGE, endpoint=endpoint, raw=msgspec.json.encode(w)
+        ) from exc
+
+
+def _order_from_wire(w: WireOrder, endpoint: str) -> Order:
     status = _STATUS.get((w.status or "").lower())
     if status is None:
         raise ex.MalformedResponseError(
@@ -385,6 +396,15 @@ def order_from_wire(w: WireOrder, endpoint: str) -> Order:
 
 
 def fill_from_wire(t: WireTrade) -> Fill:
+    try:
+        return _fill_from_wire(t)
+    except (ex.ExchangeError, ArithmeticError, ValueError) as exc:
+        raise ex.MalformedResponseError(
+            f"trade does not make sense ({exc})", exchange=EXCHANGE, endpoint="list_trades", raw=msgspec.json.encode(t)
+        ) from exc
+
+
+def _fill_from_wire(t: WireTrade) -> Fill:
     symbol = symbol_of(t.market, t.srcCurrency, t.dstCurrency)
     side = Side.SELL if (t.type or "").lower() == "sell" else Side.BUY
     base, quote = split_symbol(symbol)
