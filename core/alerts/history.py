@@ -92,36 +92,50 @@ class History:
     # -- writes ---------------------------------------------------------------------------------
 
     def apply(self, ops: list[tuple[str, dict[str, Any]]]) -> None:
-        """Apply a batch of ``("alert", row)`` / ``("delivery", row)`` / ``("ack", row)`` ops."""
+        """Apply a batch of ``("alert", row)`` / ``("delivery", row)`` / ``("ack", row)`` ops.
+
+        One transaction; an alert written several times in the batch is upserted once with its
+        last state, and rows go in as multi-row statements (DuckDB is slow row by row).
+        """
         if not ops:
             return
+        alerts: dict[str, dict[str, Any]] = {}
+        deliveries: list[list[Any]] = []
+        acks: list[dict[str, Any]] = []
+        for kind, row in ops:
+            if kind == "alert":
+                alerts[row["id"]] = row
+            elif kind == "delivery":
+                deliveries.append([row["alert_id"], row["channel"], row["kind"], row["at"], row["ok"], row.get("reason")])
+            elif kind == "ack":
+                acks.append(row)
+            else:  # pragma: no cover - programming error
+                raise ValueError(f"unknown history op {kind!r}")
         with self.connect() as con:
             con.execute("BEGIN")
-            for kind, row in ops:
-                if kind == "alert":
-                    self._upsert_alert(con, row)
-                elif kind == "delivery":
-                    con.execute(
-                        "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?)",
-                        [row["alert_id"], row["channel"], row["kind"], row["at"], row["ok"], row.get("reason")],
-                    )
-                elif kind == "ack":
-                    self._ack(con, row["id"], row["who"], row["at"], row.get("note", ""))
-                else:  # pragma: no cover - programming error
-                    raise ValueError(f"unknown history op {kind!r}")
+            for chunk in _chunks([self._alert_values(r) for r in alerts.values()], 500):
+                con.execute(
+                    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS[:13])}) VALUES "
+                    + ", ".join([f"({', '.join('?' * 13)})"] * len(chunk))
+                    + " ON CONFLICT (id) DO UPDATE SET level = excluded.level, message = excluded.message, "
+                    "context = excluded.context, count = excluded.count, last_seen = excluded.last_seen, "
+                    "status = excluded.status, suppressed = excluded.suppressed, resolved_at = excluded.resolved_at",
+                    [v for values in chunk for v in values],
+                )
+            for chunk in _chunks(deliveries, 500):
+                con.execute(
+                    "INSERT INTO deliveries VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                    [v for values in chunk for v in values],
+                )
+            for row in acks:
+                self._ack(con, row["id"], row["who"], row["at"], row.get("note", ""))
             con.execute("COMMIT")
 
     @staticmethod
-    def _upsert_alert(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    def _alert_values(row: dict[str, Any]) -> list[Any]:
         values = [row.get(c) for c in ALERT_COLUMNS[:13]]
         values[6] = json.dumps(row.get("context") or {}, default=str, sort_keys=True)
-        con.execute(
-            f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS[:13])}) VALUES ({', '.join('?' * 13)}) "
-            "ON CONFLICT (id) DO UPDATE SET level = excluded.level, message = excluded.message, "
-            "context = excluded.context, count = excluded.count, last_seen = excluded.last_seen, "
-            "status = excluded.status, suppressed = excluded.suppressed, resolved_at = excluded.resolved_at",
-            values,
-        )
+        return values
 
     @staticmethod
     def _ack(con: duckdb.DuckDBPyConnection, alert_id: str, who: str, at: float, note: str) -> int:
@@ -207,3 +221,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
         ).fetchone()[0]  # type: ignore[index]
     )
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -254,7 +254,8 @@ class AlertSystem(Component):
             alert = OpenAlert(new_id(), fp, source, level, title, message, ctx, now, now)
             self.open[fp] = alert
             self._route(alert)
-        alert.suppressed = self.suppressor.reason(alert, self.open.values(), now)
+        # Silences and inhibition are evaluated by process_due (which records changes), so a
+        # storm of alerts costs O(1) each here.
         self._record(alert)
         self._wake.set()
         return alert.snapshot()
@@ -379,8 +380,11 @@ class AlertSystem(Component):
         now = self.clock.now()
         self.suppressor.prune(now)
         firing = [a for a in self.open.values() if a.status == "firing"]
+        reasons = self.suppressor.reasons(firing, firing, now)
         for alert in firing:
-            alert.suppressed = self.suppressor.reason(alert, firing, now)
+            if alert.suppressed != reasons[alert.id]:
+                alert.suppressed = reasons[alert.id]
+                self._record(alert)
         next_due: float | None = None
         for cid, rt in self.channels.items():
             for key in list(self.groups[cid]):

@@ -124,18 +124,32 @@ class Suppressor:
     rules: list[InhibitRule] = field(default_factory=list)
 
     def reason(self, alert: OpenAlert, firing: Iterable[OpenAlert], now: float) -> str | None:
-        labels = alert.labels()
-        for silence in self.silences:
-            if silence.active(now) and matches(silence.matchers, labels):
+        """Why ``alert`` is muted right now (None: it is not)."""
+        return self.reasons([alert], firing, now)[alert.id]
+
+    def reasons(self, alerts: list[OpenAlert], firing: Iterable[OpenAlert], now: float) -> dict[str, str | None]:
+        """:meth:`reason` for many alerts at once: each rule's inhibiting alerts are found once,
+        so a storm of alerts costs alerts × inhibitors, not alerts × alerts."""
+        silences = [s for s in self.silences if s.active(now)]
+        firing_labels = [(a, a.labels()) for a in firing if a.status == "firing"]
+        inhibitors = [[(a, lab) for a, lab in firing_labels if matches(rule.source, lab)] for rule in self.rules]
+        out: dict[str, str | None] = {}
+        for alert in alerts:
+            out[alert.id] = self._reason(alert, alert.labels(), silences, inhibitors)
+        return out
+
+    def _reason(
+        self, alert: OpenAlert, labels: dict[str, str], silences: list[Silence],
+        inhibitors: list[list[tuple[OpenAlert, dict[str, str]]]],
+    ) -> str | None:
+        for silence in silences:
+            if matches(silence.matchers, labels):
                 return f"silenced by {silence.id} ({silence.who}: {silence.why})"
-        for rule in self.rules:
-            if not matches(rule.target, labels):
+        for rule, sources in zip(self.rules, inhibitors, strict=True):
+            if not sources or not matches(rule.target, labels):
                 continue
-            for other in firing:
-                if other is alert or other.status != "firing":
-                    continue
-                other_labels = other.labels()
-                if not matches(rule.source, other_labels):
+            for other, other_labels in sources:
+                if other is alert:
                     continue
                 if all(other_labels.get(k) == labels.get(k) for k in rule.equal):
                     return f"inhibited by {other.id} ({other.source}: {other.title})"
