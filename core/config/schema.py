@@ -15,6 +15,7 @@ import msgspec
 from hrkernel.alerts.config import AlertsSection
 from hrkernel.bus.config import BusSection
 from hrkernel.ha.config import HASection
+from hrkernel.orders.config import OrdersSection
 from hrkernel.resilience.config import ResilienceSection
 from hrkernel.types import ConfigStruct, Duration
 from hrkernel.web.config import DashboardSection
@@ -66,5 +67,6 @@ class Config(ConfigStruct, kw_only=True):
     bus: BusSection = msgspec.field(default_factory=BusSection)
     dashboard: DashboardSection = msgspec.field(default_factory=DashboardSection)
     resilience: ResilienceSection = msgspec.field(default_factory=ResilienceSection)
+    orders: OrdersSection = msgspec.field(default_factory=OrdersSection)
     exchanges: PluginTables = msgspec.field(default_factory=dict)
     datasources: PluginTables = msgspec.field(default_factory=dict)

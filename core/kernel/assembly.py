@@ -14,6 +14,7 @@ from hrkernel.alerts.build import build_alerts
 from hrkernel.bus.component import build_bus
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
+from hrkernel.orders.component import build_orders
 from hrkernel.resilience.component import build_resilience
 from hrkernel.web.app import build_web
 
@@ -46,6 +47,7 @@ BUILDERS: list[Callable[[Kernel], None]] = [
     build_alerts,
     build_exchanges,
     build_datasources,
+    build_orders,  # after the exchanges it trades on; stops before them
     build_health,
     build_web,  # last: starts after what it shows, stops first (no actions during drain)
 ]

@@ -301,6 +301,10 @@ class TransactionVerificationPipeline:
     async def _submit(self, rec: OrderRecord, *, reason: str | None = None) -> OrderRecord:
         if not self.lease.holds_with_margin():
             raise NotLeaderError(f"order {rec.client_order_id}: this instance does not hold the lease with margin")
+        fence_check = getattr(self.lease, "fence_check", None)
+        if fence_check is not None and not await fence_check():
+            # The last hop before the order leaves: one round trip proving the token is current.
+            raise NotLeaderError(f"order {rec.client_order_id}: fencing token is no longer current")
         token = self.lease.token
         exchange = self._exchange(rec.exchange)
         rec = self.journal.record(rec.client_order_id, OrderState.SUBMITTING, attempts=rec.attempts + 1,
