@@ -354,6 +354,28 @@ class CircuitBreaker:
             state_changes=self._state_changes,
         )
 
+    def reconfigure(self, **options: Any) -> None:
+        """Apply new thresholds (the keys of :meth:`config`) in place, e.g. from hr.toml.
+
+        The state is kept; the window and the consecutive-failure count start afresh. Functions
+        already decorated with this breaker see the new options at once.
+        """
+        unknown = set(options) - set(self.config())
+        if unknown:
+            raise TypeError(f"breaker {self.name!r}: cannot reconfigure {sorted(unknown)}")
+        template = CircuitBreaker(self.name, clock=self.clock, latency_sample_every=self._sample_every,
+                                  **{**self.config(), **options})  # validates
+        for key in self.config():
+            setattr(self, key, getattr(template, key))
+        self._always_timed = template._always_timed
+        self._time_window = template._time_window
+        self._window_start = self._seq
+        self._fail_seqs.clear()
+        self._slow_seqs.clear()
+        self._consecutive = 0
+        if self._state is CLOSED:
+            self._set_fast(0 if self._always_timed else self._sample_every - 1)
+
     def config(self) -> dict[str, Any]:
         """The constructor options (for the registry's conflict check and the dashboard)."""
         return {
@@ -694,6 +716,18 @@ class BreakerRegistry:
         breaker = CircuitBreaker(name, **options)
         self.add(breaker)
         return breaker
+
+    def configure(self, name: str, **options: Any) -> CircuitBreaker:
+        """Create ``name`` with ``options``, or apply them to the existing breaker in place.
+
+        The kernel's ``[resilience.breakers]`` tables use this, so a function decorated with
+        ``@circuit_breaker(name=...)`` at import time picks up the configured thresholds.
+        """
+        existing = self._breakers.get(name)
+        if existing is None:
+            return self.get_or_create(name, **options)
+        existing.reconfigure(**options)
+        return existing
 
     def add(self, breaker: CircuitBreaker) -> None:
         if breaker.name in self._breakers and self._breakers[breaker.name] is not breaker:

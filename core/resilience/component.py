@@ -33,7 +33,7 @@ class ResilienceComponent(Component):
         self.section = section
         self.breakers = breakers if breakers is not None else registry
         for name, table in section.breakers.items():
-            self.breakers.get_or_create(name, **table.options())
+            self.breakers.configure(name, **table.options())
         self.limiters: dict[str, RateLimiter] = {
             name: RateLimiter([Limit(lim.rate, float(lim.period), name=lim.name, burst=lim.burst)
                                for lim in table.limits], name=name)

@@ -61,3 +61,19 @@ def test_the_commented_example_in_hr_toml_is_valid() -> None:
     section = decode(tomllib.loads(uncommented)["resilience"])
     component = ResilienceComponent(section, breakers=BreakerRegistry())
     assert component.sync is not None and component.breaker("exchange_api").minimum_calls == 20
+
+
+async def test_config_applies_to_breakers_decorated_before_the_kernel_built() -> None:
+    from hrkernel.resilience import circuit_breaker
+
+    reg = BreakerRegistry()
+
+    @circuit_breaker(name="exchange_api", registry=reg)  # import time: defaults
+    async def call() -> int:
+        return 1
+
+    assert call.breaker.failure_threshold == 5
+    ResilienceComponent(decode(TABLE), breakers=reg)
+    assert call.breaker is reg.get("exchange_api")
+    assert call.breaker.failure_threshold == 3 and call.breaker.failure_rate_threshold == 0.5
+    assert await call() == 1
