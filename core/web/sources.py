@@ -177,7 +177,7 @@ def breaker_registries(host: Host) -> list[Any]:
         registries.append(default_registry)
     component = find(host, "resilience")
     extra = getattr(component, "breakers", None) if component is not None else None
-    if extra is not None and all(extra is not r for r in registries):
+    if extra is not None and hasattr(extra, "get_or_create") and all(extra is not r for r in registries):
         registries.append(extra)
     return registries
 

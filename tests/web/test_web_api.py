@@ -211,3 +211,39 @@ async def test_embedded_dashboard_without_a_token_refuses_every_action() -> None
             assert (await client.post("/api/breakers/x/reset", json={})).status_code == 401
     finally:
         await dashboard.stop()
+
+
+@pytest.mark.anyio
+async def test_routes_a_component_offers_are_mounted_on_the_same_app() -> None:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    class Intake:
+        """Offers POST /webhooks/tradingview the way the signals component does."""
+
+        name = "signals"
+
+        def __init__(self) -> None:
+            self.received: list[Any] = []
+
+        async def tradingview(self, request: Request) -> JSONResponse:
+            self.received.append(await request.json())
+            return JSONResponse({"accepted": True}, status_code=202)
+
+        def web_routes(self) -> list[Route]:
+            return [Route("/webhooks/tradingview", self.tradingview, methods=["POST"])]
+
+        def stats(self) -> dict[str, int]:
+            return {"accepted": len(self.received), "rejected": 0}
+
+    host = StandaloneHost()
+    intake = host.add(Intake())
+    dashboard = create_health_dashboard(host, port=0)
+    async with dashboard:
+        async with httpx.AsyncClient(base_url=dashboard.url) as client:
+            r = await client.post("/webhooks/tradingview", json={"ticker": "BTCIRT", "action": "buy"})
+            assert r.status_code == 202 and intake.received == [{"ticker": "BTCIRT", "action": "buy"}]
+            assert (await client.get("/api/webhooks")).json() == {"configured": True, "data": {"accepted": 1, "rejected": 0}}
+            metrics = (await client.get("/metrics")).text
+            assert 'hrkernel_webhook_requests_total{outcome="accepted"} 1.0' in metrics

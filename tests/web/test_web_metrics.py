@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,15 @@ def test_metrics_reflect_components_health_leadership_and_failovers(running_kern
     _, families = scrape(running_kernel.url)
     running = {s.labels["component"]: s.value for s in families["hrkernel_component_running"].samples}
     assert running["web"] == 1 and running["ha"] == 1 and running["feed:a"] == 1
-    checks = {s.labels["check"] for s in families["hrkernel_health_check_status"].samples}
-    assert checks == set(running_kernel.get("health").runs)
+    expected = set(running_kernel.get("health").runs)
+    deadline = time.monotonic() + 5
+    while True:  # every check reports within its first interval; until then it has no sample
+        checks = {s.labels["check"] for s in families["hrkernel_health_check_status"].samples}
+        if checks == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+        _, families = scrape(running_kernel.url)
+    assert checks == expected
     assert [s.value for s in families["hrkernel_lease_is_leader"].samples] == [1.0]
     assert families["hrkernel_failovers"].samples == []
     token = {"Authorization": f"Bearer {running_kernel.token}"}
