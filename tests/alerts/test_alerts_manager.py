@@ -330,3 +330,47 @@ async def test_secret_values_never_reach_channels_or_the_history(tmp_path, clock
     assert "hunter2-secret-value" not in text and "abc" not in repr(note.alerts[0].context)
     assert note.alerts[0].message == "server said: bad key ***" and note.instance_id == "***"
     assert note.alerts[0].context == {"api_key": "***", "url": "https://x/?k=***"}
+
+
+async def test_stop_flushes_groups_still_waiting_so_nothing_raised_is_lost(tmp_path, clock, recording_channel):
+    ch = recording_channel()
+    alerts = system(tmp_path, clock, {"rec": ch}, group_wait=Duration(600))
+    await alerts.start()
+    await alerts.send_alert(source="kernel", level="info", title="kernel shutting down")
+    await alerts.stop()
+    assert ch.titles() == [["kernel shutting down"]]
+    [row] = await alerts.query()
+    assert [d["ok"] for d in row["deliveries"]] == [True]
+
+
+async def test_silences_need_who_and_why_and_can_be_lifted(tmp_path, clock, recording_channel):
+    ch = recording_channel()
+    async with system(tmp_path, clock, {"rec": ch}) as alerts:
+        with pytest.raises(ValueError, match="who set it and why"):
+            alerts.silence({"source": "web"}, until=clock.now() + 60, who="", why="")
+        with pytest.raises(ValueError, match="ISO 8601"):
+            alerts.silence({"source": "web"}, until="tomorrow", who="a", why="b")
+        silence = alerts.silence({"source": "web"}, until="2099-01-01T00:00:00", who="dan", why="noisy")
+        await alerts.send_alert(source="web", level="error", title="slow page")
+        clock.advance(10)
+        await alerts.wait_idle()
+        assert ch.sent == []
+        assert alerts.unsilence(silence.id) and not alerts.unsilence(silence.id)
+        clock.advance(1)
+        await alerts.wait_idle()
+        assert ch.titles() == [["slow page"]]
+
+
+def test_silences_and_inhibit_rules_in_config_are_validated_with_key_paths():
+    from hrkernel.config.validate import decode
+
+    value, issues = decode(
+        {"silences": [{"matchers": {"source": "x"}, "until": "soon", "who": "a", "why": "b"}],
+         "inhibit": [{"source": {"level": 3}, "target": {}}], "group_wait": "later"},
+        AlertsSection, "alerts",
+    )
+    assert value is None
+    text = "\n".join(str(i) for i in issues)
+    assert "alerts.silences[0]" in text and "ISO 8601" in text
+    assert "alerts.inhibit[0].source.level" in text
+    assert "alerts.group_wait" in text
