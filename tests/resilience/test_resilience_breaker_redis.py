@@ -110,3 +110,24 @@ async def test_local_clock_is_used_for_remote_open_periods(redis_server) -> None
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # redis.asyncio runs on asyncio only
+
+
+async def test_started_sync_propagates_in_the_background(redis_server) -> None:
+    import anyio
+
+    reg_a, sync_a = instance(redis_server.url, "a", "t4:")
+    reg_b, sync_b = instance(redis_server.url, "b", "t4:")
+    sync_a.interval = sync_b.interval = 0.01
+    try:
+        async with anyio.create_task_group() as tg:
+            await sync_a.start(tg)
+            await sync_b.start(tg)
+            trip(reg_a.get("exchange_api"))
+            with anyio.fail_after(5):
+                while reg_b.get("exchange_api").state is not BreakerState.OPEN:
+                    await anyio.sleep(0.01)
+            assert sync_b.describe()["breakers"] == ["exchange_api"]
+            tg.cancel_scope.cancel()
+    finally:
+        await sync_a.aclose()
+        await sync_b.aclose()
