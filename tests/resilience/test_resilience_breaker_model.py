@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,55 @@ def test_count_window_breaker_matches_reference_model(cfg: dict, size: int, step
 @given(cfg=configs, size=st.sampled_from([2.0, 10.0, 30.0]), steps=ops)
 def test_time_window_breaker_matches_reference_model(cfg: dict, size: float, steps: list) -> None:
     run_against_model(cfg, "time", size, steps)
+
+
+async def run_async_against_model(cfg: dict, steps: list, via: str) -> None:
+    clock = ManualClock(start=0.0)
+    breaker = CircuitBreaker("model", window_size=8, clock=clock, ignore_exceptions=(Invalid,),
+                             latency_sample_every=3, **cfg)
+    model = Model(window_type="count", window_size=8, **cfg)
+
+    async def body(kind: str, duration: float) -> str:
+        clock.advance(duration)
+        if kind == "fail":
+            raise Boom()
+        if kind == "ignored":
+            raise Invalid()
+        return "ok"
+
+    decorated = breaker(body)
+
+    async def guarded(kind: str, duration: float) -> str:
+        if via == "call":
+            return await breaker.call(body, kind, duration)
+        if via == "decorator":
+            return await decorated(kind, duration)
+        async with breaker:
+            return await body(kind, duration)
+
+    for index, (kind, duration) in enumerate(steps):
+        if kind == "wait":
+            clock.advance(duration)
+            continue
+        admitted = model.admit(clock())
+        try:
+            await guarded(kind, duration)
+            ran = True
+        except CircuitOpenError:
+            ran = False
+        except (Boom, Invalid):
+            ran = True
+        assert ran == admitted, f"step {index} {kind} via {via}"
+        if admitted:
+            model.outcome(kind, clock(), duration)
+        expected = model.state
+        if expected == "open" and clock() >= model.open_until:
+            expected = "half_open"
+        assert breaker.state == BreakerState(expected), f"step {index} ({kind}) via {via} of {steps}"
+
+
+@pytest.mark.anyio
+@settings(max_examples=60, deadline=None)
+@given(cfg=configs, steps=ops, via=st.sampled_from(["call", "decorator", "async_with"]))
+async def test_async_entry_points_match_reference_model(cfg: dict, steps: list, via: str) -> None:
+    await run_async_against_model(cfg, steps, via)
