@@ -360,6 +360,8 @@ def order_from_wire(w: WireOrder, endpoint: str) -> Order:
 
 
 def _order_from_wire(w: WireOrder, endpoint: str) -> Order:
+    if not str(w.id).strip():
+        raise ValueError("empty order id")
     status = _STATUS.get((w.status or "").lower())
     if status is None:
         raise ex.MalformedResponseError(
@@ -405,6 +407,8 @@ def fill_from_wire(t: WireTrade) -> Fill:
 
 
 def _fill_from_wire(t: WireTrade) -> Fill:
+    if not str(t.id).strip() or not str(t.orderId).strip():
+        raise ValueError("empty trade or order id")
     symbol = symbol_of(t.market, t.srcCurrency, t.dstCurrency)
     side = Side.SELL if (t.type or "").lower() == "sell" else Side.BUY
     base, quote = split_symbol(symbol)
