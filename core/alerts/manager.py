@@ -26,9 +26,10 @@ from anyio.abc import TaskGroup
 from hrkernel.alerts.clock import Clock, SystemClock
 from hrkernel.alerts.config import AlertsSection, ChannelRouting
 from hrkernel.alerts.delivery import Breaker, ChannelRuntime, retry_policy, run_worker
+from hrkernel.alerts.grouping import Group, Member
 from hrkernel.alerts.history import History
 from hrkernel.alerts.rules import OpenAlert, Silence, Suppressor, fingerprint, new_id, parse_until
-from hrkernel.alerts.types import Alert, AlertLevel, AlertSource, Notification, NotificationKind
+from hrkernel.alerts.types import Alert, AlertLevel, AlertSource, Notification
 from hrkernel.kernel.component import Component
 from hrkernel.logging import Redactor, get_logger
 
@@ -40,24 +41,6 @@ class ChannelSpec:
     obj: Any
     routing: ChannelRouting = ChannelRouting()
     type: str = ""
-
-
-@dataclass
-class Member:
-    alert: OpenAlert
-    notified: str = "none"
-    """What this channel was last told about the alert: none | firing | resolved."""
-    last_notified: float = 0.0
-
-
-@dataclass
-class Group:
-    key: str
-    created: float
-    last_flush: float | None = None
-
-    def __post_init__(self) -> None:
-        self.members: dict[str, Member] = {}
 
 
 class AlertSystem(Component):
@@ -396,60 +379,33 @@ class AlertSystem(Component):
         return next_due
 
     def _process_group(self, rt: ChannelRuntime, group: Group, now: float, force: bool = False) -> float | None:
-        c = self.config
-        changes = [m for m in group.members.values() if _needs_notify(m)]
-        repeats: list[Member] = []
-        due: float | None = None
-        if changes:
-            due = group.created + c.group_wait if group.last_flush is None else group.last_flush + c.group_interval
-        else:
-            repeats = [m for m in group.members.values() if _repeatable(m)]
-            if repeats:
-                due = min(m.last_notified for m in repeats) + c.repeat_interval
-                repeats = [m for m in repeats if m.last_notified + c.repeat_interval <= now]
-        if due is None or (due > now and not force):
-            return self._cleanup(group, due)
+        """Send what the group has to say if it is due; returns when to look at it again."""
+        batch = group.batch(self.config, now, force=force)
+        if not batch.members:
+            group.cleanup()
+            return batch.due if group.members else None
         wait = rt.take_token(now)
         if wait > 0:  # throttled: the changes stay pending and go into the next digest
             return now + wait
-        batch = changes or repeats
-        kind: NotificationKind
-        if not changes:
-            kind = "repeat"
-        elif all(m.alert.status == "resolved" for m in changes):
-            kind = "resolved"
-        elif len(changes) == 1:
-            kind = "firing"
-        else:
-            kind = "digest"
         notification = Notification(
-            kind=kind,
+            kind=batch.kind,
             id=new_id(),
             channel=rt.id,
             group=group.key,
-            alerts=[m.alert.snapshot() for m in batch],
-            dashboard_url=c.dashboard_url,
+            alerts=[m.alert.snapshot() for m in batch.members],
+            dashboard_url=self.config.dashboard_url,
             instance_id=self.instance_id,
         )
-        for m in batch:
-            m.notified = "resolved" if m.alert.status == "resolved" else "firing"
-            m.last_notified = now
-        group.last_flush = now
+        group.mark_sent(batch.members, now)
         self._enqueue(rt, notification)
-        return self._cleanup(group, now + c.group_interval)
-
-    @staticmethod
-    def _cleanup(group: Group, due: float | None) -> float | None:
-        for fp, m in list(group.members.items()):
-            if m.alert.status != "firing" and m.notified != "firing":
-                del group.members[fp]  # resolved and told (or never told): nothing left to say
-        return due if group.members else None
+        group.cleanup()
+        return now + self.config.group_interval if group.members else None
 
     def _flush_all(self) -> None:
         now = self.clock.now()
         for cid, rt in self.channels.items():
             for group in list(self.groups[cid].values()):
-                if any(_needs_notify(m) for m in group.members.values()):
+                if any(m.needs_notify() for m in group.members.values()):
                     self._process_group(rt, group, now, force=True)
 
     def _enqueue(self, rt: ChannelRuntime, notification: Notification) -> None:
@@ -546,15 +502,3 @@ class AlertSystem(Component):
 
 def _fingerprint(source: str, title: str, context: dict[str, Any], keys: list[str]) -> str:
     return fingerprint(source, title, context, keys)
-
-
-def _needs_notify(m: Member) -> bool:
-    a = m.alert
-    if a.status == "firing":
-        return m.notified != "firing" and a.suppressed is None
-    return a.status == "resolved" and m.notified == "firing"
-
-
-def _repeatable(m: Member) -> bool:
-    a = m.alert
-    return a.status == "firing" and m.notified == "firing" and a.ack_by is None and a.suppressed is None
