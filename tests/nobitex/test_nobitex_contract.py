@@ -262,3 +262,19 @@ async def test_breaker_opens_on_downtime_and_market_data_is_served_stale(sim, si
         with pytest.raises(ex.ExchangeUnavailableError, match="circuit breaker"):
             await exchange.balances()
         assert await exchange.order_book("BTCIRT") is book  # still served while open
+
+
+async def test_cancel_by_id_and_the_cancel_all_kill_switch(sim, sim_admin, make_exchange):
+    exchange, _ = make_exchange(sim.base_url, token=SIM_TOKEN)
+    async with exchange:
+        price = await mid(sim_admin)
+        first = await exchange.place_order(resting_buy(price, "k-1"))
+        await exchange.place_order(resting_buy(price, "k-2", amount="0.002"))
+        await exchange.place_order(resting_buy(price, "k-3", amount="0.003"))
+        canceled = await exchange.cancel_order(exchange_id=first.exchange_id)
+        assert canceled.status is OrderStatus.CANCELED and canceled.exchange_id == first.exchange_id
+        assert len(await exchange.list_open_orders("BTCIRT")) == 2
+        await exchange.cancel_all("BTCIRT")
+        assert await exchange.list_open_orders("BTCIRT") == []
+    statuses = {o["clientOrderId"]: o["status"] for o in await sim_orders(sim_admin)}
+    assert statuses == {"k-1": "Canceled", "k-2": "Canceled", "k-3": "Canceled"}
