@@ -81,6 +81,7 @@ def _record(state: SimState, request: Request, endpoint: str) -> dict[str, Any]:
         "code": None,
         "order_id": None,
         "client_order_id": None,
+        "finished": False,
     }
     state.requests.append(rec)
     return rec
@@ -93,6 +94,7 @@ def nobitex_endpoint(state: SimState, endpoint: str, handler: Handler | None,
         rec = _record(state, request, endpoint)
         response = await _serve(state, request, endpoint, handler, public, rec)
         rec["status"] = response.status_code if not isinstance(response, _Dropped) else None
+        rec["finished"] = True
         return response
     return route
 
@@ -117,7 +119,7 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
         back = state.config.faults.back_off
         return _too_many(back, 0, headers={"Retry-After": str(back)})
     if kind == "hang":
-        await _sleep_or_stop(state, float(state.config.faults.hang_for))
+        await _hold(state, request, float(state.config.faults.hang_for))
         state.abort_connection(request.scope.get("client"))
         return _Dropped()
     client = request.scope.get("client") or ("?", 0)
@@ -177,6 +179,18 @@ async def _sleep_or_stop(state: SimState, seconds: float) -> None:
         await asyncio.wait_for(state.stopping.wait(), timeout=seconds)
     except TimeoutError:
         pass
+
+
+async def _hold(state: SimState, request: Request, seconds: float) -> None:
+    """Hang: until ``seconds`` pass, the server stops, or the client goes away."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not state.stopping.is_set():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await _sleep_or_stop(state, min(0.1, left))
+        if await request.is_disconnected():
+            return
 
 
 def build_app(state: SimState) -> Starlette:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import httpx
 import pytest
 
@@ -44,6 +45,20 @@ async def test_hang_holds_the_request_until_the_client_times_out(client, admin):
     assert 0.25 < time.monotonic() - start < 2
     # the server is still fine afterwards
     assert (await client.get("/market/orders/list")).status_code == 200
+
+
+async def test_a_hung_post_is_released_when_the_client_leaves(sim, client, admin, buy):
+    await script(admin, "orders_add", "hang")
+    with pytest.raises(httpx.ReadTimeout):
+        await client.post("/market/orders/add", json=buy, timeout=0.2)
+    # nothing was placed, and the server's handler let go of the request
+    assert (await admin.get("/_sim/orders")).json() == {"orders": []}
+    for _ in range(40):  # hang_for is 300 s: only noticing the disconnect ends it this soon
+        log = (await admin.get("/_sim/requests", params={"endpoint": "orders_add"})).json()["requests"]
+        if log[0]["finished"]:
+            break
+        await anyio.sleep(0.05)
+    assert log[0]["fault"] == "hang" and log[0]["status"] is None and log[0]["finished"]
 
 
 async def test_accept_then_drop_places_the_order_but_the_client_sees_a_connection_error(client, admin, buy):
