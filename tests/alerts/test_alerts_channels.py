@@ -263,3 +263,33 @@ async def test_a_system_built_from_config_delivers_to_every_channel(tmp_path: Pa
     assert len(smtp_server.messages) == 1
     assert sorted(d["channel"] for d in rows[0]["deliveries"] if d["ok"]) == ["console", "hook", "mail", "tg"]
     assert json.loads(next(r for r in http_server.ok_requests() if r.path == "/hook").body)["dashboard_url"] == "http://127.0.0.1:8080/"
+
+
+async def test_a_hanging_apprise_service_never_blocks_the_event_loop(http_server):
+    pytest.importorskip("apprise")
+    import time
+
+    import anyio
+
+    from hrkernel.alerts.delivery import call_channel
+    from hrkernel_alerts.apprise_channel import AppriseChannel, AppriseConfig
+
+    http_server.reply = http_server.Reply(hang=True)
+    channel = AppriseChannel(AppriseConfig(urls=[f"json://127.0.0.1:{http_server.port}/stuck"]))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    began = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        with pytest.raises(ChannelError, match="no answer within 0.5s"):
+            await call_channel(channel, NOTE, 0.5)
+        tg.cancel_scope.cancel()
+    assert time.monotonic() - began < 1.5
+    assert ticks >= 25  # the loop kept running while apprise's thread hung
+    http_server.release.set()
