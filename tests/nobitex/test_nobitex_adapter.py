@@ -498,3 +498,14 @@ async def test_market_order_minimum_is_checked_against_the_book(scripted, make_e
                                                 amount=Decimal("0.004")))
     body = scripted.hits("/market/orders/add")[0].json()
     assert body["execution"] == "market" and "price" not in body and body["amount"] == "0.004000"
+
+
+async def test_a_long_backoff_on_a_read_is_not_waited_out(scripted, make_exchange):
+    scripted.on("/market/orders/status",
+                (429, {"status": "failed", "code": "TooManyRequests", "message": "wait", "backOff": 30}), (200, STATUS_OK))
+    exchange, clock = make_exchange(scripted.base_url, retry_attempts=3)
+    async with exchange:
+        with pytest.raises(ex.RateLimitedError) as info:
+            await exchange.get_order(exchange_id="5684")
+    assert info.value.retry_after == 30 and clock.sleeps == []
+    assert len(scripted.hits("/market/orders/status")) == 1
