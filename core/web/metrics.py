@@ -1,8 +1,8 @@
 """Prometheus ``/metrics``: one custom collector that reads the components at scrape time.
 
 Areas do not import prometheus_client: the collector asks each component for its state (through
-:mod:`hrkernel.web.sources`) when Prometheus scrapes. A component may also expose its own
-``prometheus_registry`` (a ``CollectorRegistry``); its metrics are appended.
+:mod:`hrkernel.web.sources`) when Prometheus scrapes. A component that keeps its own
+``CollectorRegistry`` (found among its attributes, e.g. the webhook intake's) has it appended.
 
 Every family below is always declared (``# HELP``/``# TYPE``), with samples for what exists;
 :data:`METRIC_NAMES` is the list the Grafana dashboard is checked against.
@@ -100,7 +100,7 @@ class KernelCollector(Collector):
 
         hooks = CounterMetricFamily("hrkernel_webhook_requests_total", "TradingView webhook requests by outcome", labels=["outcome"])
         for outcome, count in sorted((sources.read_webhooks(host) or {}).items()):
-            if _num(count) is not None:
+            if outcome != "pending" and _num(count) is not None:  # pending is a level, not a count
                 hooks.add_metric([outcome], float(count))
         yield hooks
 
@@ -110,10 +110,8 @@ class KernelCollector(Collector):
         yield actions
         yield GaugeMetricFamily("hrkernel_dashboard_stream_clients", "Pages connected to the event stream", value=self.state.stream_clients)
 
-        for component in host.components:
-            extra = getattr(sources.unwrap(component), "prometheus_registry", None)
-            if isinstance(extra, CollectorRegistry):
-                yield from extra.collect()
+        for extra in sources.metric_registries(host, exclude=self.state.registry):
+            yield from extra.collect()
 
     def _health(self, host: sources.Host) -> Iterator[Metric]:
         status = GaugeMetricFamily("hrkernel_health_check_status", "Reported status: 0 healthy, 1 degraded, 2 unhealthy", labels=["check"])

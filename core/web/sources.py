@@ -194,7 +194,7 @@ def _primitive_types() -> dict[str, tuple[type, ...]]:
 
 
 def _walk(obj: Any, depth: int, seen: set[int], found: dict[str, dict[int, tuple[str, Any]]], owner: str,
-          types: dict[str, tuple[type, ...]]) -> None:
+          types: dict[str, tuple[type, ...]], top: bool = False) -> None:
     if id(obj) in seen or depth < 0:
         return
     seen.add(id(obj))
@@ -206,8 +206,9 @@ def _walk(obj: Any, depth: int, seen: set[int], found: dict[str, dict[int, tuple
         children: Iterable[Any] = list(obj.values())
     elif isinstance(obj, list | tuple):
         children = list(obj)
-    elif type(obj).__module__.startswith("hrkernel") and hasattr(obj, "__dict__"):
-        # Only kernel and plugin objects: never wander into clients, loops or sockets.
+    elif (top or type(obj).__module__.startswith("hrkernel")) and hasattr(obj, "__dict__"):
+        # The component itself, then only kernel and plugin objects: never wander into clients,
+        # loops or sockets.
         children = list(vars(obj).values())
     else:
         return
@@ -225,11 +226,26 @@ def discover(host: Host) -> dict[str, list[tuple[str, Any]]]:
     for registry in breaker_registries(host):
         for breaker in registry:
             found["breakers"].setdefault(id(breaker), ("registry", breaker))
-    seen: set[int] = set()
+    seen: set[int] = {id(host)}  # never walk back into the kernel from a component holding it
     for component in host.components:
+        _walk(component, 4, seen, found, str(getattr(component, "name", "?")), types, top=True)
         obj = unwrap(component)
-        _walk(obj, 4, seen, found, str(getattr(component, "name", "?")), types)
+        if obj is not component:
+            _walk(obj, 4, seen, found, str(getattr(component, "name", "?")), types, top=True)
     return {kind: list(items.values()) for kind, items in found.items()}
+
+
+def metric_registries(host: Host, exclude: Any = None) -> list[Any]:
+    """``CollectorRegistry`` objects the components hold (their own Prometheus metrics)."""
+    from prometheus_client import CollectorRegistry
+
+    found: dict[str, dict[int, tuple[str, Any]]] = {"registries": {}}
+    seen: set[int] = {id(host), id(exclude)}
+    types: dict[str, tuple[type, ...]] = {"registries": (CollectorRegistry,)}
+    for component in host.components:
+        for obj in {id(component): component, id(unwrap(component)): unwrap(component)}.values():
+            _walk(obj, 4, seen, found, str(getattr(component, "name", "?")), types, top=True)
+    return [registry for _, registry in found["registries"].values()]
 
 
 def _unique(items: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -215,6 +215,7 @@ async def test_embedded_dashboard_without_a_token_refuses_every_action() -> None
 
 @pytest.mark.anyio
 async def test_routes_a_component_offers_are_mounted_on_the_same_app() -> None:
+    from prometheus_client import CollectorRegistry, Counter
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -226,9 +227,12 @@ async def test_routes_a_component_offers_are_mounted_on_the_same_app() -> None:
 
         def __init__(self) -> None:
             self.received: list[Any] = []
+            self.registry = CollectorRegistry()
+            self.requests = Counter("hrkernel_test_intake_requests", "requests", registry=self.registry)
 
         async def tradingview(self, request: Request) -> JSONResponse:
             self.received.append(await request.json())
+            self.requests.inc()
             return JSONResponse({"accepted": True}, status_code=202)
 
         def web_routes(self) -> list[Route]:
@@ -247,3 +251,4 @@ async def test_routes_a_component_offers_are_mounted_on_the_same_app() -> None:
             assert (await client.get("/api/webhooks")).json() == {"configured": True, "data": {"accepted": 1, "rejected": 0}}
             metrics = (await client.get("/metrics")).text
             assert 'hrkernel_webhook_requests_total{outcome="accepted"} 1.0' in metrics
+            assert "hrkernel_test_intake_requests_total 1.0" in metrics  # the component's own registry
