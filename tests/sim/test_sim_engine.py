@@ -133,3 +133,31 @@ def test_balances_never_go_negative_under_random_orders():
         fills = [tr for tr in engine.trades if tr.order_id == order.id]
         assert sum((tr.amount for tr in fills), Decimal(0)) == order.matched
         assert order.matched <= order.amount
+
+
+def _engine(**market: object) -> Engine:
+    from hrkernel_sim.config import SimConfig, parse_config
+
+    cfg = parse_config({"seed": 3, "markets": [{"symbol": "BTCUSDT", "price": "100000",
+                                                "amount_precision": "0.000001",
+                                                "price_precision": "0.01", **market}]})
+    assert isinstance(cfg, SimConfig)
+    return Engine(cfg, lambda: 0.0)
+
+
+def test_price_series_is_replayed_step_by_step_and_cycles():
+    engine = _engine(price_series=["100000", "101000.004", "99000"])
+    mids = []
+    for _ in range(4):
+        engine.step()
+        mids.append(engine.markets["BTCUSDT"].mid)
+    assert mids == [Decimal("100000"), Decimal("101000.00"), Decimal("99000"), Decimal("100000")]
+
+
+def test_random_walk_is_seeded():
+    a, b = _engine(volatility=0.01), _engine(volatility=0.01)
+    a.step(50)
+    b.step(50)
+    assert a.markets["BTCUSDT"].mid == b.markets["BTCUSDT"].mid != Decimal("100000")
+    assert [t.price for t in a.markets["BTCUSDT"].public_trades] == [
+        t.price for t in b.markets["BTCUSDT"].public_trades]
