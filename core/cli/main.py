@@ -10,6 +10,7 @@ from hrkernel import __version__
 from hrkernel.cli.alerts import alerts
 from hrkernel.cli.ha import failover, status
 from hrkernel.cli.inspect import check, plugins
+from hrkernel.cli.orders import orders, reconcile
 from hrkernel.cli.run import run
 
 
@@ -29,6 +30,8 @@ cli.add_command(plugins)
 cli.add_command(alerts)
 cli.add_command(status)
 cli.add_command(failover)
+cli.add_command(orders)
+cli.add_command(reconcile)
 
 
 def _add_plugin_commands() -> None:

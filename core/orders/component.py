@@ -28,7 +28,10 @@ from hrkernel.orders.reconcile import StateReconciliation
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
 
-__all__ = ["OrdersComponent", "build_orders"]
+__all__ = ["ACK_FILE", "OrdersComponent", "build_orders"]
+
+ACK_FILE = "orders.drift-ack"
+"""Left in the data dir by ``hrkernel reconcile --ack``; consumed by the running component."""
 
 log = get_logger("hrkernel.orders")
 
@@ -72,18 +75,30 @@ class OrdersComponent(Component):
 
     async def _run(self) -> None:
         assert self.reconciliation is not None
+        recon = self.reconciliation
+        next_at = 0.0
         while not self._stopping:
+            self._check_ack()
+            now = anyio.current_time()
             try:
-                if self._leader():
-                    if not self.reconciliation.startup_done:
-                        await self.reconciliation.reconcile_on_startup()
+                if self._leader() and now >= next_at:
+                    if not recon.startup_done:
+                        await recon.reconcile_on_startup()
                         log.info("orders_trading_enabled")
                     else:
-                        await self.reconciliation.reconcile_all()
+                        await recon.reconcile_all()
+                    next_at = anyio.current_time() + float(self.config.reconcile_interval)
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
-            wait = 0.5 if not self.reconciliation.startup_done else float(self.config.reconcile_interval)
-            await anyio.sleep(wait)
+                next_at = anyio.current_time() + 1.0
+            await anyio.sleep(0.5)
+
+    def _check_ack(self) -> None:
+        """``hrkernel reconcile --ack`` leaves a file: an operator acknowledged the drift."""
+        ack = self.db_path.parent / ACK_FILE
+        if ack.exists() and self.reconciliation is not None:
+            ack.unlink(missing_ok=True)
+            self.reconciliation.acknowledge("hrkernel reconcile --ack")
 
     async def on_takeover(self, token: int) -> None:
         """HA takeover step: reconcile before this tenure may trade (no-op before start)."""

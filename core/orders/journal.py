@@ -142,6 +142,17 @@ class OrderJournal:
         row = self._con.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
         self._seq = int(row[0]) if row else 0
 
+    @classmethod
+    def reader(cls, con: duckdb.DuckDBPyConnection) -> OrderJournal:
+        """A journal over a read-only connection (the CLI): queries only, no schema set-up."""
+        self = cls.__new__(cls)
+        self._con = con
+        self._reader = con.cursor()
+        self._lock = threading.Lock()
+        self._now = lambda: datetime.now(UTC)
+        self._seq = 0
+        return self
+
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
         return self._con

@@ -1,0 +1,185 @@
+"""``hrkernel orders list|show ID`` and ``hrkernel reconcile [--dry-run] [--ack]``.
+
+They open the orders DuckDB file under the data directory (``[orders] db_file``). DuckDB lets one
+process hold a database file at a time: while ``hrkernel run`` holds it these commands say so;
+``--ack`` then leaves an acknowledgement file the running kernel picks up within a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load
+from hrkernel.orders.component import ACK_FILE
+
+
+def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path]:
+    from hrkernel.orders.config import OrdersSection
+
+    if config:
+        loaded = load(config)
+        base = Path(data_dir or loaded.config.kernel.data_dir)
+        orders = getattr(loaded.config, "orders", None) or OrdersSection()
+        return base, base / orders.db_file
+    base = Path(data_dir or ".hrkernel")
+    return base, base / OrdersSection().db_file
+
+
+def _open(db: Path, *, read_only: bool = True) -> Any:
+    import duckdb
+
+    if not db.exists():
+        fail(f"no orders database at {db}", EXIT_FAILURE)
+    try:
+        return duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as exc:
+        fail(f"{db} is in use (is `hrkernel run` running?): {exc}", EXIT_FAILURE)
+
+
+_config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
+                              help="hr.toml whose [kernel] data_dir and [orders] db_file to use")
+_data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
+                                help="data directory (default: the config's, else .hrkernel)")
+
+
+@click.group()
+def orders() -> None:
+    """The order journal: list orders, show one with its full history."""
+
+
+@orders.command("list")
+@_config_option
+@_data_dir_option
+@click.option("--open", "only_open", is_flag=True, help="only orders not in a terminal state")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def list_orders(config: str | None, data_dir: str | None, only_open: bool, limit: int, as_json: bool) -> None:
+    """Orders, oldest first: client order id, state, exchange, symbol, side, amount, price, filled."""
+    from hrkernel.orders.journal import NON_TERMINAL, OrderJournal
+
+    _, db = _paths(config, data_dir)
+    journal = OrderJournal.reader(_open(db))
+    rows = journal.query(states=NON_TERMINAL if only_open else None, limit=limit)
+    if as_json:
+        click.echo(msgspec.json.encode(rows).decode())
+        return
+    if not rows:
+        click.echo("no orders")
+    for r in rows:
+        flag = " UNRESOLVED" if r.unresolved else ""
+        click.echo(f"{r.client_order_id}  {r.state:<16} {r.exchange}:{r.symbol} {r.side} {r.amount} @ {r.price} "
+                   f"filled {r.filled_amount} attempts {r.attempts}{flag}")
+
+
+@orders.command("show")
+@click.argument("order_id")
+@_config_option
+@_data_dir_option
+@click.option("--json", "as_json", is_flag=True)
+def show_order(order_id: str, config: str | None, data_dir: str | None, as_json: bool) -> None:
+    """One order (by client order id, signal id or exchange order id) with its full history."""
+    from hrkernel.orders.journal import OrderJournal
+
+    _, db = _paths(config, data_dir)
+    journal = OrderJournal.reader(_open(db))
+    rec = journal.get(order_id) or journal.by_signal(order_id)
+    if rec is None:
+        match = [r for r in journal.query(limit=1_000_000) if r.exchange_order_id == order_id]
+        rec = match[0] if match else None
+    if rec is None:
+        fail(f"no order {order_id!r} in {db}", EXIT_FAILURE)
+    history = journal.history(rec.client_order_id)
+    if as_json:
+        click.echo(json.dumps({"order": msgspec.to_builtins(rec), "history": msgspec.to_builtins(history)}))
+        return
+    for field in rec.__struct_fields__:
+        click.echo(f"{field:>18}: {getattr(rec, field)}")
+    click.echo("history:")
+    for e in history:
+        extra = f" exchange_id={e.exchange_order_id}" if e.exchange_order_id else ""
+        click.echo(f"  {e.at.isoformat()}  {e.state:<16} attempt={e.attempt} fence={e.fencing_token} "
+                   f"filled={e.filled_amount}{extra}" + (f"  ({e.reason})" if e.reason else ""))
+
+
+@click.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal)")
+@click.option("--ack", is_flag=True, help="acknowledge balance drift: lift the drift halt of a running kernel")
+@click.option("--json", "as_json", is_flag=True)
+def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
+    """Compare the exchanges with journal and ledger (open orders, orphans, fills, balance drift)."""
+    import anyio
+
+    base, db = _paths(config, None)
+    if ack:
+        base.mkdir(parents=True, exist_ok=True)
+        (base / ACK_FILE).write_text("acknowledged\n")
+        click.echo(f"drift acknowledged ({base / ACK_FILE}); a running kernel resumes new orders within a second")
+        return
+    loaded = load(config)
+    kernel = build(loaded, discover(loaded, quiet=True))
+    reports = anyio.run(_reconcile_with_kernel, kernel, db, dry_run)
+    if as_json:
+        click.echo(msgspec.json.encode(reports).decode())
+        return
+    for rep in reports:
+        click.echo(f"{rep.exchange}: {'DRY RUN ' if rep.dry_run else ''}open={len(rep.open_orders)} "
+                   f"orphans={len(rep.orphans)} changed={len(rep.changed)} late_fills={rep.late_fills}")
+        for o in rep.orphans:
+            click.echo(f"  orphan {o.exchange_id} {o.symbol} {o.side} {o.amount} @ {o.price}: {o.action}")
+        for c in rep.changed:
+            click.echo(f"  order {c.client_order_id}: {c.before} -> {c.after} {c.note}")
+        for d in rep.drift:
+            click.echo(f"  drift {d.currency}: exchange {d.exchange_total} ledger {d.ledger_total} "
+                       f"({d.drift:+}, tolerance {d.tolerance}): {d.action}")
+        for text in rep.discrepancies:
+            click.echo(f"  discrepancy: {text}")
+        if rep.clean:
+            click.echo("  clean")
+
+
+async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[Any]:
+    import duckdb
+
+    from hrkernel.ledger import Ledger
+    from hrkernel.orders.journal import OrderJournal
+    from hrkernel.orders.pipeline import TransactionVerificationPipeline
+    from hrkernel.orders.reconcile import StateReconciliation
+
+    orders_cfg = kernel.config.orders
+    exchanges = {item.id: kernel.get(f"exchange:{item.id}") for item in kernel.plugin_config.exchanges}
+    if not exchanges:
+        fail("no [exchanges.*] configured: nothing to reconcile")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(db))
+    except duckdb.IOException as exc:
+        fail(f"{db} is in use (is `hrkernel run` running? it reconciles by itself): {exc}", EXIT_FAILURE)
+    started = []
+    try:
+        async with anyio_task_group() as tg:
+            for comp in exchanges.values():
+                await comp.start(tg)
+                started.append(comp)
+            pipeline = TransactionVerificationPipeline(
+                exchanges={k: v.obj for k, v in exchanges.items()}, journal=OrderJournal(con), ledger=Ledger(con),
+                config=orders_cfg)
+            reports = await StateReconciliation(pipeline).reconcile_all(dry_run=dry_run)
+            for comp in reversed(started):
+                await comp.stop()
+            started.clear()
+            tg.cancel_scope.cancel()
+        return reports
+    finally:
+        con.close()
+
+
+def anyio_task_group() -> Any:
+    import anyio
+
+    return anyio.create_task_group()
