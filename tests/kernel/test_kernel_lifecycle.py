@@ -92,7 +92,8 @@ def test_fresh_install_runs_default_config_ready_fast_and_stops_on_sigterm(
     ready = kernel.wait_for("ready", timeout=10)
     ready_after = time.monotonic() - began
     assert ready_after < 3.0, f"ready after {ready_after:.2f}s"
-    assert [c["name"] for c in ready["components"]] == ["health"]
+    started = [c["name"] for c in ready["components"]]
+    assert "health" in started
     kernel.wait_for("health_status", check="event_loop_lag", status="healthy")
 
     stop_sent = time.monotonic()
@@ -102,7 +103,8 @@ def test_fresh_install_runs_default_config_ready_fast_and_stops_on_sigterm(
     assert code == 0, kernel.output()
     assert stopped_after < 5.0
     steps = [e for e in kernel.events if e.get("event") == "shutdown_step"]
-    assert [(s["component"], s["outcome"]) for s in steps] == [("health", "ok")]
+    # every component stopped, in reverse start order, each with its outcome
+    assert [(s["component"], s["outcome"]) for s in steps] == [(name, "ok") for name in reversed(started)]
     assert all("duration_ms" in s for s in steps)
     assert kernel.events[-1]["event"] == "shutdown_complete"
     assert (tmp_path / ".hrkernel").is_dir()
@@ -147,7 +149,8 @@ def test_a_stop_step_that_overruns_its_timeout_is_logged_and_shutdown_goes_on(
     kernel.signal(signal.SIGTERM)
     assert kernel.wait(timeout=5) == 0
     steps = {e["component"]: e["outcome"] for e in kernel.events if e.get("event") == "shutdown_step"}
-    assert steps == {"health": "ok", "exchange:slow": "timeout"}
+    assert steps["exchange:slow"] == "timeout"
+    assert steps["health"] == "ok"  # the steps after the overrunning one still ran
 
 
 def test_a_component_that_fails_to_start_stops_startup_and_stops_the_others(
@@ -164,5 +167,6 @@ def test_a_component_that_fails_to_start_stops_startup_and_stops_the_others(
     assert "component 'exchange:bad' failed to start: ConnectionError: cannot reach the venue" in output
     assert not any(e.get("event") == "ready" for e in kernel.events)
     stopped = [e["component"] for e in kernel.events if e.get("event") == "shutdown_step"]
-    assert stopped == ["exchange:good"]
+    assert "exchange:good" in stopped and "exchange:bad" not in stopped
+    assert stopped.index("exchange:good") == 0  # the last one started is stopped first
     assert "Traceback" not in output
