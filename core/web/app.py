@@ -121,7 +121,10 @@ class WebComponent(Component):
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: only then does asyncio set TCP_NODELAY on accepted sockets;
+        # without it each keep-alive answer waits ~40 ms (Nagle + delayed ACK, since uvicorn
+        # writes headers and body separately).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.config.host, self.config.port))
