@@ -184,6 +184,42 @@ def test_adapter_status(benchmark: Any, rig: Rig) -> None:
     measure(benchmark, "adapter_status", rig, batch)
 
 
+CONCURRENCY = 8
+
+
+@pytest.mark.benchmark(group="nobitex-place-concurrent")
+def test_bare_httpx_place_concurrent(benchmark: Any, rig: Rig) -> None:
+    async def one() -> None:
+        body = {"type": "buy", "execution": "limit", "srcCurrency": "btc", "dstCurrency": "rls",
+                "amount": "0.0001", "price": str(rig.price), "clientOrderId": f"b{next(_ids)}", "pro": "yes"}
+        assert (await rig.bare.post("/market/orders/add", json=body)).json()["status"] == "ok"
+
+    async def batch() -> None:
+        sem = asyncio.Semaphore(CONCURRENCY)
+
+        async def bounded() -> None:
+            async with sem:
+                await one()
+
+        await asyncio.gather(*(bounded() for _ in range(BATCH)))
+
+    measure(benchmark, "bare_place_concurrent", rig, batch)
+
+
+@pytest.mark.benchmark(group="nobitex-place-concurrent")
+def test_adapter_place_concurrent(benchmark: Any, rig: Rig) -> None:
+    async def batch() -> None:
+        sem = asyncio.Semaphore(CONCURRENCY)
+
+        async def one() -> None:
+            async with sem:
+                await rig.exchange.place_order(rig.request())
+
+        await asyncio.gather(*(one() for _ in range(BATCH)))
+
+    measure(benchmark, "adapter_place_concurrent", rig, batch)
+
+
 def report(paired: dict[str, float]) -> None:
     if len(RESULTS) < 4:
         return
@@ -194,6 +230,10 @@ def report(paired: dict[str, float]) -> None:
                      f"bare httpx {1 / bare:7.0f}/s ({bare * 1e6:6.0f} us/call), "
                      f"adapter overhead {(adapter - bare) * 1e6:6.0f} us/call = {adapter / bare:.2f}x; "
                      f"paired median overhead {paired.get(op, float('nan')) * 1e6:5.0f} us/call")
+    if "adapter_place_concurrent" in RESULTS:
+        lines.append(f"sustained placement, {CONCURRENCY} in flight: adapter "
+                     f"{1 / RESULTS['adapter_place_concurrent']:.0f} orders/s "
+                     f"(bare httpx: {1 / RESULTS['bare_place_concurrent']:.0f}/s)")
     print("\nNobitex adapter vs bare httpx, same simulator, same loop:\n" + "\n".join(lines))
 
 
