@@ -75,7 +75,7 @@ async def test_standby_acquires_only_after_expiry_with_a_higher_token(make_lease
     while not b.is_leader:
         await b.tick()
         if not b.is_leader:
-            assert time.monotonic() - began < 0.4 + 0.2
+            assert time.monotonic() - began < 0.4 + 1.0
             await anyio.sleep(0.01)
     waited = time.monotonic() - began
     assert waited >= 0.35  # not before the old lease expired (Redis-side TTL, tiny timer slack)
@@ -103,8 +103,9 @@ async def test_paused_leader_resumes_as_not_leader_and_cannot_pass_the_fence(mak
     assert not a.is_leader and b.is_leader and await b.fence_check()
 
 
-async def test_renew_by_a_stale_holder_does_not_extend_the_new_lease(make_lease: Any, redis_server: Any) -> None:
-    a, rec_a = make_lease("a", ttl=0.3, margin=0.1)
+async def test_renew_by_a_stale_holder_does_not_extend_the_new_lease(make_lease: Any, redis_server: Any, fake_clock: Any) -> None:
+    # a's clock stands still (paused process), so it really sends the renewal when it resumes.
+    a, rec_a = make_lease("a", ttl=0.3, margin=0.1, clock=fake_clock)
     b, _ = make_lease("b", ttl=0.3, margin=0.1)
     await a.tick()
     await anyio.sleep(0.35)
@@ -152,7 +153,7 @@ async def test_redis_stop_makes_the_leader_step_down_within_the_deadline_and_res
         with anyio.fail_after(3):
             while not lost_at:
                 await anyio.sleep(0.01)
-        assert lost_at[0] - stopped_at <= ttl - margin + 0.1
+        assert lost_at[0] - stopped_at <= ttl - margin + 0.25  # the deadline, plus scheduling slack
         assert not a.holds_with_margin() and not b.holds_with_margin()
         await anyio.sleep(0.5)  # nobody leads while Redis is gone
         assert not a.is_leader and not b.is_leader
