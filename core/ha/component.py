@@ -11,12 +11,17 @@ Other parts find it as ``kernel.get("ha")`` and use:
   trading is allowed (reconciliation registers here). A step that raises gives the lease up.
 - :meth:`HAComponent.add_listener` — ``listener(event)`` after a takeover completed (gained)
   and at once on loss (trading already stopped), e.g. for the open-orders policy.
+
+Leadership changes and health status changes are also published on the bus (topics
+``leadership`` and ``health``), best effort, in the background; group switches and slow
+failovers raise alerts.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +39,13 @@ from hrkernel.logging import get_logger
 from hrkernel.types import HealthResult, HealthStatus
 
 if TYPE_CHECKING:
-    from hrkernel.ha.health import HealthMonitor
+    from hrkernel.ha.health import HealthChange, HealthMonitor
     from hrkernel.kernel.kernel import Kernel
+
+TOPIC_LEADERSHIP = "leadership"
+"""Bus topic of :class:`hrkernel.bus.events.LeadershipEvent` (gained after takeover, lost)."""
+TOPIC_HEALTH = "health"
+"""Bus topic of :class:`hrkernel.bus.events.HealthEvent` (reported status changes)."""
 
 TakeoverStep = Callable[[int], Awaitable[None]]
 Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
@@ -160,6 +170,45 @@ class HAComponent(Component):
 
     def attach_health(self, monitor: HealthMonitor) -> None:
         self.health = monitor
+        monitor.add_listener(self._publish_health)
+
+    # -- events on the bus (best effort, never in the way of a transition) --------------------------
+    def _publish(self, topic: str, event: Any) -> None:
+        component = self._resolve("bus") if self._resolve else None
+        bus = getattr(component, "bus", None)
+        if bus is None or self._tg is None:
+            return
+
+        async def send() -> None:
+            try:
+                with anyio.fail_after(2.0):
+                    await bus.publish(topic, event)
+            except Exception as exc:
+                self.log.warning("ha_event_not_published", topic=topic, error=f"{type(exc).__name__}: {exc}")
+
+        self._tg.start_soon(send, name=f"ha:publish:{topic}")
+
+    def _publish_leadership(self, event: LeadershipEvent) -> None:
+        from hrkernel.bus.events import LeadershipEvent as BusLeadership
+
+        self._publish(
+            TOPIC_LEADERSHIP,
+            BusLeadership(
+                time=datetime.fromtimestamp(event.at or time.time(), tz=UTC), instance_id=self.instance_id,
+                leader=event.gained, fencing_token=event.token, reason=event.reason,
+            ),
+        )
+
+    def _publish_health(self, change: HealthChange) -> None:
+        from hrkernel.bus.events import HealthEvent
+
+        self._publish(
+            TOPIC_HEALTH,
+            HealthEvent(
+                time=datetime.fromtimestamp(change.at, tz=UTC), component=change.check,
+                status=change.status.value, detail=change.detail,
+            ),
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self, tg: TaskGroup) -> None:
@@ -234,6 +283,7 @@ class HAComponent(Component):
             return
         self._trading_token = None  # first: no order may pass from here on
         self._call_hook("hr_leadership_lost", reason=event.reason)
+        self._publish_leadership(event)
         await self._tell(event)
 
     async def _take_over(self, event: LeadershipEvent, began: float) -> None:
@@ -268,6 +318,7 @@ class HAComponent(Component):
                 )
             )
         self._call_hook("hr_leadership_gained", fencing_token=token)
+        self._publish_leadership(event)
         await self._tell(event)
 
     def _call_hook(self, hook: str, **kwargs: Any) -> None:

@@ -131,6 +131,7 @@ async def test_kernel_builds_ha_first_and_serves_probes(tmp_path: Path) -> None:
     names = [c.name for c in kernel.components]
     # Before everything that trades or reports on it (the bus may come earlier).
     assert names.index("ha") < min(names.index(n) for n in names if n in ("alerts", "health", "web") or n.startswith("exchange:"))
+    subscription = kernel.get("bus").bus.subscribe("leadership", "ha-test")
     async with anyio.create_task_group() as tg:
         tg.start_soon(kernel.run)
         ha = kernel.get("ha")
@@ -138,6 +139,10 @@ async def test_kernel_builds_ha_first_and_serves_probes(tmp_path: Path) -> None:
         result = probes(kernel)
         assert result["live"][0] == 200 and result["ready"][0] == 200
         assert result["ready"][1]["role"] == "leader" and result["ready"][1]["trading"] is True
+        with anyio.fail_after(3):
+            delivery = await subscription.__anext__()
+        assert delivery.event.leader is True and delivery.event.fencing_token == 1
+        await subscription.aclose()
         kernel.request_stop("test")
 
 
