@@ -52,10 +52,15 @@ class Exchange(Protocol):
         ...
 
     async def cancel_order(
-        self, *, exchange_id: str | None = None, client_order_id: str | None = None
+        self,
+        *,
+        exchange_id: str | None = None,
+        client_order_id: str | None = None,
+        fencing_token: int | None = None,
     ) -> Order:
         """Cancel one order; returns it as it stands afterwards. A filled order raises
-        ``OrderNotCancelableError``; an unknown one ``OrderNotFoundError``."""
+        ``OrderNotCancelableError``; an unknown one ``OrderNotFoundError``; a lost answer
+        ``UnknownOutcomeError`` (look the order up). ``fencing_token`` as for placement."""
         ...
 
     async def get_order(

@@ -224,11 +224,9 @@ class NobitexExchange:
 
     async def place_order(self, request: OrderRequest, *, fencing_token: int | None = None) -> Order:
         body = await self.prepare(request)
-        headers: dict[str, str] = {}
-        if fencing_token is not None and self.config.send_instance_headers:
-            headers["X-HR-Fencing-Token"] = str(fencing_token)
         reply = await self._call("place", "POST", "/market/orders/add", wire.OrderReply, json=body,
-                                 idempotent=False, headers=headers, client_order_id=request.client_order_id)
+                                 idempotent=False, headers=self._fence(fencing_token),
+                                 client_order_id=request.client_order_id)
         order = wire.order_from_wire(reply.order, "place")
         self.log.info("order_placed", symbol=order.symbol, side=order.side.value, exchange_id=order.exchange_id,
                       client_order_id=order.client_order_id, status=order.status.value)
@@ -251,10 +249,17 @@ class NobitexExchange:
         reply = await self._call("status", "POST", "/market/orders/status", wire.OrderReply, json=body)
         return wire.order_from_wire(reply.order, "status")
 
-    async def cancel_order(self, *, exchange_id: str | None = None, client_order_id: str | None = None) -> Order:
+    def _fence(self, fencing_token: int | None) -> dict[str, str]:
+        if fencing_token is None or not self.config.send_instance_headers:
+            return {}
+        return {"X-HR-Fencing-Token": str(fencing_token)}
+
+    async def cancel_order(self, *, exchange_id: str | None = None, client_order_id: str | None = None,
+                           fencing_token: int | None = None) -> Order:
         body = self._which(exchange_id, client_order_id, "order") | {"status": "canceled"}
         reply = await self._call("cancel", "POST", "/market/orders/update-status", wire.CancelReply, json=body,
-                                 idempotent=False, client_order_id=client_order_id)
+                                 idempotent=False, client_order_id=client_order_id,
+                                 headers=self._fence(fencing_token))
         if reply.order is not None:
             return wire.order_from_wire(reply.order, "cancel")
         if exchange_id is not None:
@@ -267,12 +272,14 @@ class NobitexExchange:
                                         exchange=wire.EXCHANGE, endpoint="cancel")
         return order
 
-    async def cancel_all(self, symbol: str | None = None) -> None:
-        """Kill switch: ``/market/orders/cancel-old`` for every active order (of ``symbol``)."""
+    async def cancel_all(self, symbol: str | None = None, *, fencing_token: int | None = None) -> None:
+        """Kill switch: ``/market/orders/cancel-old`` for every active order (of ``symbol``).
+        Nobitex leaves untriggered non-OCO stop orders alone (docs-api ``_market_trade.md``)."""
         body: dict[str, Any] = {}
         if symbol is not None:
             body["srcCurrency"], body["dstCurrency"] = wire.request_codes(symbol)
-        await self._call("cancel_old", "POST", "/market/orders/cancel-old", wire.Envelope, json=body, idempotent=False)
+        await self._call("cancel_old", "POST", "/market/orders/cancel-old", wire.Envelope, json=body,
+                         idempotent=False, headers=self._fence(fencing_token))
 
     async def list_orders(self, symbol: str | None = None, *, status: str = "open", page: int = 1,
                           page_size: int = 100) -> list[Order]:

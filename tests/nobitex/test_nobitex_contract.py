@@ -271,10 +271,13 @@ async def test_cancel_by_id_and_the_cancel_all_kill_switch(sim, sim_admin, make_
         first = await exchange.place_order(resting_buy(price, "k-1"))
         await exchange.place_order(resting_buy(price, "k-2", amount="0.002"))
         await exchange.place_order(resting_buy(price, "k-3", amount="0.003"))
-        canceled = await exchange.cancel_order(exchange_id=first.exchange_id)
+        canceled = await exchange.cancel_order(exchange_id=first.exchange_id, fencing_token=5)
         assert canceled.status is OrderStatus.CANCELED and canceled.exchange_id == first.exchange_id
         assert len(await exchange.list_open_orders("BTCIRT")) == 2
-        await exchange.cancel_all("BTCIRT")
+        await exchange.cancel_all("BTCIRT", fencing_token=5)
         assert await exchange.list_open_orders("BTCIRT") == []
     statuses = {o["clientOrderId"]: o["status"] for o in await sim_orders(sim_admin)}
     assert statuses == {"k-1": "Canceled", "k-2": "Canceled", "k-3": "Canceled"}
+    rows = (await sim_admin.get("/_sim/requests")).json()["requests"]
+    fenced = {r["endpoint"]: r["fencing_token"] for r in rows if r["endpoint"] in ("orders_cancel", "orders_cancel_old")}
+    assert fenced == {"orders_cancel": "5", "orders_cancel_old": "5"}
