@@ -252,3 +252,31 @@ async def test_routes_a_component_offers_are_mounted_on_the_same_app() -> None:
             metrics = (await client.get("/metrics")).text
             assert 'hrkernel_webhook_requests_total{outcome="accepted"} 1.0' in metrics
             assert "hrkernel_test_intake_requests_total 1.0" in metrics  # the component's own registry
+
+
+def test_stopping_the_dashboard_ends_open_event_streams_promptly(running_kernel: Any) -> None:
+    import threading
+    import time
+
+    lines: list[str] = []
+    ended = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", running_kernel.url + "/api/events", timeout=10) as r:
+                for line in r.iter_lines():
+                    lines.append(line)
+        except httpx.HTTPError:
+            pass
+        ended.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    deadline = time.monotonic() + 5
+    while not any(line.startswith("event: snapshot") for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert httpx.get(running_kernel.url + "/api/status").json()["instance_id"] == "web-test"
+    began = time.monotonic()
+    running_kernel.call(running_kernel.get("web").stop)
+    assert time.monotonic() - began < 2.5  # shutdown does not wait for the page to go away
+    assert ended.wait(3)
+    assert running_kernel.get("web").state.closing.is_set()
