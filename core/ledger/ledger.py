@@ -325,6 +325,14 @@ class Ledger:
             ).fetchone()
         return bool(row and row[0])
 
+    def has_kind(self, exchange: str, kind: str) -> bool:
+        """Whether any transaction of ``kind`` (e.g. ``deposit``: an opening balance) exists for ``exchange``."""
+        with self._lock:
+            row = self._reader.execute(
+                "SELECT count(*) FROM ledger_tx WHERE exchange = ? AND kind = ?", [exchange, kind]
+            ).fetchone()
+        return bool(row and row[0])
+
     def has_fill(self, exchange: str, trade_id: str) -> bool:
         with self._lock:
             row = self._reader.execute(

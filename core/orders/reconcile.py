@@ -10,7 +10,8 @@ and balances, and:
 - fills not yet in the ledger are posted (counted as *late*);
 - balance drift within the per-asset tolerance is corrected by an adjusting transaction with its
   reason; beyond it a critical alert is raised and (``halt_on_drift``) new orders halt until
-  :meth:`acknowledge`. An empty ledger gets the exchange's balances as an opening balance.
+  :meth:`acknowledge`. The first reconciliation posts an opening balance (``deposit``): the exchange's
+  balances minus what fills already posted.
 
 Every report is stored in DuckDB (``reconcile_reports``). ``dry_run=True`` changes nothing.
 """
@@ -107,10 +108,13 @@ class StateReconciliation:
         self.startup_done = False
 
     async def reconcile_on_startup(self) -> list[ReconciliationReport]:
-        """Reconcile every exchange, then resume the journal's non-terminal orders. Trading (the
+        """Resume the journal's non-terminal orders, then reconcile every exchange. Trading (the
         ``startup`` halt, if set) resumes only after this finished."""
-        reports = [await self.reconcile(name) for name in sorted(self.pipeline.exchanges)]
+        # Orders the journal left mid-flight are resolved by the pipeline's own rules first (look up
+        # by client order id; resubmit only what the exchange does not have), so that the
+        # comparison below sees their fills in the ledger.
         await self.pipeline.recover()
+        reports = [await self.reconcile(name) for name in sorted(self.pipeline.exchanges)]
         self.startup_done = True
         self.pipeline.resume("startup")
         return reports
@@ -274,7 +278,7 @@ class StateReconciliation:
         p = self.pipeline
         cfg = p.config
         on_exchange = {b.currency: b.total for b in await exchange.balances()}
-        opening = not p.ledger.has_postings(name)
+        opening = not p.ledger.has_kind(name, "deposit")
         ledger = p.ledger.venue_balances(name)
         beyond: list[str] = []
         for ccy in sorted(set(on_exchange) | set(ledger)):
