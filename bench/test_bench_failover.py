@@ -1,6 +1,9 @@
 """Failover time after SIGKILL of the leader, with the default ``[ha]`` settings, on a private Redis.
 
-Run: ``python -m pytest bench/test_bench_failover.py --benchmark-only -s`` (about 45 s).
+Run: ``python -m pytest bench/test_bench_failover.py --benchmark-only -s`` (about 50 s).
+
+Also: the last-hop ``fence_check()`` round trip against a plain ``GET`` on the same Redis (the
+peer), per call, over 1000 calls.
 
 Each round: a leader and a standby (``tests/ha/lease_holder.py`` processes using RedisLease with
 hr.toml's defaults: TTL 3 s, renewal every 500 ms, margin 1 s) are running; the leader is killed
@@ -142,3 +145,47 @@ def test_failover_time_after_sigkill_of_the_leader(benchmark: Any, redis_url: st
     print(f"\nfailover after SIGKILL over {len(takeovers)} rounds: median {median:.3f}s, max {worst:.3f}s "
           f"(TTL {TTL:g}s, target median <= {TTL + 1:g}s)")
     assert median <= TTL + 1.0
+
+
+CALLS = 1000
+
+
+def _round_trips(url: str, fenced: bool) -> float:
+    """Seconds per call over CALLS calls: ``fence_check()`` or (peer) a plain ``GET``."""
+    import anyio
+
+    from hrkernel.ha.redis_lease import RedisLease, connect
+
+    async def go() -> float:
+        lease = RedisLease("bench-fence", url, key_prefix="fence-bench", ttl=30.0, renew_interval=0.5, margin=1.0)
+        client = connect(url, 1.0)
+        try:
+            await lease.tick()
+            assert lease.is_leader and await lease.fence_check()
+            await client.get("fence-bench:lease")  # both sides start with a warm connection
+            began = time.perf_counter()
+            for _ in range(CALLS):
+                if fenced:
+                    await lease.fence_check()
+                else:
+                    await client.get("fence-bench:lease")
+            return (time.perf_counter() - began) / CALLS
+        finally:
+            await lease.stop()
+            await client.aclose()
+
+    return anyio.run(go)
+
+
+@pytest.mark.benchmark(group="ha-fence")
+def test_peer_plain_get_round_trip(benchmark: Any, redis_url: str) -> None:
+    per_call = benchmark.pedantic(_round_trips, args=(redis_url, False), rounds=5, iterations=1)
+    benchmark.extra_info["per_call_ms"] = round(per_call * 1000, 4)
+
+
+@pytest.mark.benchmark(group="ha-fence")
+def test_fence_check_round_trip(benchmark: Any, redis_url: str) -> None:
+    per_call = benchmark.pedantic(_round_trips, args=(redis_url, True), rounds=5, iterations=1)
+    # Compare the two rows of the "ha-fence" group (each round = 1000 calls); a single extra
+    # baseline run here would be too noisy to divide by.
+    benchmark.extra_info["per_call_ms"] = round(per_call * 1000, 4)
