@@ -41,6 +41,8 @@ from hrkernel_nobitex.transport import Clock, Sleep, Transport
 T = TypeVar("T")
 
 CLIENT_ORDER_ID_MAX = 32
+MAX_FILL_LOOKUPS = 20
+"""Orders behind recent fills that ``find_order_by_client_id`` looks up by id, at most."""
 
 
 def round_amount(amount: Decimal, step: Decimal) -> Decimal:
@@ -312,10 +314,17 @@ class NobitexExchange:
                 seen.add(order.exchange_id)
             if len(orders) < 100:
                 break
-        for fill in await self.recent_fills(symbol):
+        lookups = 0
+        for fill in await self.recent_fills(symbol):  # newest first
             if fill.order_id in seen:
                 continue
             seen.add(fill.order_id)
+            lookups += 1
+            if lookups > MAX_FILL_LOOKUPS:
+                # Past this the status budget (300/min) matters more; the caller may retry later.
+                self.log.warning("client_id_resolution_truncated", client_order_id=client_order_id,
+                                 looked_up=MAX_FILL_LOOKUPS)
+                break
             order = await self.get_order(exchange_id=fill.order_id)
             if order.client_order_id == client_order_id:
                 return order
