@@ -16,9 +16,25 @@ from hrkernel.types import Duration
 
 
 def hrkernel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real command line, as a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
     return subprocess.run([sys.executable, "-m", "hrkernel", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=60)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The same click group in-process (fast), answering like :func:`hrkernel`."""
+    from click.testing import CliRunner
+
+    from hrkernel.cli.main import cli as group
+
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(group, list(args))
+    finally:
+        os.chdir(old)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture
@@ -57,31 +73,31 @@ def test_list_shows_alerts_with_counts_status_and_deliveries(tmp_path: Path, his
     [drift] = [line for line in lines if history["b"] in line]
     assert "resolved" in drift and "x2" in drift
 
-    rows = json.loads(hrkernel("alerts", "list", "--data-dir", "data", "--json", "--status", "firing", cwd=tmp_path).stdout)
+    rows = json.loads(cli("alerts", "list", "--data-dir", "data", "--json", "--status", "firing", cwd=tmp_path).stdout)
     assert [r["id"] for r in rows] == [history["a"]]
     assert [(d["channel"], d["kind"], d["ok"]) for d in rows[0]["deliveries"]] == [("rec", "firing", True), ("rec", "repeat", True)]
 
 
 def test_ack_records_who_when_and_why(tmp_path: Path, history: dict[str, str]) -> None:
-    result = hrkernel("alerts", "ack", history["a"], "--who", "alice", "--note", "maintenance", "--config", "hr.toml", cwd=tmp_path)
+    result = cli("alerts", "ack", history["a"], "--who", "alice", "--note", "maintenance", "--config", "hr.toml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"acknowledged {history['a']} as alice" in result.stdout
-    rows = json.loads(hrkernel("alerts", "list", "--config", "hr.toml", "--json", cwd=tmp_path).stdout)
+    rows = json.loads(cli("alerts", "list", "--config", "hr.toml", "--json", cwd=tmp_path).stdout)
     acked = {r["id"]: (r["ack_by"], r["ack_note"]) for r in rows}
     assert acked[history["a"]] == ("alice", "maintenance") and acked[history["b"]] == (None, None)
     assert next(r for r in rows if r["id"] == history["a"])["ack_at"] is not None
-    unacked = json.loads(hrkernel("alerts", "list", "--config", "hr.toml", "--json", "--unacked", cwd=tmp_path).stdout)
+    unacked = json.loads(cli("alerts", "list", "--config", "hr.toml", "--json", "--unacked", cwd=tmp_path).stdout)
     assert [r["id"] for r in unacked] == [history["b"]]
 
 
 def test_ack_of_an_unknown_alert_fails_clearly(tmp_path: Path, history: dict[str, str]) -> None:
-    result = hrkernel("alerts", "ack", "nope", "--who", "alice", "--config", "hr.toml", cwd=tmp_path)
+    result = cli("alerts", "ack", "nope", "--who", "alice", "--config", "hr.toml", cwd=tmp_path)
     assert result.returncode == 1
     assert "no alert with id or fingerprint 'nope'" in result.stderr
 
 
 def test_list_without_history_says_so(tmp_path: Path) -> None:
-    result = hrkernel("alerts", "list", "--data-dir", "empty", cwd=tmp_path)
+    result = cli("alerts", "list", "--data-dir", "empty", cwd=tmp_path)
     assert result.returncode == 0 and "no alert history at empty/alerts.duckdb" in result.stdout
 
 

@@ -37,10 +37,11 @@ def readme_files(section: str) -> dict[str, str]:
     return files
 
 
-@pytest.fixture
-def ntfy_plugin(tmp_path: Path):
+@pytest.fixture(scope="module")
+def ntfy_plugin(tmp_path_factory: pytest.TempPathFactory):
     """Install the README's package into a private site dir (not the shared venv, which other
     test runs use at the same time) and put it on sys.path like an installed distribution."""
+    tmp_path = tmp_path_factory.mktemp("ntfy")
     files = readme_files("Alerts")
     assert set(files) == {"pyproject.toml", "hrkernel_ntfy/__init__.py"}
     source = tmp_path / "hrkernel-ntfy"
