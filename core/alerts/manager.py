@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ class ChannelSpec:
     """A channel object to deliver to, with its routing (used when not built from config)."""
 
     obj: Any
-    routing: ChannelRouting = ChannelRouting()
+    routing: ChannelRouting = field(default_factory=ChannelRouting)
     type: str = ""
 
 
