@@ -14,8 +14,10 @@ from hrkernel.alerts.build import build_alerts
 from hrkernel.bus.component import build_bus
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
+from hrkernel.kernel.routing import build_routing
 from hrkernel.orders.component import build_orders
 from hrkernel.resilience.component import build_resilience
+from hrkernel.signals.component import build_signals
 from hrkernel.web.app import build_web
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ BUILDERS: list[Callable[[Kernel], None]] = [
     build_datasources,
     build_orders,  # after the exchanges it trades on; stops before them
     build_health,
+    build_signals,  # before web: the web app mounts its route
+    build_routing,  # signals → orders; stops before the pipeline halts
     build_web,  # last: starts after what it shows, stops first (no actions during drain)
 ]
 

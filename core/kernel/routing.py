@@ -1,0 +1,204 @@
+"""Signals to orders: the bridge between the bus and the order pipeline.
+
+Every accepted signal (TradingView webhook, API, a plugin publishing on the bus) arrives on the
+signals topic. The router turns it into an order request and hands it to the pipeline:
+
+- it consumes only while this instance may trade (leader with margin); a standby leaves the
+  topic alone, so with a durable bus the new leader finds the signals the old one never took;
+- a delivery is acknowledged only once the pipeline has *journaled* the order (PREPARED) or
+  refused it for good (journaled FAILED), so a crash in between redelivers it, and the journal's
+  signal-id dedupe makes the redelivery harmless;
+- while trading is halted (start-up reconciliation not finished, kill switch, drift) the signal
+  waits and is retried, it is never dropped;
+- ``percent`` sizes and ``close`` are resolved against the ledger's balances for the venue,
+  rounded down to the market's amount step.
+
+Execution and verification of each order run in their own task, bounded by ``max_concurrent``,
+so a slow verification never blocks the next signal.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from hrkernel.bus.events import SignalAction, SignalEvent
+from hrkernel.exchange.types import OrderType, Side
+from hrkernel.kernel.component import Component
+from hrkernel.logging import get_logger
+from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
+from hrkernel.orders.pipeline import Signal
+
+if TYPE_CHECKING:
+    from hrkernel.kernel.kernel import Kernel
+
+log = get_logger("hrkernel.routing")
+
+GROUP = "orders"
+"""The consumer group of the order path on the signals topic."""
+
+
+class SignalRejected(Exception):
+    """The signal cannot become an order (says why); it is acknowledged and not retried."""
+
+
+class SignalRouter(Component):
+    name = "signal_router"
+
+    def __init__(
+        self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 4,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self.bus = bus
+        self.orders = orders
+        self.topic = topic
+        self.exchanges = exchanges
+        self.retry_delay = retry_delay
+        self._limiter = anyio.CapacityLimiter(max_concurrent)
+        self._stopping = anyio.Event()
+        self.stats = {"received": 0, "journaled": 0, "rejected": 0, "duplicates": 0, "retried": 0}
+
+    async def start(self, tg: TaskGroup) -> None:
+        tg.start_soon(self._run, tg, name="signal_router")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    # -- consuming -------------------------------------------------------------------------------
+
+    def _may_trade(self) -> bool:
+        pipeline = self.orders.pipeline
+        return pipeline is not None and pipeline.lease.holds_with_margin()
+
+    async def _run(self, tg: TaskGroup) -> None:
+        while not self._stopping.is_set():
+            if not self._may_trade():
+                with anyio.move_on_after(self.retry_delay):
+                    await self._stopping.wait()
+                continue
+            try:
+                await self._consume(tg)
+            except Exception as exc:  # a broken subscription must not end the order path
+                log.error("signal_router_failed", error=f"{type(exc).__name__}: {exc}")
+                with anyio.move_on_after(1.0):
+                    await self._stopping.wait()
+
+    async def _consume(self, tg: TaskGroup) -> None:
+        async with self.bus.subscribe(self.topic, GROUP) as subscription:
+            async for delivery in subscription:
+                if self._stopping.is_set():
+                    return
+                await self._handle(delivery, tg)
+                if not self._may_trade():
+                    return  # leadership lost: leave the rest of the topic to the new leader
+
+    async def _handle(self, delivery: Any, tg: TaskGroup) -> None:
+        event = delivery.event
+        if not isinstance(event, SignalEvent):
+            log.warning("signal_router_ignored", topic=self.topic, kind=type(event).__name__)
+            await delivery.ack()
+            return
+        self.stats["received"] += 1
+        while not self._stopping.is_set():
+            try:
+                record = await self.prepare(event)
+            except TradingHaltedError as exc:
+                self.stats["retried"] += 1
+                log.info("signal_waiting", signal_id=event.signal_id, reason=str(exc))
+                with anyio.move_on_after(self.retry_delay):
+                    await self._stopping.wait()
+                continue
+            except NotLeaderError:
+                return  # not acknowledged: the leader will take it
+            except (SignalRejected, OrderRejectedError) as exc:
+                self.stats["rejected"] += 1
+                log.warning("signal_rejected", signal_id=event.signal_id, reason=str(exc))
+                await delivery.ack()
+                return
+            await delivery.ack()
+            self.stats["journaled"] += 1
+            tg.start_soon(self._execute, record, name=f"order:{record.client_order_id}")
+            return
+
+    async def _execute(self, record: Any) -> None:
+        async with self._limiter:
+            try:
+                await self.orders.pipeline.execute_transaction(record)
+            except Exception as exc:  # the journal holds the order; recovery/reconciliation resume it
+                log.error("order_execution_failed", client_order_id=record.client_order_id,
+                          error=f"{type(exc).__name__}: {exc}")
+
+    # -- turning a signal into an order request ---------------------------------------------------
+
+    def exchange_for(self, event: SignalEvent) -> str:
+        if event.exchange in self.exchanges:
+            return event.exchange
+        if len(self.exchanges) == 1:
+            return self.exchanges[0]
+        raise SignalRejected(
+            f"signal names exchange {event.exchange!r}; configured exchanges are {', '.join(self.exchanges)}"
+        )
+
+    async def prepare(self, event: SignalEvent) -> Any:
+        """Journal the order for ``event`` (PREPARED) and return its record."""
+        pipeline = self.orders.pipeline
+        if pipeline is None:
+            raise TradingHaltedError("the order pipeline has not started")
+        exchange = self.exchange_for(event)
+        existing = pipeline.journal.by_signal(event.signal_id)
+        if existing is not None:
+            self.stats["duplicates"] += 1
+            return existing
+        signal = await self.to_signal(event, exchange)
+        return await pipeline.create_transaction(signal)
+
+    async def to_signal(self, event: SignalEvent, exchange: str) -> Signal:
+        pipeline = self.orders.pipeline
+        market = await pipeline.market(exchange, event.symbol)
+        order_type = OrderType.LIMIT if event.order_type == "limit" else OrderType.MARKET
+        if order_type is OrderType.LIMIT and event.price is None:
+            raise SignalRejected("a limit order needs a price")
+        side = Side.SELL if event.action in (SignalAction.SELL, SignalAction.CLOSE) else Side.BUY
+        amount = event.amount
+        if event.action is SignalAction.CLOSE or event.percent is not None:
+            balances = pipeline.ledger.venue_balances(exchange)
+            percent = Decimal(100) if event.action is SignalAction.CLOSE else Decimal(event.percent)
+            if not Decimal(0) < percent <= Decimal(100):
+                raise SignalRejected(f"percent must be in (0, 100], got {percent}")
+            if side is Side.SELL:
+                amount = balances.get(market.base, Decimal(0)) * percent / 100
+            else:
+                price = event.price or await self._best_ask(exchange, event.symbol)
+                amount = balances.get(market.quote, Decimal(0)) * percent / 100 / price
+        if amount is None:
+            raise SignalRejected("the signal has neither an amount nor a percent")
+        amount = (amount / market.amount_step).to_integral_value(ROUND_DOWN) * market.amount_step
+        if amount <= 0:
+            raise SignalRejected(f"nothing to {side.value}: the amount rounds down to 0 ({market.base})")
+        return Signal(
+            signal_id=event.signal_id, exchange=exchange, symbol=event.symbol, side=side,
+            amount=amount, type=order_type, price=event.price,
+        )
+
+    async def _best_ask(self, exchange: str, symbol: str) -> Decimal:
+        book = await self.orders.pipeline._exchange(exchange).order_book(symbol)
+        if not book.asks:
+            raise SignalRejected(f"no ask in the {symbol} book to size a percent buy")
+        return Decimal(book.asks[0].price)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "routing", "topic": self.topic, "exchanges": self.exchanges}
+
+
+def build_routing(kernel: Kernel) -> None:
+    """Kernel builder (after orders and signals): route bus signals into the order pipeline."""
+    bus, orders = kernel.get("bus"), kernel.get("orders")
+    if bus is None or orders is None:
+        return
+    webhook = getattr(kernel.config, "webhook", None)
+    topic = getattr(webhook, "topic", "signals")
+    kernel.add(SignalRouter(bus=getattr(bus, "bus", bus), orders=orders, topic=topic,
+                            exchanges=[item.id for item in kernel.plugin_config.exchanges]))

@@ -1,0 +1,72 @@
+"""Exchange type ``sim``: the Nobitex adapter trading against a simulator started in-process.
+
+This is what the embedded default ``hr.toml`` trades on: the real adapter (every request,
+response, error mapping, breaker and rate limit of ``hrkernel_nobitex``) over real HTTP on
+loopback, against a simulator the kernel starts and stops with the exchange, so a fresh install
+can rehearse the whole order path with no network, no account and no money.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from anyio.abc import TaskGroup
+
+from hrkernel_nobitex.config import NobitexConfig
+from hrkernel_sim.config import SimConfig
+
+
+class EmbeddedSimConfig(NobitexConfig, kw_only=True):
+    """Every ``[exchanges.<id>]`` option of the Nobitex adapter, plus the simulator's own table.
+
+    ``token`` picks the simulator account that trades (default: the simulator's default
+    account); ``base_url`` is ignored: the adapter always talks to the embedded simulator.
+    """
+
+    token: str = "sim-token-default"
+    simulator: SimConfig = msgspec.field(default_factory=SimConfig)
+
+
+class EmbeddedSimExchange:
+    """A started simulator plus a Nobitex adapter pointed at it; behaves as the adapter."""
+
+    def __init__(self, config: EmbeddedSimConfig, context: Any) -> None:
+        from hrkernel_sim.server import SimServer
+
+        self.config = config
+        self.context = context
+        self.server = SimServer(config.simulator)
+        self.exchange: Any = None
+
+    async def start(self, tg: TaskGroup) -> None:
+        from hrkernel_nobitex.plugin import build
+
+        await self.server.start(tg)
+        fields = {f: getattr(self.config, f) for f in NobitexConfig.__struct_fields__}
+        fields["base_url"] = self.server.base_url
+        self.exchange = build(NobitexConfig(**fields), self.context)
+        start = getattr(self.exchange, "start", None)
+        if start is not None:
+            await start()
+
+    async def aclose(self) -> None:
+        try:
+            if self.exchange is not None:
+                await self.exchange.aclose()
+        finally:
+            await self.server.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (the Exchange protocol, breakers, stats) is the adapter's.
+        exchange = self.__dict__.get("exchange")
+        if exchange is None:
+            raise AttributeError(f"{name!r}: the embedded simulator exchange is not started")
+        return getattr(exchange, name)
+
+    def describe(self) -> dict[str, Any]:
+        return {"simulator": self.server.describe() if self.server.port else None}
+
+
+def build_embedded(config: EmbeddedSimConfig, context: Any) -> EmbeddedSimExchange:
+    return EmbeddedSimExchange(config, context)
