@@ -199,7 +199,12 @@ class RedisLease(ListenerMixin):
     async def run(self) -> None:
         """The acquire/renew loop; returns after :meth:`stop`."""
         while not self._stopping.is_set():
-            delay = await self.tick()
+            try:
+                delay = await self.tick()
+            except Exception as exc:  # a bug or a bad URL must not take the kernel down
+                self.log.error("lease_loop_error", error=f"{type(exc).__name__}: {exc}")
+                await self.check_deadline()
+                delay = self.retry_max
             with anyio.move_on_after(delay):
                 await self._stopping.wait()
 
