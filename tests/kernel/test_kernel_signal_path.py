@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-
 SECRET = "wh-secret-7d1f"
 
 
