@@ -165,7 +165,7 @@ class SignalRouter(Component):
         amount = event.amount
         if event.action is SignalAction.CLOSE or event.percent is not None:
             balances = pipeline.ledger.venue_balances(exchange)
-            percent = Decimal(100) if event.action is SignalAction.CLOSE else Decimal(event.percent)
+            percent = Decimal(100) if event.percent is None else Decimal(event.percent)
             if not Decimal(0) < percent <= Decimal(100):
                 raise SignalRejected(f"percent must be in (0, 100], got {percent}")
             if side is Side.SELL:
