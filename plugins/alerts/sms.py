@@ -41,7 +41,8 @@ class SmsChannel(HttpChannel):
         c = self.config
         url = f"{c.base_url.rstrip('/')}/2010-04-01/Accounts/{c.account_sid}/Messages.json"
         body = short_text(notification, c.max_length)
-        done = self._done.setdefault(notification.id, set())
+        # Without an id (a channel used on its own) there is nothing to recognise a retry by.
+        done = self._done.setdefault(notification.id, set()) if notification.id else set()
         while len(self._done) > 256:
             self._done.popitem(last=False)
         failures: list[str] = []
