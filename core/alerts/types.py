@@ -129,10 +129,12 @@ for _name in ("kernel", "exchange", "orders", "ledger", "reconciliation", "ha", 
 class ChannelError(HrkernelError):
     """A channel could not deliver. ``reason`` must be safe to log and store (no secrets)."""
 
-    def __init__(self, channel: str, reason: str, *, retryable: bool = True) -> None:
+    def __init__(self, channel: str, reason: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
         self.channel = channel
         self.reason = reason
         self.retryable = retryable
+        self.retry_after = retry_after
+        """Seconds the service asked us to wait (Retry-After); the retry policy honours it."""
         super().__init__(f"alert channel {channel!r}: {reason}")
 
 

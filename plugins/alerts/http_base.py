@@ -34,6 +34,18 @@ class HttpChannel:
             text = text.replace(secret, "***")
         return text
 
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        """Seconds from a ``Retry-After`` header, or Telegram's ``parameters.retry_after``."""
+        header = response.headers.get("retry-after", "")
+        if header.strip().isdigit():
+            return float(header)
+        try:
+            value = response.json().get("parameters", {}).get("retry_after")
+        except (ValueError, AttributeError):
+            return None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
     async def _post(self, url: str, **kwargs: Any) -> httpx.Response:
         if self._client is None:  # used without start(): still works, one client per call
             await self.start()
@@ -46,5 +58,6 @@ class HttpChannel:
             body = self._scrub(response.text[:200])
             # 429 and 5xx are worth retrying; other 4xx mean the request itself is wrong.
             retryable = response.status_code == 429 or response.status_code >= 500
-            raise ChannelError(self.name, f"HTTP {response.status_code}: {body}", retryable=retryable)
+            raise ChannelError(self.name, f"HTTP {response.status_code}: {body}", retryable=retryable,
+                               retry_after=self._retry_after(response))
         return response

@@ -89,7 +89,11 @@ async def test_telegram_failures_are_classified_and_never_carry_the_token(http_s
     http_server.reply = http_server.Reply(status=502, body={"ok": False})
     with pytest.raises(ChannelError) as err:
         await channel.send(NOTE)
-    assert err.value.retryable
+    assert err.value.retryable and err.value.retry_after is None
+    http_server.reply = http_server.Reply(status=429, body={"ok": False, "parameters": {"retry_after": 7}})
+    with pytest.raises(ChannelError) as err:
+        await channel.send(NOTE)
+    assert err.value.retryable and err.value.retry_after == 7.0
     dead = make_http_server()
     dead.close()
     channel = TelegramChannel(TelegramConfig(token="t0k3n-secret", chat_id="7", base_url=dead.url))
