@@ -171,13 +171,14 @@ class KernelCollector(Collector):
         latencies = (cached.get("orders") or {}).get("latencies") or {}
         yield _histogram("hrkernel_order_latency_seconds", "Order phase latency (prepare, execute, verify)", ["phase"],
                          {(phase,): [float(v) for v in values] for phase, values in latencies.items()}, LATENCY_BUCKETS)
-        drift = GaugeMetricFamily("hrkernel_ledger_drift", "Ledger minus exchange balance per asset (as a float, for graphs only)", labels=["asset"])
+        drift = GaugeMetricFamily("hrkernel_ledger_drift", "Exchange minus ledger balance per exchange and asset at the last reconciliation (a float, for graphs only)", labels=["exchange", "asset"])
         raw = (cached.get("ledger") or {}).get("drift") or {}
-        items = raw.items() if isinstance(raw, dict) else ((d.get("asset"), d.get("drift")) for d in raw if isinstance(d, dict))
-        for asset, value in items:
+        items = (("", k, v) for k, v in raw.items()) if isinstance(raw, dict) else (
+            (d.get("exchange") or "", d.get("asset"), d.get("drift")) for d in raw if isinstance(d, dict))
+        for exchange, asset, value in items:
             amount = _num(value)
             if amount is not None:
-                drift.add_metric([str(asset)], amount)
+                drift.add_metric([str(exchange), str(asset)], amount)
         yield drift
 
     def _ha(self, host: sources.Host) -> Iterator[Metric]:

@@ -314,9 +314,37 @@ def read_pools(host: Host) -> list[dict[str, Any]] | None:
     return _read_kind(host, "pools")
 
 
+def _described_limits(host: Host) -> list[dict[str, Any]]:
+    """Per-endpoint limits a component reports in ``describe()["rate_limits"]`` (the Nobitex
+    adapter's exact sliding windows): ``{endpoint: {used, limit, per, blocked_for}}``."""
+    rows = []
+    for component in host.components:
+        obj = unwrap(component)
+        describe = getattr(obj, "describe", None) if obj is not component else None
+        try:
+            limits = (describe() if callable(describe) else component.describe()).get("rate_limits")
+        except Exception:  # a broken describe() is shown on the components panel
+            continue
+        if not isinstance(limits, dict):
+            continue
+        for endpoint, window in sorted(limits.items()):
+            if not isinstance(window, dict) or "limit" not in window:
+                continue
+            used, limit = window.get("used", 0), window["limit"]
+            blocked = float(window.get("blocked_for") or 0.0)
+            rows.append({
+                "name": f"{getattr(component, 'name', '?')}:{endpoint}",
+                "headroom": 0 if blocked > 0 else max(0, int(limit) - int(used)),
+                "used": used, "limit": limit, "per": window.get("per"), "blocked_for": blocked,
+            })
+    return rows
+
+
 def read_limiters(host: Host) -> list[dict[str, Any]] | None:
-    """Rate limiters the components hold: headroom, granted, rejected (``metrics()``)."""
-    return _read_kind(host, "limiters")
+    """Rate limiters the components hold (headroom, granted, rejected from ``metrics()``) and the
+    per-endpoint windows components report in ``describe()["rate_limits"]``."""
+    rows = (_read_kind(host, "limiters") or []) + _described_limits(host)
+    return rows or None
 
 
 def read_bulkheads(host: Host) -> list[dict[str, Any]] | None:
@@ -432,13 +460,45 @@ def _ledger_rows(ledger: Any) -> dict[str, Any]:
     return out
 
 
+def _reconciliation_rows(recon: Any, limit: int = 20) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Summaries of the last reports, and the drift per exchange and asset of each exchange's latest."""
+    reports = [r for r in recon.reports(limit) if isinstance(r, dict)]
+    summaries, drift, seen = [], [], set()
+    for r in reports:  # newest first
+        summaries.append({
+            "exchange": r.get("exchange"), "started_at": r.get("started_at"), "finished_at": r.get("finished_at"),
+            "dry_run": r.get("dry_run", False), "orphans": len(r.get("orphans") or []),
+            "changed": len(r.get("changed") or []), "late_fills": r.get("late_fills", 0),
+            "drift": len([d for d in r.get("drift") or [] if d.get("action") != "opening balance"]),
+            "discrepancies": "; ".join(r.get("discrepancies") or []), "halted": r.get("halted", False),
+        })
+        if r.get("exchange") in seen or r.get("dry_run"):
+            continue
+        seen.add(r.get("exchange"))
+        for d in r.get("drift") or []:
+            drift.append({"exchange": r.get("exchange"), "asset": d.get("currency"), "drift": d.get("drift"),
+                          "exchange_total": d.get("exchange_total"), "ledger_total": d.get("ledger_total"),
+                          "tolerance": d.get("tolerance"), "action": d.get("action")})
+    return summaries, drift
+
+
 async def read_ledger(host: Host) -> dict[str, Any] | None:
     """``ledger`` (or the pipeline's ``ledger``): ``balances()`` per account and currency, and
-    ``positions()``, ``drift()``, ``reconciliations()`` where offered."""
+    ``positions()``, ``drift()``, ``reconciliations()`` where offered; otherwise drift and
+    reconciliation reports from the orders component's ``reconciliation.reports()``."""
     ledger = _ledger(host)
     if ledger is None:
         return None
-    return await anyio.to_thread.run_sync(_ledger_rows, ledger)
+    out = await anyio.to_thread.run_sync(_ledger_rows, ledger)
+    orders = find(host, "orders")
+    recon = getattr(orders, "reconciliation", None) if orders is not None else None
+    if recon is not None and hasattr(recon, "reports"):
+        summaries, drift = await anyio.to_thread.run_sync(_reconciliation_rows, recon)
+        if out.get("reconciliations") is None:
+            out["reconciliations"] = jsonable(summaries)
+        if out.get("drift") is None:
+            out["drift"] = jsonable(drift)
+    return out
 
 
 KILL_SWITCH_KEY = "kill_switch"

@@ -174,7 +174,7 @@ def sim_kernel(tmp_path: Path) -> Iterator[SimKernel]:
         sim_portal.call(sim.start)
         try:
             extra = (
-                '[exchanges.nobitex]\ntype = "nobitex"\ntoken = "sim-token"\n'
+                '[exchanges.nobitex]\ntype = "nobitex"\ntoken = "sim-token-default"\n'
                 f'base_url = "{sim.base_url}"\nbreaker_failure_threshold = 3\nbreaker_reset_timeout = "60s"\n'
                 "retry_attempts = 1\n"
             )

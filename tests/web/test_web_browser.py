@@ -131,6 +131,9 @@ def test_the_exchange_breaker_opened_by_simulator_faults_turns_red_without_a_rel
     row = f'#panel-breakers tr[data-breaker="{exchange.breaker.name}"]'
     page.wait_for_selector(row, timeout=5_000)
     assert "closed" in page.inner_text(row)
+    for panel in ("pools", "bulkheads"):  # what the adapter holds shows up without registering
+        assert "exchange:nobitex" in page.inner_text(f"#panel-{panel}")
+    assert "exchange:nobitex:orderbook" in page.inner_text("#panel-limiters")
     sim_kernel.fault("error_503", 3)  # the exchange starts failing
     for _ in range(3):
         with pytest.raises(ExchangeUnavailableError):

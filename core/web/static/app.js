@@ -294,7 +294,7 @@ function renderAudit(s) {
 function render(s) {
   const steps = [renderHeader, renderComponents, renderBreakers, renderLeadership, renderHealth, renderAlerts, renderFailovers,
     (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
-    (x) => statsTable("limiters", x.limiters, ["headroom", "granted", "rejected", "waited"]),
+    (x) => statsTable("limiters", x.limiters, ["headroom", "used", "limit", "per", "granted", "rejected"]),
     (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
     renderOrders, renderLedger, renderWebhooks, renderActions, renderAudit];
   for (const step of steps) {
