@@ -15,6 +15,7 @@ import time
 
 import anyio
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from hrkernel.ha.lease import LeadershipEvent
 from hrkernel.ha.redis_lease import RedisLease
@@ -37,7 +38,10 @@ async def main(url: str, instance: str, prefix: str, ttl: float, renew: float, m
         say(event="started")
         while True:
             if lease.holds_with_margin() and await lease.fence_check():
-                await client.rpush(f"{prefix}:writes", f"{instance}:{lease.token}")
+                try:
+                    await client.rpush(f"{prefix}:writes", f"{instance}:{lease.token}")
+                except RedisError:  # Redis went away between the fence and the write
+                    pass
             await anyio.sleep(period)
 
 
