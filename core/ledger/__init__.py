@@ -2,5 +2,6 @@
 
 from hrkernel.ledger.errors import LedgerError, UnbalancedTransactionError
 from hrkernel.ledger.ledger import Ledger, Posting, Transaction, fill_transaction
+from hrkernel.ledger.writer import LedgerWriter
 
-__all__ = ["Ledger", "LedgerError", "Posting", "Transaction", "UnbalancedTransactionError", "fill_transaction"]
+__all__ = ["Ledger", "LedgerError", "LedgerWriter", "Posting", "Transaction", "UnbalancedTransactionError", "fill_transaction"]

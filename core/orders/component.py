@@ -18,7 +18,7 @@ import duckdb
 from anyio.abc import TaskGroup
 
 from hrkernel.kernel.component import Component
-from hrkernel.ledger import Ledger
+from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.journal import OrderJournal
@@ -51,6 +51,7 @@ class OrdersComponent(Component):
         self.reconciliation: StateReconciliation | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._stopping = False
+        self._scope: anyio.CancelScope | None = None
 
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
         if self._alerts is None:
@@ -62,13 +63,23 @@ class OrdersComponent(Component):
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(self.db_path))
         exchanges = {name: getattr(obj, "obj", obj) for name, obj in self._exchanges.items()}
+        ledger = Ledger(self._con)
+        writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
-            exchanges=exchanges, journal=OrderJournal(self._con), ledger=Ledger(self._con), config=self.config,
-            lease=self._lease or AlwaysLeader(), alert=self._alert,
+            exchanges=exchanges, journal=OrderJournal(self._con), ledger=ledger, config=self.config,
+            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer,
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
-        tg.start_soon(self._run, name="orders:reconcile")
+        self._scope = scope = anyio.CancelScope()
+        tg.start_soon(self._background, writer, scope, name="orders:background")
+
+    async def _background(self, writer: LedgerWriter, scope: anyio.CancelScope) -> None:
+        with scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer.run, name="orders:ledger-writer")
+                await self._run()
+                tg.cancel_scope.cancel()
 
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
@@ -108,6 +119,8 @@ class OrdersComponent(Component):
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._scope is not None:
+            self._scope.cancel()  # the loop and the writer (which flushes) stop before the file closes
         if self.pipeline is not None:
             self.pipeline.halt("shutdown", "the kernel is shutting down")
         if self._con is not None:

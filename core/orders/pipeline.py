@@ -28,7 +28,7 @@ import msgspec
 
 from hrkernel.exchange import Exchange, Market, Order, OrderRequest, OrderStatus, OrderType, Side
 from hrkernel.exchange import errors as ex
-from hrkernel.ledger import Ledger, fill_transaction
+from hrkernel.ledger import Ledger, LedgerWriter, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
@@ -114,10 +114,13 @@ class TransactionVerificationPipeline:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        writer: LedgerWriter | None = None,
     ) -> None:
         self.exchanges = dict(exchanges)
         self.journal = journal
         self.ledger = ledger
+        self.writer = writer
+        """Group commit for fills when given (its ``run`` task must be running)."""
         self.config = config or OrdersSection()
         self.lease: LeaseView = lease or AlwaysLeader()
         self._alert = alert
@@ -391,7 +394,8 @@ class TransactionVerificationPipeline:
         fills = await exchange.order_fills(order)
         if fills:
             txs = [fill_transaction(rec.exchange, rec.base, rec.quote, f, order_ref=rec.client_order_id) for f in fills]
-            posted = sum(1 for i in self.ledger.post_many(txs) if i is not None)
+            ids = await self.writer.post(txs) if self.writer is not None else self.ledger.post_many(txs)
+            posted = sum(1 for i in ids if i is not None)
             self.stats["fills_posted"] += posted
         return sum((f.amount for f in fills), Decimal(0))
 

@@ -159,3 +159,30 @@ def test_random_activity_keeps_every_transaction_balanced_and_matches_a_referenc
     for (_, ccy), amount in got.items():
         per_ccy[ccy] = per_ccy.get(ccy, D(0)) + amount
     assert all(v == 0 for v in per_ccy.values())
+
+
+@pytest.mark.anyio
+async def test_group_commit_writes_a_burst_of_concurrent_fills_in_few_commits(tmp_path: Path) -> None:
+    import anyio
+
+    from hrkernel.ledger import LedgerWriter
+
+    ledger = Ledger(str(tmp_path / "l.duckdb"))
+    writer = LedgerWriter(ledger)
+    results: dict[int, list[int | None]] = {}
+
+    async def poster(i: int) -> None:
+        tx = fill_transaction("nobitex", "BTC", "IRT", _fill(f"g{i % 150}", Side.BUY, "0.1", "10"))
+        results[i] = await writer.post([tx])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer.run)
+        async with anyio.create_task_group() as posters:
+            for i in range(300):
+                posters.start_soon(poster, i)
+        tg.cancel_scope.cancel()
+    assert writer.batches <= 3, writer.batches
+    assert sum(1 for ids in results.values() if ids[0] is not None) == 150  # 150 duplicates posted once
+    assert ledger.venue_balances("nobitex") == {"BTC": D(15), "IRT": D(-150)}
+    with pytest.raises(UnbalancedTransactionError):
+        await writer.post([Transaction(kind="x", postings=(Posting("a", "B", D(1)),))])

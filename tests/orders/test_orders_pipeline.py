@@ -189,3 +189,27 @@ async def test_lost_responses_randomized_never_double_or_lose(make_pipeline, sim
     assert len(fills) == len(trades)
     assert pipeline.stats["unknown"] > 0
     assert pipeline.ledger.unbalanced_transactions() == []
+
+
+async def test_fills_go_through_the_group_commit_writer_when_given(make_pipeline, sim_admin) -> None:
+    import anyio
+
+    from hrkernel.ledger import LedgerWriter
+
+    pipeline = make_pipeline()
+    pipeline.writer = LedgerWriter(pipeline.ledger)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pipeline.writer.run)
+        m = await mid(sim_admin)
+        with anyio.fail_after(20):
+            records = []
+            async with anyio.create_task_group() as orders:
+                async def one(i: int) -> None:
+                    records.append(await pipeline.submit(buy(f"w{i}", price_at(m, "1.02"), amount="0.0001")))
+                for i in range(5):
+                    orders.start_soon(one, i)
+        tg.cancel_scope.cancel()
+    assert [r.state for r in records] == [OrderState.VERIFIED] * 5
+    trades = await sim_trades(sim_admin)
+    assert all(pipeline.ledger.has_fill("nobitex", str(t["id"])) for t in trades)
+    assert 1 <= pipeline.writer.batches <= len(trades)
