@@ -32,6 +32,7 @@ from hrkernel.ledger import Ledger, LedgerWriter, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
+    JournalError,
     NotLeaderError,
     OrderRejectedError,
     OrdersError,
@@ -190,7 +191,14 @@ class TransactionVerificationPipeline:
         problem = await self._check(signal, market, exchange)
         if problem is not None:
             return self._refuse(signal, coid, market, problem)
-        rec = self.journal.create(self._record(signal, coid, market, OrderState.PREPARED))
+        try:
+            rec = self.journal.create(self._record(signal, coid, market, OrderState.PREPARED))
+        except JournalError:
+            # The same signal prepared concurrently: the first one journaled wins.
+            existing = self.journal.by_signal(signal.signal_id)
+            if existing is None:
+                raise
+            return existing
         self.stats["prepared"] += 1
         log.info("order_prepared", client_order_id=coid, signal_id=signal.signal_id, symbol=signal.symbol,
                  side=signal.side.value, amount=str(signal.amount), price=str(signal.price))

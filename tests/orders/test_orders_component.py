@@ -1,0 +1,56 @@
+"""The orders component on its own: start-up reconciliation gates trading, the CLI's --ack file
+lifts a drift halt, concurrent copies of one signal make one order."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from hrkernel.exchange import Side
+from hrkernel.orders.component import ACK_FILE, OrdersComponent
+from hrkernel.orders.config import OrdersSection
+from hrkernel.orders.pipeline import Signal
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_component_gates_trading_on_startup_and_takes_the_cli_ack(exchange: Any, sim_admin: Any,
+                                                                       tmp_path: Path) -> None:
+    component = OrdersComponent(OrdersSection(reconcile_interval=60.0), db_path=tmp_path / "data" / "orders.duckdb",
+                                exchanges={"nobitex": exchange}, lease=None)
+    async with anyio.create_task_group() as tg:
+        await component.start(tg)
+        pipeline = component.pipeline
+        assert pipeline is not None and "startup" in pipeline.halts
+        with anyio.fail_after(10):
+            while pipeline.halts:
+                await anyio.sleep(0.05)
+        assert component.reconciliation is not None and component.reconciliation.startup_done
+
+        m = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
+        signal = Signal(signal_id="dup", exchange="nobitex", symbol="BTCIRT", side=Side.BUY, amount=Decimal("0.0001"),
+                        price=(m * Decimal("1.02") / 10).to_integral_value() * 10)
+        results = []
+
+        async def go() -> None:
+            results.append(await pipeline.submit(signal))
+
+        async with anyio.create_task_group() as copies:
+            for _ in range(3):
+                copies.start_soon(go)
+        assert len({r.client_order_id for r in results}) == 1
+        assert len((await sim_admin.get("/_sim/orders")).json()["orders"]) == 1
+
+        pipeline.halt("drift", "test drift")
+        (tmp_path / "data" / ACK_FILE).write_text("ack\n")
+        with anyio.fail_after(5):
+            while "drift" in pipeline.halts:
+                await anyio.sleep(0.05)
+        assert not (tmp_path / "data" / ACK_FILE).exists()
+        assert component.describe()["halts"] == {}
+        await component.stop()
+        tg.cancel_scope.cancel()
