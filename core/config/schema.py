@@ -17,6 +17,7 @@ from hrkernel.bus.config import BusSection
 from hrkernel.ha.config import HASection
 from hrkernel.orders.config import OrdersSection
 from hrkernel.resilience.config import ResilienceSection
+from hrkernel.signals.config import WebhookSection
 from hrkernel.types import ConfigStruct, Duration
 from hrkernel.web.config import DashboardSection
 
@@ -65,6 +66,7 @@ class Config(ConfigStruct, kw_only=True):
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     ha: HASection = msgspec.field(default_factory=HASection)
     bus: BusSection = msgspec.field(default_factory=BusSection)
+    webhook: WebhookSection = msgspec.field(default_factory=WebhookSection)
     dashboard: DashboardSection = msgspec.field(default_factory=DashboardSection)
     resilience: ResilienceSection = msgspec.field(default_factory=ResilienceSection)
     orders: OrdersSection = msgspec.field(default_factory=OrdersSection)

@@ -1,0 +1,53 @@
+"""The intake as a kernel component (``signals``): routes for the web app, the processor task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anyio.abc import TaskGroup
+from starlette.routing import BaseRoute
+
+from hrkernel.kernel.component import Component
+from hrkernel.signals.config import WebhookSection
+from hrkernel.signals.intake import WebhookIntake
+
+if TYPE_CHECKING:
+    from hrkernel.kernel.kernel import Kernel
+
+
+class SignalsComponent(Component):
+    name = "signals"
+
+    def __init__(self, intake: WebhookIntake) -> None:
+        self.intake = intake
+        self.prometheus_registry = intake.prometheus_registry
+
+    async def start(self, tg: TaskGroup) -> None:
+        self.intake.inbox.open()
+        tg.start_soon(self.intake.run_processor)
+
+    async def stop(self) -> None:
+        self.intake.inbox.close()
+
+    def web_routes(self) -> list[BaseRoute]:
+        return self.intake.routes()
+
+    def stats(self) -> dict[str, Any]:
+        return self.intake.stats()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "signals", "path": self.intake.config.path}
+
+
+def build_signals(kernel: Kernel) -> None:
+    section: WebhookSection = kernel.config.webhook
+    if not section.enabled:
+        return
+
+    def bus() -> Any:
+        component = kernel.get("bus")
+        return getattr(component, "bus", None)
+
+    intake = WebhookIntake(section, Path(kernel.data_dir) / section.inbox_file, bus)
+    kernel.add(SignalsComponent(intake))

@@ -1,0 +1,257 @@
+"""The TradingView webhook intake: validate, persist, reply; publish on the bus afterwards.
+
+The request path never waits for the bus: it checks the caller, parses and normalises the body,
+appends the signal to the durable inbox (group-committed fsync), answers 200 and wakes the
+processor. The processor (its own task) publishes pending signals on the bus and marks them
+done; a slow or failing bus only makes the inbox longer. Bad input always gets a 4xx (never a
+5xx: TradingView resends on 5xx); only a failed inbox write answers 503.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from hrkernel.bus.base import Bus
+from hrkernel.logging import get_logger
+from hrkernel.signals.config import WebhookSection
+from hrkernel.signals.inbox import SignalInbox
+from hrkernel.signals.metrics import IntakeMetrics
+from hrkernel.signals.normalize import (
+    PayloadError,
+    build_signal,
+    flatten,
+    parse_alertatron,
+    pick,
+    secret_of,
+)
+
+log = get_logger("hrkernel.signals")
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.field = field
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {"error": self.reason, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return JSONResponse(body, status_code=self.status)
+
+
+def _nets(items: list[str]) -> list[IPNet]:
+    return [ipaddress.ip_network(x, strict=False) for x in items]
+
+
+def _in(addr: str, nets: list[IPNet]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in nets)
+
+
+class WebhookIntake:
+    def __init__(
+        self,
+        config: WebhookSection,
+        inbox_path: Path,
+        bus: Bus | Callable[[], Bus | None] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.inbox = SignalInbox(inbox_path, retention=float(config.dedupe_retention), clock=clock)
+        self._bus = bus
+        self._clock = clock
+        self._monotonic = monotonic
+        self.metrics = IntakeMetrics()
+        self.prometheus_registry = self.metrics.registry
+        self._allowed = _nets(config.allowed_ips)
+        self._proxies = _nets(config.trusted_proxies)
+        self._secret = config.secret.encode()
+        self._wake = anyio.Event()
+        self._received_mono: dict[str, float] = {}
+        self._failures_logged: set[str] = set()
+
+    # ------------------------------------------------------------------ wiring
+    def bus(self) -> Bus | None:
+        if self._bus is None or isinstance(self._bus, Bus):
+            return self._bus
+        return self._bus()
+
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = [Route(self.config.path, self.handle, methods=["POST"], name="tradingview_webhook")]
+        if self.config.url_secret:
+            routes.append(Route(self.config.path.rstrip("/") + "/{secret}", self.handle, methods=["POST"]))
+        return routes
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.metrics.counts, "pending": len(self.inbox.pending)}
+
+    # ------------------------------------------------------------------ request path
+    def client_address(self, request: Request) -> str:
+        """The caller's address: the peer, or the first untrusted hop of X-Forwarded-For when
+        the peer is a trusted proxy (walking from the right, the only part a client can't forge)."""
+        peer = request.client.host if request.client else ""
+        if not self._proxies or not _in(peer, self._proxies):
+            return peer
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not _in(hop, self._proxies):
+                return hop
+        return hops[0] if hops else peer
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.config.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Rejected(400, "bad_request", "Content-Length is not a number")
+            if int(declared) > limit:
+                raise Rejected(413, "too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, "too_large", f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _parse(self, body: bytes) -> dict[str, Any]:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected(400, "malformed", "body is not UTF-8 text", "body") from None
+        stripped = text.strip()
+        if not stripped:
+            raise Rejected(400, "malformed", "body is empty; expected the alert message (JSON)", "body")
+        if stripped[0] in "{[":
+            try:
+                value = json.loads(stripped, parse_float=str, parse_int=str, parse_constant=str)
+            except (ValueError, RecursionError) as exc:
+                raise Rejected(400, "malformed", f"body is not valid JSON: {exc}"[:300], "body") from None
+            if not isinstance(value, dict):
+                raise Rejected(400, "malformed", "expected a JSON object at the top level", "body")
+            return value
+        try:
+            parsed = parse_alertatron(stripped)
+        except PayloadError as exc:
+            raise Rejected(400, "schema", exc.message, exc.field) from None
+        if parsed is None:
+            raise Rejected(400, "malformed", "body is neither JSON nor an Alertatron command", "body")
+        return parsed
+
+    def _check_secret(self, given: str | None) -> None:
+        if given is None:
+            raise Rejected(401, "unauthorized", "missing secret (put \"secret\": \"...\" in the alert message)", "secret")
+        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self._secret):
+            raise Rejected(401, "unauthorized", "wrong secret", "secret")
+
+    def _check_lag(self, fired: datetime | None, received: datetime, payload_max_lag: Any) -> None:
+        if fired is None:
+            if self.config.require_time:
+                raise Rejected(400, "schema", "missing time (add \"time\": \"{{timenow}}\")", "time")
+            return
+        max_lag = float(self.config.max_lag)
+        if payload_max_lag is not None:
+            try:
+                max_lag = min(max_lag, float(str(payload_max_lag)))
+            except ValueError:
+                raise Rejected(400, "schema", f"expected seconds, found {str(payload_max_lag)[:40]!r}", "max_lag") from None
+        lag = (received - fired).total_seconds()
+        if lag > max_lag:
+            raise Rejected(400, "stale", f"signal is {lag:.0f} s old, more than max_lag {max_lag:.0f} s", "time")
+        if -lag > max_lag:
+            raise Rejected(400, "stale", f"signal time is {-lag:.0f} s in the future", "time")
+
+    async def handle(self, request: Request) -> Response:
+        self.metrics.count("received")
+        try:
+            return await self._handle(request)
+        except Rejected as exc:
+            self.metrics.count("rejected", exc.reason)
+            return exc.response()
+
+    async def _handle(self, request: Request) -> Response:
+        if self.config.allowlist:
+            addr = self.client_address(request)
+            if not _in(addr, self._allowed):
+                raise Rejected(403, "ip_not_allowed", f"address {addr} is not in the webhook allowlist")
+        body = await self._read_body(request)
+        payload = self._parse(body)
+        flat = flatten(payload)
+        self._check_secret(request.path_params.get("secret") or secret_of(flat))
+        received = datetime.fromtimestamp(self._clock(), UTC)
+        try:
+            signal = build_signal(
+                flat, exchange=self.config.exchange, received_at=received, symbol_map=self.config.symbol_map,
+                markets=self.config.markets, dedupe_bucket=float(self.config.dedupe_bucket),
+            )
+        except PayloadError as exc:
+            raise Rejected(400, exc.reason, exc.message, exc.field) from None
+        has_time = pick(flat, "time")[1] is not None
+        self._check_lag(signal.time if has_time else None, received, flat.get("max_lag"))
+        try:
+            fresh = await self.inbox.accept(signal)
+        except OSError as exc:
+            log.error("signal_inbox_write_failed", error=str(exc), signal_id=signal.signal_id)
+            # A server fault, not bad input: 503 lets TradingView resend.
+            return JSONResponse({"error": "unavailable", "message": "could not persist the signal"}, status_code=503)
+        if not fresh:
+            self.metrics.count("duplicate")
+            return JSONResponse({"status": "duplicate", "signal_id": signal.signal_id})
+        self.metrics.count("accepted")
+        self._received_mono[signal.signal_id] = self._monotonic()
+        self._wake.set()
+        log.info("signal_accepted", signal_id=signal.signal_id, symbol=signal.symbol, action=signal.action.value)
+        return JSONResponse({"status": "accepted", "signal_id": signal.signal_id})
+
+    # ------------------------------------------------------------------ processing
+    async def process_pending(self) -> int:
+        """Publish every pending signal on the bus (oldest first); returns how many remain."""
+        bus = self.bus()
+        if bus is None:
+            return len(self.inbox.pending)
+        for sid, signal in list(self.inbox.pending.items()):
+            try:
+                await bus.publish(self.config.topic, signal)
+            except Exception as exc:  # noqa: BLE001 - the bus is down: keep it pending, retry later
+                if "publish" not in self._failures_logged:
+                    log.warning("signal_publish_failed", signal_id=sid, error=str(exc))
+                    self._failures_logged.add("publish")
+                break
+            self._failures_logged.discard("publish")
+            await self.inbox.done(sid)
+            started = self._received_mono.pop(sid, None)
+            if started is not None:
+                self.metrics.latency.observe(self._monotonic() - started)
+            self.metrics.count("processed")
+        return len(self.inbox.pending)
+
+    async def run_processor(self, retry_interval: float = 1.0) -> None:
+        while True:
+            remaining = await self.process_pending()
+            with anyio.move_on_after(retry_interval if remaining else 3600):
+                await self._wake.wait()
+            self._wake = anyio.Event()
