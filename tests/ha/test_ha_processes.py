@@ -145,3 +145,21 @@ def test_two_kernels_sigkill_the_leader_and_the_standby_trades(
     assert second.wait(10) == 0
     lost = [e for e in second.events if e.get("event") == "leadership_lost"]
     assert lost and lost[-1]["reason"] == "shutdown"
+
+
+def test_two_kernels_paused_leader_steps_down_on_resume(kernel_process: Any, redis_server: Any, tmp_path: Path) -> None:
+    first = kernel_process(_kernel_config(tmp_path / "a.toml", "a", redis_server.url, tmp_path / "a"))
+    old = int(first.wait_for("trading_enabled", timeout=15)["fence"])
+    second = kernel_process(_kernel_config(tmp_path / "b.toml", "b", redis_server.url, tmp_path / "b"))
+    second.wait_for("ready", timeout=15)
+    first.signal(signal.SIGSTOP)
+    new = int(second.wait_for("trading_enabled", timeout=10)["fence"])
+    assert new == old + 1
+    time.sleep(0.3)
+    first.signal(signal.SIGCONT)
+    lost = first.wait_for("leadership_lost", timeout=5)
+    assert int(lost["fence"]) == old
+    time.sleep(0.5)
+    enabled = [int(e["fence"]) for e in first.events if e.get("event") == "trading_enabled"]
+    assert enabled == [old]  # it never traded again after resuming
+    assert any(e.get("event") == "trading_enabled" for e in second.events)
