@@ -1,0 +1,163 @@
+"""Adapters for the trading areas: the order pipeline (recent orders, counts, halts, kill switch),
+the ledger (balances, drift, reconciliation reports) and the webhook intake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from hrkernel.web.adapters import (
+    Host,
+    NotConfigured,
+    find,
+    jsonable,
+    maybe_await,
+    method_of,
+    stats_of,
+)
+
+# ---------------------------------------------------------------------------- orders, ledger
+
+
+def _pipeline(host: Host) -> Any:
+    """The order pipeline: the ``orders`` component (or the pipeline it holds)."""
+    orders = find(host, "orders")
+    if orders is None:
+        return None
+    return getattr(orders, "pipeline", orders)
+
+
+def _recent_from_journal(journal: Any, limit: int) -> tuple[list[Any], dict[str, int]]:
+    # The journal lists oldest first and has no count query: read it once for both.
+    records = list(journal.query(limit=1_000_000))
+    counts: dict[str, int] = {}
+    for record in records:
+        state = jsonable(getattr(record, "state", "?"))
+        counts[state] = counts.get(state, 0) + 1
+    return records[-limit:][::-1], counts
+
+
+async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
+    """``orders``: ``recent(limit)`` and ``counts()`` if offered, else read from its ``journal``;
+    ``halts`` (why new orders are refused) and ``stats``."""
+    pipeline = _pipeline(host)
+    if pipeline is None:
+        return None
+    recent_fn = method_of(pipeline, "recent", "recent_orders")
+    counts_fn = method_of(pipeline, "counts", "counts_by_state")
+    journal = getattr(pipeline, "journal", None)
+    recent: Any = []
+    counts: Any = {}
+    if recent_fn is not None:
+        recent = await maybe_await(recent_fn(limit))
+        counts = await maybe_await(counts_fn()) if counts_fn else {}
+    elif journal is not None and hasattr(journal, "query"):
+        recent, counts = await anyio.to_thread.run_sync(_recent_from_journal, journal, limit)
+    halts = getattr(pipeline, "halts", None)
+    halted_fn = method_of(pipeline, "is_halted")
+    halted = bool(halts) if halts is not None else bool(halted_fn()) if halted_fn else None
+    stats = getattr(pipeline, "stats", None)
+    return {
+        "orders": jsonable(recent), "counts": jsonable(counts), "halted": halted,
+        "halts": jsonable(halts or {}), "stats": jsonable(stats() if callable(stats) else stats or {}),
+    }
+
+
+def _ledger(host: Host) -> Any:
+    ledger = find(host, "ledger")
+    if ledger is not None:
+        return getattr(ledger, "ledger", ledger)
+    pipeline = _pipeline(host)
+    return getattr(pipeline, "ledger", None) if pipeline is not None else None
+
+
+def _ledger_rows(ledger: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    balances = ledger.balances() if hasattr(ledger, "balances") else None
+    if isinstance(balances, dict):
+        rows = []
+        for key, amount in balances.items():
+            account, currency = key if isinstance(key, tuple) and len(key) == 2 else (str(key), "")
+            rows.append({"account": account, "currency": currency, "balance": jsonable(amount)})
+        out["balances"] = rows
+    else:
+        out["balances"] = jsonable(balances)
+    for key, names in (("positions", ("positions",)), ("drift", ("drift", "discrepancies")),
+                       ("reconciliations", ("reconciliations", "reconciliation_reports"))):
+        fn = method_of(ledger, *names)
+        out[key] = jsonable(fn() if callable(fn) else fn) if fn is not None else None
+    return out
+
+
+def _reconciliation_rows(recon: Any, limit: int = 20) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Summaries of the last reports, and the drift per exchange and asset of each exchange's latest."""
+    reports = [r for r in recon.reports(limit) if isinstance(r, dict)]
+    summaries, drift, seen = [], [], set()
+    for r in reports:  # newest first
+        summaries.append({
+            "exchange": r.get("exchange"), "started_at": r.get("started_at"), "finished_at": r.get("finished_at"),
+            "dry_run": r.get("dry_run", False), "orphans": len(r.get("orphans") or []),
+            "changed": len(r.get("changed") or []), "late_fills": r.get("late_fills", 0),
+            "drift": len([d for d in r.get("drift") or [] if d.get("action") != "opening balance"]),
+            "discrepancies": "; ".join(r.get("discrepancies") or []), "halted": r.get("halted", False),
+        })
+        if r.get("exchange") in seen or r.get("dry_run"):
+            continue
+        seen.add(r.get("exchange"))
+        for d in r.get("drift") or []:
+            drift.append({"exchange": r.get("exchange"), "asset": d.get("currency"), "drift": d.get("drift"),
+                          "exchange_total": d.get("exchange_total"), "ledger_total": d.get("ledger_total"),
+                          "tolerance": d.get("tolerance"), "action": d.get("action")})
+    return summaries, drift
+
+
+async def read_ledger(host: Host) -> dict[str, Any] | None:
+    """``ledger`` (or the pipeline's ``ledger``): ``balances()`` per account and currency, and
+    ``positions()``, ``drift()``, ``reconciliations()`` where offered; otherwise drift and
+    reconciliation reports from the orders component's ``reconciliation.reports()``."""
+    ledger = _ledger(host)
+    if ledger is None:
+        return None
+    out = await anyio.to_thread.run_sync(_ledger_rows, ledger)
+    orders = find(host, "orders")
+    recon = getattr(orders, "reconciliation", None) if orders is not None else None
+    if recon is not None and hasattr(recon, "reports"):
+        summaries, drift = await anyio.to_thread.run_sync(_reconciliation_rows, recon)
+        if out.get("reconciliations") is None:
+            out["reconciliations"] = jsonable(summaries)
+        if out.get("drift") is None:
+            out["drift"] = jsonable(drift)
+    return out
+
+
+KILL_SWITCH_KEY = "kill_switch"
+
+
+async def set_kill_switch(host: Host, on: bool, reason: str) -> dict[str, Any]:
+    """Engage or release the kill switch: the pipeline's ``halt(key, reason)`` / ``resume(key)``
+    (or a ``killswitch`` component's ``engage(reason)`` / ``release(reason)``)."""
+    switch = find(host, "killswitch", "kill_switch")
+    if switch is not None:
+        await maybe_await(switch.engage(reason) if on else switch.release(reason))
+        return {"halted": on}
+    pipeline = _pipeline(host)
+    if pipeline is None or method_of(pipeline, "halt") is None:
+        raise NotConfigured("no kill switch is configured (needs an order pipeline with halt/resume)")
+    if on:
+        await maybe_await(pipeline.halt(KILL_SWITCH_KEY, reason))
+    else:
+        await maybe_await(pipeline.resume(KILL_SWITCH_KEY))
+    halts = getattr(pipeline, "halts", {})
+    return {"halted": bool(halts), "halts": jsonable(halts)}
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+def read_webhooks(host: Host) -> dict[str, Any] | None:
+    """``signals``: ``stats()`` of the TradingView webhook intake (accepted, rejected, duplicates)."""
+    intake = find(host, "signals", "webhooks")
+    if intake is None:
+        return None
+    return stats_of(intake)
