@@ -54,3 +54,17 @@ async def test_component_gates_trading_on_startup_and_takes_the_cli_ack(exchange
         assert component.describe()["halts"] == {}
         await component.stop()
         tg.cancel_scope.cancel()
+
+    # the CLI reads the journal once the component let go of the file
+    import subprocess
+    import sys
+
+    data = str(tmp_path / "data")
+    shown = subprocess.run([sys.executable, "-m", "hrkernel", "orders", "show", "dup", "--data-dir", data],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[1] for line in shown.stdout.splitlines() if line.startswith("  20")] == [
+        "PREPARED", "SUBMITTING", "ACKED", "FILLED", "VERIFIED"]
+    listed = subprocess.run([sys.executable, "-m", "hrkernel", "orders", "list", "--data-dir", data, "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and '"signal_id":"dup"' in listed.stdout
