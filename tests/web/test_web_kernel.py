@@ -124,3 +124,30 @@ async def test_the_readme_embedding_example_runs() -> None:
 
     await namespace["example"](monitor, seen, fetch)
     assert seen[0]["data"]["checks"]["ok"]["status"] == "healthy"
+
+
+def test_leadership_step_down_on_a_redis_lease_gives_the_lease_up(make_kernel: Callable[..., Any], redis_server: Any) -> None:
+    import time
+
+    k = make_kernel(
+        f'\n[ha]\nbackend = "redis"\nredis_url = "{redis_server.url}"\nkey_prefix = "web-test"\n'
+        'lease_ttl = "2s"\nrenew_interval = "200ms"\nmargin = "500ms"\n'
+    )
+    deadline = time.monotonic() + 10
+    while httpx.get(k.url + "/api/leadership").json()["data"].get("role") != "leader":
+        assert time.monotonic() < deadline, "never became leader"
+        time.sleep(0.05)
+    token = httpx.get(k.url + "/api/leadership").json()["data"]["token"]
+    assert httpx.post(k.url + "/api/leadership/step-down", json={}).status_code == 401
+    r = httpx.post(k.url + "/api/leadership/step-down", json={"reason": "maintenance"}, headers={"Authorization": f"Bearer {k.token}"})
+    assert r.status_code == 200, r.text
+    after = r.json()["result"]
+    assert after["role"] != "leader" and after["trading"] is False
+    audit = httpx.get(k.url + "/api/audit").json()["data"]
+    assert (audit[0]["action"], audit[0]["outcome"]) == ("leadership_step_down", "ok")
+    # Alone in the deployment, it takes the lease back after sitting out one TTL, with a new token.
+    deadline = time.monotonic() + 10
+    while (lead := httpx.get(k.url + "/api/leadership").json()["data"])["role"] != "leader":
+        assert time.monotonic() < deadline, "never took the lease back"
+        time.sleep(0.05)
+    assert lead["token"] > token
