@@ -235,3 +235,17 @@ def test_overview_screenshot_of_a_busy_kernel(running_kernel: Any, open_page: An
         assert view.errors == []
     finally:
         registry.remove(healthy.name)
+
+
+def test_when_reads_need_the_token_the_page_asks_for_it_then_loads(make_kernel: Any, browser: Any) -> None:
+    k = make_kernel("require_token_for_reads = true")
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(k.url + "/")
+        page.wait_for_function("document.getElementById('freshness').textContent.includes('need the dashboard token')", timeout=5_000)
+        assert page.locator("#panel-components tr[data-component]").count() == 0  # nothing leaked
+        page.fill("#token", k.token)
+        page.wait_for_selector('#panel-components tr[data-component="web"]', timeout=8_000)
+    finally:
+        context.close()
