@@ -67,25 +67,61 @@ def status(config: str, as_json: bool) -> None:
         click.echo(f"{key}: {shown}")
 
 
+def _group_failover(loaded: Any, group: str, to: str | None, token: str | None, reason: str) -> None:
+    """POST the running kernel's ``/api/failovers/{group}/failover`` (the dashboard's action)."""
+    import httpx
+
+    dashboard = getattr(loaded.config, "dashboard", None)
+    if dashboard is None or not getattr(dashboard, "enabled", False):
+        fail("group failover goes through the running kernel's dashboard API: enable [dashboard]")
+    token = token or os.environ.get("HRKERNEL_DASHBOARD_TOKEN") or getattr(dashboard, "token", None)
+    if not token:
+        fail("no dashboard token: set [dashboard] token (as ${HRKERNEL_DASHBOARD_TOKEN}) or pass --token")
+    url = f"http://{dashboard.host}:{dashboard.port}/api/failovers/{group}/failover"
+    try:
+        response = httpx.post(url, json={"target": to, "reason": reason}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the kernel at {url} ({type(exc).__name__}: {exc})", EXIT_FAILURE)
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail") or response.text
+        except ValueError:
+            detail = response.text
+        fail(f"group failover refused ({response.status_code}): {detail}", EXIT_FAILURE)
+    body = response.json()
+    result = body.get("result", body) if isinstance(body, dict) else body
+    if isinstance(result, dict) and "to_member" in result:
+        click.echo(f"group {group}: {result.get('from_member')} -> {result.get('to_member')}")
+    else:
+        click.echo(json.dumps(body))
+
+
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--token", "secret", envvar="HRKERNEL_HA_TOKEN", help="admin token (default: [ha] admin_token, or $HRKERNEL_HA_TOKEN)")
+@click.option("--token", "secret", help="admin token (default: [ha] admin_token or $HRKERNEL_HA_TOKEN; with --group: the dashboard token or $HRKERNEL_DASHBOARD_TOKEN)")
+@click.option("--group", default=None, help="fail over this failover group of the running kernel instead of the leader")
+@click.option("--to", "to", default=None, help="with --group: the member to switch to (default: the next healthy one)")
+@click.option("--reason", default="manual failover from the CLI", show_default=True)
 @click.option("--wait/--no-wait", default=True, help="wait until another instance holds the lease")
 @click.option("--timeout", default=30.0, show_default=True, help="seconds to wait with --wait")
-def failover(config: str, secret: str | None, wait: bool, timeout: float) -> None:
-    """Ask the current leader to step down so a standby takes over.
+def failover(config: str, secret: str | None, group: str | None, to: str | None, reason: str, wait: bool, timeout: float) -> None:
+    """Ask the current leader to step down so a standby takes over (or, with --group, switch a
+    failover group of the running kernel through its dashboard API).
 
-    The request carries an HMAC of the leader's fencing token made with the shared admin token;
-    the leader checks it on its next renewal, releases the lease and stays out for one TTL.
-    Exit 1 if there is no leader, Redis is unreachable, or (with --wait) nobody took over.
+    The step-down request carries an HMAC of the leader's fencing token made with the shared
+    admin token; the leader checks it on its next renewal, releases the lease and stays out for
+    one TTL. Exit 1 if there is no leader, Redis is unreachable, or (with --wait) nobody took over.
     """
     from hrkernel.ha.redis_lease import connect, inspect_lease, request_step_down
 
     loaded = load(config)
+    if group is not None:
+        _group_failover(loaded, group, to, secret, reason)
+        return
     ha = loaded.config.ha
     if ha.backend != "redis":
         fail('hrkernel failover needs [ha] backend = "redis" (a local lease has no standby)')
-    secret = secret or ha.admin_token or os.environ.get("HRKERNEL_HA_TOKEN")
+    secret = secret or os.environ.get("HRKERNEL_HA_TOKEN") or ha.admin_token
     if not secret:
         fail("no admin token: set [ha] admin_token (as ${HRKERNEL_HA_TOKEN}) or pass --token")
 

@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from hrkernel.ha.config import HASection
-from hrkernel.ha.errors import GroupConfigError
+from hrkernel.ha.errors import GroupConfigError, HAError
 from hrkernel.ha.failover import FailoverManager, SwitchEvent
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
@@ -157,6 +157,14 @@ class HAComponent(Component):
 
     async def fence_check(self) -> bool:
         return self.may_trade() and await self.lease.fence_check() and self.may_trade()
+
+    async def step_down(self, reason: str = "step-down requested") -> None:
+        """Give the lease up now so a standby takes over (this instance sits out one TTL)."""
+        release = getattr(self.lease, "release", None)
+        if release is None:
+            raise HAError("this instance uses the local lease: there is no standby to hand over to")
+        self._trading_token = None
+        await release(reason=reason)
 
     def add_takeover_step(self, step: TakeoverStep) -> None:
         self._takeover_steps.append(step)

@@ -14,6 +14,7 @@ from hrkernel.config import load_config_text
 from hrkernel.errors import StartupError
 from hrkernel.ha.component import HAComponent, probes
 from hrkernel.ha.config import HASection
+from hrkernel.ha.errors import HAError
 from hrkernel.kernel import Kernel
 from hrkernel.plugins import PluginHost
 from hrkernel.types import ConfigStruct, HealthResult, HealthStatus
@@ -231,3 +232,81 @@ recover_after = 2
         alerts = kernel.get("alerts")
         assert "failover group switched" in [a.title for a in alerts.open.values()]
         kernel.request_stop("test")
+
+
+async def test_cli_group_failover_through_the_running_kernels_api(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = f"""
+[kernel]
+data_dir = "{tmp_path / "data"}"
+[dashboard]
+enabled = true
+host = "127.0.0.1"
+port = {port}
+token = "dash-token-5678"
+[datasources.primary]
+type = "file_feed"
+down_file = "{tmp_path / "primary.down"}"
+[datasources.backup]
+type = "file_feed"
+down_file = "{tmp_path / "backup.down"}"
+[ha.groups.feeds]
+components = ["datasource:primary", "datasource:backup"]
+auto_failback = false
+"""
+    config = tmp_path / "hr.toml"
+    config.write_text(text)
+    host = PluginHost(strict=True)
+    host.discover()
+    host.add(FeedPlugin(), "file_feed_plugin")
+    host.collect()
+    kernel = Kernel.build(load_config_text(text, str(config)), host)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        # The CLI has no file_feed plugin: it only reads [dashboard] and calls the API.
+        return subprocess.run(
+            [sys.executable, "-m", "hrkernel", "failover", "--group", "feeds", *args],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kernel.run)
+        ha = kernel.get("ha")
+        await wait_until(ha.may_trade, 10)
+        await anyio.sleep(0.3)  # the dashboard listens
+        wrong = await anyio.to_thread.run_sync(lambda: cli(str(config), "--token", "nope"))
+        assert wrong.returncode == 1 and "wrong dashboard token" in wrong.stderr
+        moved = await anyio.to_thread.run_sync(lambda: cli(str(config), "--token", "dash-token-5678"))
+        assert moved.returncode == 0, moved.stderr
+        assert "datasource:primary -> datasource:backup" in moved.stdout
+        assert ha.failover.active_id("feeds") == "datasource:backup"
+        assert ha.failover.history[-1].cause.startswith("manual")
+        unknown = await anyio.to_thread.run_sync(lambda: cli(str(config), "--token", "dash-token-5678", "--to", "zz"))
+        assert unknown.returncode == 1 and "zz" in unknown.stderr
+        kernel.request_stop("test")
+
+
+async def test_step_down_hands_the_lease_over(redis_server: Any, tmp_path: Path) -> None:
+    a = HAComponent(redis_config(redis_server.url), "a", data_dir=tmp_path / "a")
+    b = HAComponent(redis_config(redis_server.url), "b", data_dir=tmp_path / "b")
+    async with anyio.create_task_group() as tg:
+        await a.start(tg)
+        await wait_until(a.may_trade, 3)
+        await b.start(tg)
+        await anyio.sleep(0.2)
+        await a.step_down("operator asked")
+        assert not a.may_trade()
+        await wait_until(b.may_trade, 2)
+        await a.stop()
+        await b.stop()
+    local = HAComponent(HASection(), "solo")
+    with pytest.raises(HAError, match="local lease"):
+        await local.step_down()
