@@ -1,0 +1,555 @@
+"""Run a chaos scenario against real processes and check the invariants.
+
+The simulator's admin log is the ground truth: which orders reached the exchange, from which
+instance, under which fencing token. The kernels' JSON logs give failovers and errors; the
+surviving leader's dashboard API gives its ledger."""
+
+from __future__ import annotations
+
+import random
+import signal as signals
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hrkernel.chaos.procs import Child, Processes, free_port, wait_for_port
+from hrkernel.chaos.scenario import Fault, Scenario
+from hrkernel.orders.pipeline import client_order_id_for
+
+ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
+SECRET = "chaos-webhook-secret"
+EXCHANGE = "sim"
+FINAL = {"Done", "Canceled"}
+TERMINAL = {"REJECTED", "VERIFIED", "FAILED"}
+
+# Error-level log events that are the expected, handled consequence of injected faults.
+EXPECTED_ERRORS = {
+    "alert_raised", "order_outcome_unknown", "order_lookup_failed", "order_verify_poll_failed",
+    "leadership_lost", "redis_unreachable", "lease_renew_failed", "exchange_request_failed",
+    "breaker_opened", "order_rejected", "order_unresolved", "health_check_failed", "reconcile_failed",
+}
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Invariant:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Failover:
+    cause: str
+    from_instance: str
+    to_instance: str | None
+    seconds: float | None
+
+
+@dataclass
+class Report:
+    scenario: str
+    seed: int
+    invariants: list[Invariant] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    failovers: list[Failover] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    workdir: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.invariants) and all(i.ok for i in self.invariants)
+
+    def render(self) -> str:
+        lines = [f"Chaos report: {self.scenario} (seed {self.seed})", ""]
+        width = max(len(i.name) for i in self.invariants) if self.invariants else 10
+        lines.append(f"  {'invariant'.ljust(width)}  result  detail")
+        for inv in self.invariants:
+            lines.append(f"  {inv.name.ljust(width)}  {'PASS' if inv.ok else 'FAIL'}    {inv.detail}")
+        lines.append("")
+        for key, value in self.figures.items():
+            lines.append(f"  {key}: {value}")
+        for fo in self.failovers:
+            took = f"{fo.seconds:.2f}s" if fo.seconds is not None else "did not happen"
+            lines.append(f"  failover ({fo.cause}): {fo.from_instance} -> {fo.to_instance or '-'} in {took}")
+        if self.faults:
+            lines.append(f"  faults injected ({len(self.faults)}): " + "; ".join(self.faults[:12])
+                         + (" ..." if len(self.faults) > 12 else ""))
+        lines.append(f"  logs: {self.workdir}")
+        lines.append("")
+        lines.append("RESULT: " + ("PASS" if self.passed else "FAIL"))
+        return "\n".join(lines)
+
+
+@dataclass
+class KernelInfo:
+    name: str
+    config: Path
+    web: int
+    child: Child
+
+
+def _kernel_config(name: str, data: Path, web: int, sim: int, redis_url: str | None, prefix: str) -> str:
+    ha = (f'[ha]\nbackend = "redis"\nredis_url = "{redis_url}"\nkey_prefix = "{prefix}"\n'
+          if redis_url else '[ha]\nbackend = "local"\n')
+    return f"""# written by hrkernel chaos
+[kernel]
+instance_id = "{name}"
+data_dir = "{data}"
+[logging]
+format = "json"
+level = "info"
+{ha}[dashboard]
+port = {web}
+required = true
+[webhook]
+enabled = true
+secret = "${{HR_CHAOS_SECRET}}"
+exchange = "{EXCHANGE}"
+[exchanges.{EXCHANGE}]
+type = "nobitex"
+token = "${{HR_CHAOS_SIM_TOKEN}}"
+base_url = "http://127.0.0.1:{sim}"
+bot_name = "{name}"
+retry_base_delay = "50ms"
+breaker_reset_timeout = "3s"
+[orders]
+verify_deadline = "20s"
+reconcile_interval = "5s"
+halt_on_drift = false
+max_open_orders = 100
+"""
+
+
+SIM_CONFIG = """# written by hrkernel chaos
+admin_token = "sim-admin"
+[rate_limits]
+enabled = false
+[faults]
+seed = {seed}
+hang_for = "3s"
+back_off = 1
+"""
+
+
+class ChaosRun:
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, workdir: Path | None = None,
+                 say: Say | None = None, single_process: bool = False) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.rng = random.Random(self.seed)
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="hrkernel-chaos-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.say: Say = say or (lambda _msg: None)
+        self.kernel_count = 1 if single_process else scenario.kernels
+        self.procs = Processes(self.workdir)
+        self.http = httpx.Client(timeout=5.0)
+        self.kernels: list[KernelInfo] = []
+        self.redis: Child | None = None
+        self.redis_port = 0
+        self.sim_port = 0
+        self.report = Report(scenario.name, self.seed, workdir=str(self.workdir))
+        self.sent: list[dict[str, Any]] = []
+        self.threads: list[threading.Thread] = []
+        self.base_faults: dict[str, Any] = {}
+        self.started = 0.0
+        self.dashboard_url = ""
+
+    # -- processes -------------------------------------------------------------------------------
+
+    @property
+    def sim(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    def start(self) -> None:
+        self.started = time.time()
+        self.sim_port = free_port()
+        sim_cfg = self.workdir / "sim.toml"
+        sim_cfg.write_text(SIM_CONFIG.format(seed=self.seed))
+        self.procs.simulator(self.sim_port, sim_cfg)
+        self.say(f"simulator listening on {self.sim}")
+        self.base_faults = self.http.get(f"{self.sim}/_sim/faults", headers=ADMIN).json()["faults"]
+        redis_url = None
+        if self.kernel_count > 1:
+            self.redis_port = free_port()
+            self.redis = self.procs.redis(self.redis_port)
+            redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+            self.say(f"private redis-server on 127.0.0.1:{self.redis_port}")
+        prefix = f"chaos{self.rng.randrange(1 << 30)}"
+        for i in range(self.kernel_count):
+            name = f"hr-{chr(ord('a') + i)}"
+            web = free_port()
+            cfg = self.workdir / f"{name}.toml"
+            cfg.write_text(_kernel_config(name, self.workdir / name, web, self.sim_port, redis_url, prefix))
+            child = self._start_kernel(name, cfg)
+            self.kernels.append(KernelInfo(name, cfg, web, child))
+            # the first kernel leads: start the next only once it trades
+            if i == 0:
+                child.wait_for("trading_enabled", self.scenario.startup_timeout)
+                self.say(f"kernel {name} is the leader (dashboard http://127.0.0.1:{web}/)")
+            else:
+                child.wait_for("ready", self.scenario.startup_timeout)
+                self.say(f"kernel {name} stands by (dashboard http://127.0.0.1:{web}/)")
+        for k in self.kernels:
+            wait_for_port(k.web, self.scenario.startup_timeout, k.child.proc)
+        self.dashboard_url = f"http://127.0.0.1:{self.kernels[0].web}/"
+
+    def _start_kernel(self, name: str, cfg: Path) -> Child:
+        return self.procs.kernel(name, cfg, {"HR_CHAOS_SECRET": SECRET, "HR_CHAOS_SIM_TOKEN": "sim-token-default"})
+
+    def close(self) -> None:
+        for t in self.threads:
+            t.join(30)
+        for k in self.kernels:
+            k.child.stop(15)
+        self.procs.close()
+        self.http.close()
+
+    # -- leadership ------------------------------------------------------------------------------
+
+    def _leadership(self, k: KernelInfo) -> dict[str, Any] | None:
+        if not k.child.alive or k.child.paused:
+            return None
+        try:
+            body = self.http.get(f"http://127.0.0.1:{k.web}/api/leadership", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else None
+
+    def leader(self, timeout: float = 0.0) -> KernelInfo | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            for k in self.kernels:
+                info = self._leadership(k)
+                if info and info.get("role") == "leader" and info.get("trading"):
+                    return k
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def send_signal(self, index: int) -> None:
+        action = "buy" if index % 2 else "sell"
+        sid = f"chaos-{self.seed}-{index}"
+        record: dict[str, Any] = {"index": index, "id": sid, "action": action, "accepted_by": None, "signal_id": None}
+        body = {"secret": SECRET, "ticker": self.scenario.symbol, "action": action, "amount": self.scenario.amount, "id": sid}
+        deadline = time.monotonic() + self.scenario.failover_timeout
+        while time.monotonic() < deadline:
+            target = self.leader(timeout=min(2.0, max(0.0, deadline - time.monotonic())))
+            if target is None:
+                continue
+            try:
+                response = self.http.post(f"http://127.0.0.1:{target.web}/webhooks/tradingview", json=body, timeout=5)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+                continue
+            if response.status_code == 200:
+                record["accepted_by"] = target.name
+                record["signal_id"] = response.json().get("signal_id", sid)
+                break
+            time.sleep(0.2)
+        self.sent.append(record)
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def _later(self, seconds: float, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            time.sleep(seconds)
+            fn()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _put_faults(self, extra: dict[str, Any]) -> None:
+        config = dict(self.base_faults)
+        config.update(extra)
+        self.http.put(f"{self.sim}/_sim/faults", headers=ADMIN, json=config).raise_for_status()
+
+    def _restore_faults(self) -> None:
+        try:
+            self._put_faults({})
+        except httpx.HTTPError:
+            pass
+
+    def inject(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind == "sim_script":
+            self.http.post(f"{self.sim}/_sim/faults/script", headers=ADMIN,
+                           json={"endpoint": fault.endpoint, "kind": fault.fault, "count": fault.count}).raise_for_status()
+            self._note(f"{fault.fault} x{fault.count} on {fault.endpoint}")
+        elif kind == "sim_errors":
+            self._put_faults({"endpoints": {fault.endpoint: {fault.fault: fault.rate}}})
+            self._note(f"{fault.fault} at rate {fault.rate} on {fault.endpoint} for {fault.duration}s")
+            self._later(fault.duration, self._restore_faults)
+        elif kind == "sim_down":
+            self._put_faults({"endpoints": {"*": {"error_503": 1.0}}})
+            self._note(f"exchange down (503 everywhere) for {fault.duration}s")
+            self._later(fault.duration, self._restore_faults)
+        elif kind == "sim_latency":
+            self._put_faults({"latency": {"fixed": f"{int(fault.latency * 1000)}ms"}})
+            self._note(f"latency {fault.latency}s on every request for {fault.duration}s")
+            self._later(fault.duration, self._restore_faults)
+        elif kind == "kill_leader":
+            self._kill_leader(fault)
+        elif kind == "pause_leader":
+            self._pause_leader(fault)
+        elif kind == "redis_restart":
+            self._redis_restart(fault)
+
+    def _note(self, what: str) -> None:
+        self.report.faults.append(what)
+        self.say(f"fault: {what}")
+
+    def _kill_leader(self, fault: Fault) -> None:
+        leader = self.leader(timeout=self.scenario.failover_timeout)
+        if leader is None:
+            self._note("kill_leader skipped: no leader")
+            return
+        t0 = time.time()
+        leader.child.send(signals.SIGKILL)
+        leader.child.proc.wait(10)  # type: ignore[union-attr]
+        self._note(f"SIGKILL {leader.name} (the leader)")
+        if fault.restart:
+            leader.child = self._start_kernel(leader.name, leader.config)
+        self._await_failover("SIGKILL", leader, t0)
+
+    def _await_failover(self, cause: str, old: KernelInfo, t0: float) -> None:
+        deadline = time.monotonic() + self.scenario.failover_timeout
+        while time.monotonic() < deadline:
+            for k in self.kernels:
+                if k is old and cause != "SIGKILL":
+                    continue
+                event = k.child.find("trading_enabled", since=t0)
+                if event is not None:
+                    took = event["_t"] - t0
+                    self.report.failovers.append(Failover(cause, old.name, k.name, took))
+                    self.say(f"{k.name} took over and trades (fence {event.get('fence')}) {took:.2f}s after {cause}")
+                    return
+            time.sleep(0.05)
+        self.report.failovers.append(Failover(cause, old.name, None, None))
+        self.say(f"no instance took over within {self.scenario.failover_timeout}s after {cause}")
+
+    def _pause_leader(self, fault: Fault) -> None:
+        leader = self.leader(timeout=self.scenario.failover_timeout)
+        if leader is None:
+            self._note("pause_leader skipped: no leader")
+            return
+        t0 = time.time()
+        leader.child.send(signals.SIGSTOP)
+        leader.child.paused = True
+        self._note(f"SIGSTOP {leader.name} (the leader) for {fault.duration}s")
+
+        def resume() -> None:
+            leader.child.paused = False
+            leader.child.send(signals.SIGCONT)
+            self.say(f"SIGCONT {leader.name}")
+
+        if len(self.kernels) > 1:
+            self._await_failover("SIGSTOP", leader, t0)
+            left = fault.duration - (time.time() - t0)
+            self._later(max(0.0, left), resume)
+        else:
+            self._later(fault.duration, resume)
+
+    def _redis_restart(self, fault: Fault) -> None:
+        if self.redis is None:
+            return
+        self.redis.stop(10)
+        self._note(f"redis-server stopped for {fault.duration}s")
+
+        def start_again() -> None:
+            assert self.redis is not None
+            self.redis = self.procs.redis(self.redis_port)
+            self.say("redis-server started again")
+
+        self._later(fault.duration, start_again)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def drive(self) -> None:
+        by_index: dict[int, list[Fault]] = defaultdict(list)
+        for fault in self.scenario.faults:
+            by_index[fault.at].append(fault)
+        rnd = self.scenario.random
+        for index in range(1, self.scenario.signals + 1):
+            for fault in by_index.get(index, []):
+                self.inject(fault)
+            if rnd.rate and self.rng.random() < rnd.rate:
+                kind = self.rng.choice(rnd.kinds)
+                endpoint = self.rng.choice(rnd.endpoints)
+                count = self.rng.randint(1, max(1, rnd.max_count))
+                self.inject(Fault(at=index, kind="sim_script", endpoint=endpoint, fault=kind, count=count))
+            self.send_signal(index)
+            if index % 10 == 0:
+                self.say(f"{index}/{self.scenario.signals} signals sent")
+            time.sleep(self.scenario.interval)
+        for t in self.threads:
+            t.join(60)
+        self._restore_faults()
+
+    def run(self) -> Report:
+        try:
+            self.start()
+            self.drive()
+            self.say("all signals sent; waiting for orders to settle")
+            self.check()
+        except Exception as exc:
+            self.report.invariants.append(Invariant("run completed", False, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            self.close()
+        return self.report
+
+    # -- invariants ------------------------------------------------------------------------------
+
+    def _sim_orders(self) -> list[dict[str, Any]]:
+        body = self.http.get(f"{self.sim}/_sim/orders", headers=ADMIN).json()
+        return list(body["orders"] if isinstance(body, dict) else body)
+
+    def _ledger_diff(self, leader: KernelInfo) -> dict[str, tuple[Decimal, Decimal]]:
+        ledger = self.http.get(f"http://127.0.0.1:{leader.web}/api/ledger").json()["data"]
+        ours = {row["currency"].upper(): Decimal(row["balance"]) for row in ledger["balances"]
+                if row["account"] == f"{EXCHANGE}:{row['currency']}"}
+        theirs_body = self.http.get(f"{self.sim}/_sim/balances", headers=ADMIN).json()["balances"]["default"]
+        theirs = {cur.upper(): Decimal(v["balance"]) for cur, v in theirs_body.items()}
+        diff = {}
+        for cur in set(ours) | set(theirs):
+            a, b = ours.get(cur, Decimal(0)), theirs.get(cur, Decimal(0))
+            if a != b:
+                diff[cur] = (a, b)
+        return diff
+
+    def _journal_counts(self, k: KernelInfo) -> dict[str, int] | None:
+        try:
+            data = self.http.get(f"http://127.0.0.1:{k.web}/api/orders", params={"limit": 1}).json()["data"]
+            return {str(s): int(n) for s, n in (data.get("counts") or {}).items()}
+        except (httpx.HTTPError, KeyError, ValueError, TypeError, AttributeError):
+            return None
+
+    def check(self) -> None:
+        report = self.report
+        sc = self.scenario
+        # settle: every order final on the exchange and the leader's ledger equal to the balances
+        deadline = time.monotonic() + sc.settle
+        leader = None
+        diff: dict[str, tuple[Decimal, Decimal]] = {}
+        orders: list[dict[str, Any]] = []
+        while True:
+            orders = self._sim_orders()
+            leader = self.leader(timeout=1.0)
+            open_orders = [o for o in orders if o.get("status") not in FINAL]
+            counts = self._journal_counts(leader) if leader is not None else None
+            in_flight = {s: n for s, n in (counts or {}).items() if n and s not in TERMINAL}
+            if leader is not None and not open_orders and counts is not None and not in_flight:
+                try:
+                    diff = self._ledger_diff(leader)
+                except (httpx.HTTPError, KeyError, ValueError) as exc:
+                    diff = {"?": (Decimal(0), Decimal(0))}
+                    self.say(f"ledger not readable yet: {exc}")
+                if not diff:
+                    break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        counts = self._journal_counts(leader) if leader is not None else None
+        in_flight = {s: n for s, n in (counts or {}).items() if n and s not in TERMINAL}
+        report.invariants.append(Invariant(
+            "every order settled", counts is not None and not in_flight and not any(
+                o.get("status") not in FINAL for o in orders),
+            f"journal of the leader: {counts}" + (f"; still in flight: {in_flight}" if in_flight else "")))
+        coids = {client_order_id_for(EXCHANGE, s["signal_id"]): s for s in self.sent if s["signal_id"]}
+        per_coid: dict[str, int] = defaultdict(int)
+        for o in orders:
+            per_coid[o.get("clientOrderId") or ""] += 1
+        dupes = {c: n for c, n in per_coid.items() if n > 1}
+        strangers = [c for c in per_coid if c not in coids]
+        report.invariants.append(Invariant(
+            "at most one order per signal", not dupes and not strangers,
+            f"{len(orders)} orders for {len(coids)} accepted signals"
+            + (f"; duplicated: {dupes}" if dupes else "") + (f"; unknown client ids: {strangers}" if strangers else "")))
+        # exactly one where the exchange accepted it: every placement the exchange answered with an
+        # order id (or accepted and then dropped) is one order in its book
+        requests = self.http.get(f"{self.sim}/_sim/requests", headers=ADMIN, params={"endpoint": "orders_add"}).json()
+        reqs = requests["requests"] if isinstance(requests, dict) else requests
+        accepted = {r["client_order_id"] for r in reqs if r.get("order_id") and r.get("client_order_id")}
+        missing = [c for c in accepted if per_coid.get(c, 0) != 1]
+        report.invariants.append(Invariant(
+            "exactly one order where the exchange accepted", not missing,
+            f"{len(accepted)} signals accepted by the exchange" + (f"; not exactly one: {missing}" if missing else "")))
+        # fencing: tokens never go back in the order the exchange saw them, one instance per token
+        ordered = sorted(orders, key=lambda o: int(o.get("request_seq") or 0))
+        back, owners = [], defaultdict(set)
+        highest = -1
+        for o in ordered:
+            token = int(o.get("fencing_token") or -1)
+            owners[token].add(o.get("instance"))
+            if token < highest:
+                back.append(f"order {o.get('id')} from {o.get('instance')} with token {token} after token {highest}")
+            highest = max(highest, token)
+        shared = {t: sorted(i) for t, i in owners.items() if len(i) > 1}
+        report.invariants.append(Invariant(
+            "never two instances submitting", not back and not shared,
+            f"tokens in order: {sorted(owners)}; submitters: {sorted({o.get('instance') for o in orders})}"
+            + (f"; stale: {back[:3]}" if back else "") + (f"; token shared: {shared}" if shared else "")))
+        # the ledger
+        if leader is None:
+            report.invariants.append(Invariant("ledger equals exchange balances", False, "no leader at the end"))
+        else:
+            report.invariants.append(Invariant(
+                "ledger equals exchange balances", not diff,
+                f"leader {leader.name}: " + ("every asset equal" if not diff else
+                                              "; ".join(f"{c}: ledger {a} vs exchange {b}" for c, a, b in
+                                                        ((c, *v) for c, v in diff.items())))))
+        # failovers
+        kills = [f for f in sc.faults if f.kind == "kill_leader" and self.kernel_count > 1]
+        done = [f for f in report.failovers if f.to_instance is not None]
+        history_ok = True
+        history_detail = f"{len(done)} failover(s) observed for {len(kills)} leader kill(s)"
+        if kills:
+            history_ok = len(done) >= len(kills)
+            if leader is not None and self.kernel_count > 1:
+                info = self._leadership(leader) or {}
+                count = (info.get("failover_time") or {}).get("count") or 0
+                history_detail += f"; {leader.name}'s failover history has {count}"
+                history_ok = history_ok and count >= 1
+        report.invariants.append(Invariant("every failover in the history", history_ok, history_detail))
+        # unhandled errors in the logs
+        allowed = EXPECTED_ERRORS | set(sc.expected_errors)
+        bad: list[str] = []
+        for k in self.kernels:
+            for line in k.child.lines:
+                if "Traceback" in line:
+                    bad.append(f"{k.name}: Traceback")
+                    break
+            for e in k.child.events:
+                if e.get("level") in ("error", "critical", "exception") and e.get("event") not in allowed:
+                    bad.append(f"{k.name}: {e.get('event')}")
+        report.invariants.append(Invariant("no unhandled exception in any log", not bad,
+                                           "clean" if not bad else "; ".join(sorted(set(bad))[:8])))
+        inv = self.http.get(f"{self.sim}/_sim/invariants", headers=ADMIN).json()
+        broken = inv.get("problems", inv) if isinstance(inv, dict) else inv
+        report.invariants.append(Invariant("exchange balances never negative", not broken, "ok" if not broken else str(broken)[:200]))
+        report.figures.update({
+            "signals sent": len(self.sent),
+            "signals accepted by a kernel": len(coids),
+            "orders on the exchange": len(orders),
+            "placements refused/failed without an order": len(coids) - len(per_coid.keys() & coids.keys()),
+            "kernels": self.kernel_count,
+            "duration": f"{time.time() - self.started:.1f}s",
+        })
+
+
+def run_scenario(scenario: Scenario, *, seed: int | None = None, workdir: Path | None = None,
+                 say: Say | None = None, single_process: bool = False) -> Report:
+    return ChaosRun(scenario, seed=seed, workdir=workdir, say=say, single_process=single_process).run()
