@@ -204,6 +204,13 @@ async def audit(request: Request) -> Response:
     return ok({"configured": True, "data": state_of(request).audit.recent(limit)})
 
 
+def _without_latencies(orders: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The page does not chart order latencies (Grafana does, from /metrics): keep pushes small."""
+    if orders is not None:
+        orders.pop("latencies", None)
+    return orders
+
+
 async def build_snapshot(state: WebState) -> dict[str, Any]:
     """Everything the page shows, in one document (the event stream pushes this)."""
     host = state.host
@@ -218,7 +225,7 @@ async def build_snapshot(state: WebState) -> dict[str, Any]:
         "limiters": wrap(sources.read_limiters(host)),
         "bulkheads": wrap(sources.read_bulkheads(host)),
         "alerts": wrap(sources.read_alerts(host)),
-        "orders": wrap(await sources.read_orders(host, 20)),
+        "orders": wrap(_without_latencies(await sources.read_orders(host, 20))),
         "ledger": wrap(await sources.read_ledger(host)),
         "failovers": wrap(sources.read_failovers(host)),
         "leadership": wrap(sources.read_leadership(host)),

@@ -52,10 +52,6 @@ class WebState:
     async def refresh_async(self) -> None:
         """Read the areas whose reads are async (orders, ledger) for the metrics collector."""
         orders = await sources.read_orders(self.host)
-        pipeline = sources.find(self.host, "orders")
-        latencies_fn = getattr(pipeline, "latencies", None) if pipeline is not None else None
-        if orders is not None and latencies_fn is not None:
-            orders["latencies"] = sources.jsonable(await sources.maybe_await(latencies_fn()))
         self.async_cache = {"orders": orders, "ledger": await sources.read_ledger(self.host)}
 
 

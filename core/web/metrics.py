@@ -169,7 +169,7 @@ class KernelCollector(Collector):
                 orders.add_metric([state], float(count))
         yield orders
         latencies = (cached.get("orders") or {}).get("latencies") or {}
-        yield _histogram("hrkernel_order_latency_seconds", "Order phase latency (prepare, execute, verify)", ["phase"],
+        yield _histogram("hrkernel_order_latency_seconds", "Order latency by phase (total: journaled to final state)", ["phase"],
                          {(phase,): [float(v) for v in values] for phase, values in latencies.items()}, LATENCY_BUCKETS)
         drift = GaugeMetricFamily("hrkernel_ledger_drift", "Exchange minus ledger balance per exchange and asset at the last reconciliation (a float, for graphs only)", labels=["exchange", "asset"])
         raw = (cached.get("ledger") or {}).get("drift") or {}

@@ -28,14 +28,20 @@ def _pipeline(host: Host) -> Any:
     return getattr(orders, "pipeline", orders)
 
 
-def _recent_from_journal(journal: Any, limit: int) -> tuple[list[Any], dict[str, int]]:
-    # The journal lists oldest first and has no count query: read it once for both.
+def _recent_from_journal(journal: Any, limit: int) -> tuple[list[Any], dict[str, int], list[float]]:
+    """Newest ``limit`` orders, counts by state, and for finished orders the seconds from being
+    journaled to their final state (the journal lists oldest first and has no count query: one
+    read serves all three)."""
     records = list(journal.query(limit=1_000_000))
     counts: dict[str, int] = {}
+    latencies: list[float] = []
     for record in records:
         state = jsonable(getattr(record, "state", "?"))
         counts[state] = counts.get(state, 0) + 1
-    return records[-limit:][::-1], counts
+        created, updated = getattr(record, "created_at", None), getattr(record, "updated_at", None)
+        if getattr(record, "is_terminal", False) and created is not None and updated is not None:
+            latencies.append(max(0.0, (updated - created).total_seconds()))
+    return records[-limit:][::-1], counts, latencies
 
 
 async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
@@ -49,11 +55,16 @@ async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
     journal = getattr(pipeline, "journal", None)
     recent: Any = []
     counts: Any = {}
+    latencies: dict[str, list[float]] = {}
     if recent_fn is not None:
         recent = await maybe_await(recent_fn(limit))
         counts = await maybe_await(counts_fn()) if counts_fn else {}
     elif journal is not None and hasattr(journal, "query"):
-        recent, counts = await anyio.to_thread.run_sync(_recent_from_journal, journal, limit)
+        recent, counts, total = await anyio.to_thread.run_sync(_recent_from_journal, journal, limit)
+        latencies = {"total": total}
+    latencies_fn = method_of(pipeline, "latencies")
+    if latencies_fn is not None:  # per phase, when the pipeline measures them itself
+        latencies = await maybe_await(latencies_fn())
     halts = getattr(pipeline, "halts", None)
     halted_fn = method_of(pipeline, "is_halted")
     halted = bool(halts) if halts is not None else bool(halted_fn()) if halted_fn else None
@@ -61,6 +72,7 @@ async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
     return {
         "orders": jsonable(recent), "counts": jsonable(counts), "halted": halted,
         "halts": jsonable(halts or {}), "stats": jsonable(stats() if callable(stats) else stats or {}),
+        "latencies": jsonable(latencies),
     }
 
 

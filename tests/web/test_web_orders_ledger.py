@@ -59,6 +59,8 @@ async def test_recent_orders_with_states_and_counts(dashboard: tuple[str, Any]) 
         assert data["halted"] is False
         metrics = (await client.get("/metrics")).text
         assert 'hrkernel_orders{state="VERIFIED"} 2.0' in metrics
+        # Three finished orders (2 VERIFIED, 1 REJECTED; the PREPARED one is still open).
+        assert 'hrkernel_order_latency_seconds_count{phase="total"} 3.0' in metrics
 
 
 @pytest.mark.anyio
