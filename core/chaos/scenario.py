@@ -52,6 +52,8 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seed: int = 1
     kernels: int = 1
     """1: a single kernel (HA backend local); 2+: active/passive on a private redis-server."""
+    bus: Literal["auto", "memory", "redis"] = "auto"
+    """The kernels' message bus; auto: a Redis Streams bus on the private Redis when kernels > 1."""
     signals: int = 20
     interval: float = 0.2
     """Seconds between signals."""
@@ -92,6 +94,8 @@ def parse_scenario(data: dict[str, object], source: str = "<scenario>") -> Scena
                 problems.append(f"{where}.kind: kill_leader with one kernel needs restart = true")
             if fault.kind == "redis_restart":
                 problems.append(f"{where}.kind: redis_restart needs kernels >= 2 (a private Redis)")
+    if scenario.bus == "redis" and scenario.kernels < 2:
+        problems.append("bus: redis needs kernels >= 2 (the private Redis is started for HA)")
     for kind in scenario.random.kinds:
         if kind not in SIM_FAULTS:
             problems.append(f"random.kinds: {kind!r} is not one of {', '.join(SIM_FAULTS)}")
