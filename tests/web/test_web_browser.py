@@ -216,8 +216,10 @@ def test_the_page_fits_a_phone(running_kernel: Any, open_page: Any, artifacts: P
     assert view.errors == []
 
 
-def test_overview_screenshot_of_a_busy_kernel(running_kernel: Any, open_page: Any, breaker: CircuitBreaker, artifacts: Path) -> None:
-    """The README's screenshot: an open breaker, a firing alert, a failover in the history."""
+def test_overview_screenshot_of_a_busy_kernel(sim_kernel: Any, open_page: Any, breaker: CircuitBreaker, artifacts: Path) -> None:
+    """The README's screenshot: a kernel trading on the simulator with an open breaker, a firing
+    alert, a failover in the history and a reconciled ledger."""
+    running_kernel = sim_kernel.kernel
     breaker.force_open(reason="5 consecutive failures")
     healthy = registry.get_or_create(f"market-data-{uuid.uuid4().hex[:4]}", failure_threshold=5)
     try:
@@ -226,10 +228,11 @@ def test_overview_screenshot_of_a_busy_kernel(running_kernel: Any, open_page: An
         running_kernel.call(lambda: alerts.send_alert_nowait(source="resilience", level="error", title=f"breaker {breaker.name} opened", message="5 consecutive failures"))
         token = {"Authorization": f"Bearer {running_kernel.token}"}
         assert httpx.post(running_kernel.url + "/api/failovers/feeds/failover", json={"reason": "feed:a stale"}, headers=token).status_code == 200
-        view = open_page(running_kernel.url, width=1366, height=1500)
+        view = open_page(running_kernel.url, width=1366, height=2400)
         page = view.page
         page.wait_for_selector("#panel-breakers tr.state-open", timeout=5_000)
         page.wait_for_selector("#panel-alerts button.ack", timeout=5_000)
+        page.wait_for_function("document.querySelector('#panel-ledger').textContent.includes('opening balance')", timeout=10_000)
         page.wait_for_timeout(1500)  # a few more health points for the charts
         page.screenshot(path=str(artifacts / "dashboard.png"))
         assert view.errors == []
