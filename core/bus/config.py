@@ -45,9 +45,9 @@ class TopicPolicy(ConfigStruct, kw_only=True):
     nothing is dropped silently."""
 
 
-def _default_topics() -> dict[str, TopicPolicy]:
-    # Orders and signals must never be lost quietly: the caller learns at once.
-    return {"signals": TopicPolicy(on_unavailable="fail"), "orders": TopicPolicy(on_unavailable="fail")}
+CRITICAL_TOPICS = {"signals": TopicPolicy(on_unavailable="fail"), "orders": TopicPolicy(on_unavailable="fail")}
+"""Orders and signals must never be lost quietly: the caller learns at once. A ``[bus.topics]``
+entry for one of them overrides this."""
 
 
 class BusSection(ConfigStruct, kw_only=True):
@@ -55,8 +55,9 @@ class BusSection(ConfigStruct, kw_only=True):
     memory: MemoryBusSettings = msgspec.field(default_factory=MemoryBusSettings)
     redis: RedisBusSettings = msgspec.field(default_factory=RedisBusSettings)
     rabbitmq: RabbitBusSettings = msgspec.field(default_factory=RabbitBusSettings)
-    topics: dict[str, TopicPolicy] = msgspec.field(default_factory=_default_topics)
-    """Per-topic policy; topics not listed use ``buffer``."""
+    topics: dict[str, TopicPolicy] = msgspec.field(default_factory=dict)
+    """Per-topic policy; unlisted topics use ``buffer``, except ``signals`` and ``orders``
+    (``fail``, see :data:`CRITICAL_TOPICS`)."""
 
     def policy(self, topic: str) -> TopicPolicy:
-        return self.topics.get(topic) or TopicPolicy()
+        return self.topics.get(topic) or CRITICAL_TOPICS.get(topic) or TopicPolicy()
