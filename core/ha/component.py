@@ -181,7 +181,8 @@ class HAComponent(Component):
         monitor.add_listener(self._publish_health)
 
     # -- events on the bus (best effort, never in the way of a transition) --------------------------
-    def _publish(self, topic: str, event: Any) -> None:
+    async def _publish(self, topic: str, event: Any, *, inline: bool = False) -> None:
+        """Publish in the background, or now (``inline``, bounded) when it must beat shutdown."""
         component = self._resolve("bus") if self._resolve else None
         bus = getattr(component, "bus", None)
         if bus is None or self._tg is None:
@@ -189,28 +190,33 @@ class HAComponent(Component):
 
         async def send() -> None:
             try:
-                with anyio.fail_after(2.0):
+                with anyio.fail_after(0.5 if inline else 2.0):
                     await bus.publish(topic, event)
             except Exception as exc:
                 self.log.warning("ha_event_not_published", topic=topic, error=f"{type(exc).__name__}: {exc}")
 
-        self._tg.start_soon(send, name=f"ha:publish:{topic}")
+        if inline:
+            await send()
+        else:
+            self._tg.start_soon(send, name=f"ha:publish:{topic}")
 
-    def _publish_leadership(self, event: LeadershipEvent) -> None:
+    async def _publish_leadership(self, event: LeadershipEvent) -> None:
         from hrkernel.bus.events import LeadershipEvent as BusLeadership
 
-        self._publish(
+        # A loss is published before returning: at shutdown the bus stops right after HA.
+        await self._publish(
             TOPIC_LEADERSHIP,
             BusLeadership(
                 time=datetime.fromtimestamp(event.at or time.time(), tz=UTC), instance_id=self.instance_id,
                 leader=event.gained, fencing_token=event.token, reason=event.reason,
             ),
+            inline=not event.gained,
         )
 
-    def _publish_health(self, change: HealthChange) -> None:
+    async def _publish_health(self, change: HealthChange) -> None:
         from hrkernel.bus.events import HealthEvent
 
-        self._publish(
+        await self._publish(
             TOPIC_HEALTH,
             HealthEvent(
                 time=datetime.fromtimestamp(change.at, tz=UTC), component=change.check,
@@ -291,7 +297,7 @@ class HAComponent(Component):
             return
         self._trading_token = None  # first: no order may pass from here on
         self._call_hook("hr_leadership_lost", reason=event.reason)
-        self._publish_leadership(event)
+        await self._publish_leadership(event)
         await self._tell(event)
 
     async def _take_over(self, event: LeadershipEvent, began: float) -> None:
@@ -326,7 +332,7 @@ class HAComponent(Component):
                 )
             )
         self._call_hook("hr_leadership_gained", fencing_token=token)
-        self._publish_leadership(event)
+        await self._publish_leadership(event)
         await self._tell(event)
 
     def _call_hook(self, hook: str, **kwargs: Any) -> None:
