@@ -169,6 +169,7 @@ class ChaosRun:
         self.started = 0.0
         self.dashboard_url = ""
         self.killed: set[str] = set()
+        self._narrated: dict[str, int] = {}
         self.bus = scenario.bus if scenario.bus != "auto" else ("redis" if self.kernel_count > 1 else "memory")
 
     # -- processes -------------------------------------------------------------------------------
@@ -402,12 +403,35 @@ class ChaosRun:
                 count = self.rng.randint(1, max(1, rnd.max_count))
                 self.inject(Fault(at=index, kind="sim_script", endpoint=endpoint, fault=kind, count=count))
             self.send_signal(index)
+            self._narrate_events()
             if index % 10 == 0:
                 self.say(f"{index}/{self.scenario.signals} signals sent")
             time.sleep(self.scenario.interval)
         for t in self.threads:
             t.join(60)
         self._restore_faults()
+
+    NARRATED = {
+        "breaker_state_changed": lambda e: f"circuit breaker {e.get('breaker') or e.get('name') or ''} "
+                                           f"{e.get('from_state') or e.get('old') or ''} -> {e.get('to_state') or e.get('new') or e.get('state') or ''}"
+                                           f" ({e.get('reason', '')})",
+        "leadership_lost": lambda e: f"leadership lost ({e.get('reason', '')})",
+        "orders_halted": lambda e: f"new orders halted: {e.get('reason', '')}",
+        "orders_resumed": lambda e: "new orders resumed",
+        "order_outcome_unknown": lambda e: f"placement outcome unknown, looking it up by client order id ({str(e.get('error', ''))[:60]})",
+        "order_resubmitting": lambda e: "order proven absent on the exchange, placing it again",
+        "orders_alert": lambda e: f"alert: {str(e.get('message', ''))[:90]}",
+    }
+
+    def _narrate_events(self) -> None:
+        for k in self.kernels:
+            events = k.child.events
+            start = self._narrated.get(k.name, 0)
+            self._narrated[k.name] = len(events)
+            for e in events[start:len(events)]:
+                fmt = self.NARRATED.get(str(e.get("event")))
+                if fmt is not None:
+                    self.say(f"  [{k.name}] {fmt(e)}")
 
     def run(self) -> Report:
         try:

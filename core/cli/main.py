@@ -8,6 +8,7 @@ import click
 
 from hrkernel import __version__
 from hrkernel.cli.alerts import alerts
+from hrkernel.cli.chaos import chaos, demo
 from hrkernel.cli.ha import failover, status
 from hrkernel.cli.inspect import check, plugins
 from hrkernel.cli.orders import orders, reconcile
@@ -32,6 +33,8 @@ cli.add_command(status)
 cli.add_command(failover)
 cli.add_command(orders)
 cli.add_command(reconcile)
+cli.add_command(chaos)
+cli.add_command(demo)
 
 
 def _add_plugin_commands() -> None:

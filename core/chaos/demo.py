@@ -1,0 +1,38 @@
+"""``hrkernel demo``: the built-in game day, narrated.
+
+Two kernels on a private redis-server (one kernel when ``redis-server`` is not on PATH), the
+simulator, a stream of signals, then on a timeline: exchange errors open the circuit breaker,
+a placement is accepted and its answer dropped, the leader is SIGKILLed and the standby takes
+over. Ends with the invariant report."""
+
+from __future__ import annotations
+
+import shutil
+
+from hrkernel.chaos.scenario import Fault, Scenario
+
+
+def demo_scenario(fast: bool = False, kernels: int | None = None) -> Scenario:
+    if kernels is None:
+        kernels = 2 if shutil.which("redis-server") else 1
+    n = 16 if fast else 40
+    interval = 0.15 if fast else 0.5
+
+    def at(fraction: float) -> int:
+        return max(1, int(n * fraction))
+
+    faults = [
+        # exchange errors: every placement fails for a moment, the adapter's breaker opens
+        Fault(at=at(0.2), kind="sim_errors", endpoint="*", fault="error_503", rate=1.0, duration=2.0 if fast else 4.0),
+        # the exchange takes an order and the answer never arrives: looked up, never duplicated
+        Fault(at=at(0.45), kind="sim_script", endpoint="orders_add", fault="drop_after_accept", count=1),
+    ]
+    if kernels > 1:
+        faults.append(Fault(at=at(0.6), kind="kill_leader"))
+    else:
+        faults.append(Fault(at=at(0.6), kind="sim_down", duration=2.0))
+    return Scenario(
+        name="demo" + (" (fast)" if fast else ""),
+        description="exchange errors open a breaker, a dropped answer, the leader is killed",
+        seed=2026, kernels=kernels, signals=n, interval=interval, settle=60.0, faults=faults,
+    )
