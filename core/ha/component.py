@@ -33,10 +33,10 @@ from hrkernel.ha.errors import GroupConfigError, HAError
 from hrkernel.ha.failover import FailoverManager, SwitchEvent
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
+from hrkernel.ha.probes import RedisReachable, probes
 from hrkernel.ha.store import HAStore
 from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
-from hrkernel.types import HealthResult, HealthStatus
 
 if TYPE_CHECKING:
     from hrkernel.ha.health import HealthChange, HealthMonitor
@@ -47,38 +47,10 @@ TOPIC_LEADERSHIP = "leadership"
 TOPIC_HEALTH = "health"
 """Bus topic of :class:`hrkernel.bus.events.HealthEvent` (reported status changes)."""
 
+__all__ = ["HAComponent", "RedisReachable", "build_ha", "probes"]
+
 TakeoverStep = Callable[[int], Awaitable[None]]
 Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
-
-
-class RedisReachable:
-    """Health check: PING round trip to the lease's Redis, with latency."""
-
-    def __init__(self, url: str, timeout: float, degraded_after: float = 0.05) -> None:
-        self.url = url
-        self.timeout = timeout
-        self.degraded_after = degraded_after
-        self._client: Any = None
-
-    async def check(self) -> HealthResult:
-        from hrkernel.ha.redis_lease import connect
-
-        if self._client is None:
-            self._client = connect(self.url, self.timeout)
-        began = time.monotonic()
-        await self._client.ping()
-        took = time.monotonic() - began
-        status = HealthStatus.DEGRADED if took >= self.degraded_after else HealthStatus.HEALTHY
-        return HealthResult(status=status, detail=f"PING {took * 1000:.2f} ms", latency=took)
-
-    async def recover(self) -> None:
-        """Drop the connection pool; the next check connects afresh."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-
-    async def aclose(self) -> None:
-        await self.recover()
 
 
 class HAComponent(Component):
@@ -374,24 +346,6 @@ class HAComponent(Component):
             "name": self.name, "kind": "ha", "backend": self.config.backend,
             "groups": sorted(self.config.groups),
         }
-
-
-def probes(kernel: Kernel) -> dict[str, tuple[int, dict[str, Any]]]:
-    """Liveness and readiness for the web app: ``{"live": (code, body), "ready": (code, body)}``.
-
-    Live: the health monitor runs and its checks are not stuck. Ready: no check is reported
-    unhealthy. A standby is ready (it can take over); its role is in the body.
-    """
-    monitor = kernel.get("health")
-    ha = kernel.get("ha")
-    live = monitor.liveness() if monitor is not None else {"alive": True, "stale_checks": []}
-    ready = monitor.readiness() if monitor is not None else {"ready": True, "status": "healthy", "unhealthy": []}
-    if ha is not None:
-        ready = {**ready, "role": ha.status()["role"], "trading": ha.may_trade()}
-    return {
-        "live": (200 if live["alive"] else 503, live),
-        "ready": (200 if ready["ready"] else 503, ready),
-    }
 
 
 def build_ha(kernel: Kernel) -> None:
