@@ -1,10 +1,11 @@
 """The write-ahead order journal (DuckDB).
 
 Every state change of an order is committed here *before* the action that depends on it
-(SUBMITTING before the request leaves, UNKNOWN before the look-up, ...). Each change is one row in
-``order_events`` (the audit trail: state, time, attempt, fencing token, reason) and updates the
-order's current row in ``orders``, in the same DuckDB transaction. DuckDB syncs its write-ahead
-log on commit, so a state returned from :meth:`OrderJournal.record` survives a SIGKILL.
+(SUBMITTING before the request leaves, UNKNOWN before the look-up, ...). An order's fixed facts
+are written once to ``orders``; each change is one row appended to ``order_events`` (the audit
+trail: state, time, attempt, fencing token, exchange id, filled amount, reason, unresolved), and
+the order's current state is its latest event. DuckDB syncs its write-ahead log on commit, so a
+state returned from :meth:`OrderJournal.record` survives a SIGKILL.
 """
 
 from __future__ import annotations
@@ -100,15 +101,7 @@ CREATE TABLE IF NOT EXISTS orders (
     type VARCHAR NOT NULL,
     amount DECIMAL(38, 18) NOT NULL,
     price DECIMAL(38, 18),
-    state VARCHAR NOT NULL,
-    exchange_order_id VARCHAR,
-    attempts INTEGER NOT NULL,
-    fencing_token BIGINT,
-    filled_amount DECIMAL(38, 18) NOT NULL,
-    reason VARCHAR,
-    unresolved BOOLEAN NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
+    created_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS order_events (
     seq BIGINT PRIMARY KEY,
@@ -119,11 +112,32 @@ CREATE TABLE IF NOT EXISTS order_events (
     fencing_token BIGINT,
     exchange_order_id VARCHAR,
     filled_amount DECIMAL(38, 18) NOT NULL,
-    reason VARCHAR
+    reason VARCHAR,
+    unresolved BOOLEAN NOT NULL
 );
 """
+# An order's fixed facts live in ``orders`` (written once); its current state is its latest event.
+# A state change is therefore ONE appended row committed on its own (the cheapest durable write
+# DuckDB offers), and nothing is stored twice.
 
 _COLUMNS = [f for f in OrderRecord.__struct_fields__]
+_FIXED = ["client_order_id", "signal_id", "exchange", "symbol", "base", "quote", "side", "type", "amount", "price",
+          "created_at"]
+_SELECT = (
+    "SELECT o.client_order_id, o.signal_id, o.exchange, o.symbol, o.base, o.quote, o.side, o.type, o.amount, "
+    "o.price, e.state, e.exchange_order_id, e.attempt, e.fencing_token, e.filled_amount, e.reason, e.unresolved, "
+    'o.created_at, e."at" FROM orders o JOIN (SELECT * FROM order_events '
+    "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC) = 1) e "
+    "ON e.client_order_id = o.client_order_id"
+)
+
+
+_SELECT_ONE = (
+    "SELECT o.client_order_id, o.signal_id, o.exchange, o.symbol, o.base, o.quote, o.side, o.type, o.amount, "
+    "o.price, e.state, e.exchange_order_id, e.attempt, e.fencing_token, e.filled_amount, e.reason, e.unresolved, "
+    'o.created_at, e."at" FROM orders o JOIN (SELECT * FROM order_events WHERE client_order_id = $1 '
+    "ORDER BY seq DESC LIMIT 1) e ON e.client_order_id = o.client_order_id WHERE o.client_order_id = $1"
+)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -139,8 +153,14 @@ class OrderJournal:
         self._reader = self._con.cursor()
         self._lock = threading.Lock()
         self._now = now or (lambda: datetime.now(UTC))
+        self._cache: dict[str, OrderRecord] = {}
+        """Current records of non-terminal orders (this process is the journal's only writer)."""
         row = self._con.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
         self._seq = int(row[0]) if row else 0
+        self._writer = False
+        for rec in self.query(states=NON_TERMINAL, limit=10_000_000):
+            self._cache[rec.client_order_id] = rec
+        self._writer = True
 
     @classmethod
     def reader(cls, con: duckdb.DuckDBPyConnection) -> OrderJournal:
@@ -151,6 +171,8 @@ class OrderJournal:
         self._lock = threading.Lock()
         self._now = lambda: datetime.now(UTC)
         self._seq = 0
+        self._cache = {}
+        self._writer = False
         return self
 
     @property
@@ -165,14 +187,13 @@ class OrderJournal:
         if the client order id or the signal id is already journaled."""
         now = self._stamp()
         rec = msgspec.structs.replace(record, created_at=now.replace(tzinfo=UTC), updated_at=now.replace(tzinfo=UTC))
-        values = [getattr(rec, c) for c in _COLUMNS]
-        values[_COLUMNS.index("created_at")] = now
-        values[_COLUMNS.index("updated_at")] = now
+        values = [getattr(rec, c) for c in _FIXED]
+        values[-1] = now
         with self._lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"INSERT INTO orders ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+                con.execute(f"INSERT INTO orders ({', '.join(_FIXED)}) VALUES ({', '.join('?' * len(_FIXED))})", values)
                 self._event(rec, now)
                 con.execute("COMMIT")
             except duckdb.ConstraintException as exc:
@@ -183,7 +204,14 @@ class OrderJournal:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self._remember(rec)
         return rec
+
+    def _remember(self, rec: OrderRecord) -> None:
+        if rec.is_terminal:
+            self._cache.pop(rec.client_order_id, None)
+        else:
+            self._cache[rec.client_order_id] = rec
 
     def record(
         self,
@@ -199,7 +227,7 @@ class OrderJournal:
     ) -> OrderRecord:
         """Durably journal a state change (committed when this returns); returns the new record."""
         with self._lock:
-            current = self._get(self._con, client_order_id)
+            current = self._cache.get(client_order_id) or self._get(self._con, client_order_id)
             if current is None:
                 raise JournalError(f"order journal: no order with client order id {client_order_id!r}")
             now = self._stamp()
@@ -214,29 +242,21 @@ class OrderJournal:
                 unresolved=unresolved if unresolved is not None else current.unresolved,
                 updated_at=now.replace(tzinfo=UTC),
             )
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(
-                    "UPDATE orders SET state = ?, reason = ?, exchange_order_id = ?, filled_amount = ?, attempts = ?, "
-                    "fencing_token = ?, unresolved = ?, updated_at = ? WHERE client_order_id = ?",
-                    [rec.state.value, rec.reason, rec.exchange_order_id, rec.filled_amount, rec.attempts,
-                     rec.fencing_token, rec.unresolved, now, client_order_id],
-                )
-                self._event(rec, now, reason=reason)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            self._event(rec, now)  # one statement, committed on its own
+            self._remember(rec)
             return rec
 
-    def _event(self, rec: OrderRecord, now: datetime, reason: str | None = None) -> None:
+    def _event(self, rec: OrderRecord, now: datetime) -> None:
         self._seq += 1
-        self._con.execute(
-            "INSERT INTO order_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [self._seq, rec.client_order_id, rec.state.value, now, rec.attempts, rec.fencing_token,
-             rec.exchange_order_id, rec.filled_amount, reason if reason is not None else rec.reason],
-        )
+        try:
+            self._con.execute(
+                "INSERT INTO order_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self._seq, rec.client_order_id, rec.state.value, now, rec.attempts, rec.fencing_token,
+                 rec.exchange_order_id, rec.filled_amount, rec.reason, rec.unresolved],
+            )
+        except BaseException:
+            self._seq -= 1
+            raise
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -249,25 +269,25 @@ class OrderJournal:
         return OrderRecord(**data)
 
     def _get(self, cur: duckdb.DuckDBPyConnection, client_order_id: str) -> OrderRecord | None:
-        row = cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE client_order_id = ?", [client_order_id]).fetchone()
+        row = cur.execute(_SELECT_ONE, [client_order_id]).fetchone()
         return self._row(row) if row else None
 
     def get(self, client_order_id: str) -> OrderRecord | None:
+        cached = self._cache.get(client_order_id)
+        if cached is not None:
+            return cached
         with self._lock:
             return self._get(self._reader, client_order_id)
 
     def by_signal(self, signal_id: str) -> OrderRecord | None:
         with self._lock:
-            row = self._reader.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE signal_id = ?", [signal_id]
-            ).fetchone()
-        return self._row(row) if row else None
+            row = self._reader.execute("SELECT client_order_id FROM orders WHERE signal_id = ?", [signal_id]).fetchone()
+        return self.get(row[0]) if row else None
 
     def by_exchange_id(self, exchange: str, exchange_order_id: str) -> OrderRecord | None:
         with self._lock:
             row = self._reader.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE exchange = ? AND exchange_order_id = ?",
-                [exchange, exchange_order_id],
+                _SELECT + " WHERE o.exchange = ? AND e.exchange_order_id = ?", [exchange, exchange_order_id]
             ).fetchone()
         return self._row(row) if row else None
 
@@ -275,22 +295,26 @@ class OrderJournal:
         self, *, states: frozenset[OrderState] | set[OrderState] | None = None, exchange: str | None = None,
         limit: int = 1000,
     ) -> list[OrderRecord]:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM orders WHERE 1 = 1"
+        sql = _SELECT + " WHERE 1 = 1"
         params: list[Any] = []
         if states is not None:
-            sql += " AND state IN (SELECT unnest(?::VARCHAR[]))"
+            sql += " AND e.state IN (SELECT unnest(?::VARCHAR[]))"
             params.append(sorted(s.value for s in states))
         if exchange is not None:
-            sql += " AND exchange = ?"
+            sql += " AND o.exchange = ?"
             params.append(exchange)
-        sql += " ORDER BY created_at, client_order_id LIMIT ?"
+        sql += " ORDER BY o.created_at, o.client_order_id LIMIT ?"
         params.append(limit)
         with self._lock:
             rows = self._reader.execute(sql, params).fetchall()
         return [self._row(r) for r in rows]
 
     def open_orders(self, exchange: str | None = None) -> list[OrderRecord]:
-        return self.query(states=NON_TERMINAL, exchange=exchange, limit=1_000_000)
+        """Non-terminal orders, oldest first (from memory in the writing process)."""
+        if not self._writer:
+            return self.query(states=NON_TERMINAL, exchange=exchange, limit=1_000_000)
+        rows = [r for r in self._cache.values() if exchange is None or r.exchange == exchange]
+        return sorted(rows, key=lambda r: (r.created_at or datetime.min.replace(tzinfo=UTC), r.client_order_id))
 
     def history(self, client_order_id: str) -> list[JournalEvent]:
         with self._lock:
