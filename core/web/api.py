@@ -7,6 +7,7 @@ the area is absent in this process, never a placeholder.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from hrkernel.logging import get_logger
 from hrkernel.web import sources
 from hrkernel.web.auth import check_token, client_of, describe_refusal
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from hrkernel.web.app import WebState
 
 Handler = Callable[[Request], Awaitable[Response]]
+log = get_logger("hrkernel.web")
 
 
 @dataclass
@@ -96,27 +99,34 @@ async def status(request: Request) -> Response:
 
 async def build_status(state: WebState) -> dict[str, Any]:
     host = state.host
-    health = sources.read_health(host)
-    components = sources.read_components(host)
-    breakers = sources.read_breakers(host)
-    alerts = sources.read_alerts(host)
+    errors: dict[str, str] = {}
+    health = await _read(errors, "health", sources.read_health, host)
+    components = await _read(errors, "components", sources.read_components, host)
+    breakers = await _read(errors, "breakers", sources.read_breakers, host)
+    alerts = await _read(errors, "alerts", sources.read_alerts, host)
+    areas = {}
+    for name, probe in (
+        ("health", lambda h: sources.find(h, "health")), ("alerts", lambda h: sources.find(h, "alerts")),
+        ("pools", sources.read_pools), ("limiters", sources.read_limiters), ("bulkheads", sources.read_bulkheads),
+        ("leadership", lambda h: sources.find(h, "ha")), ("failovers", sources.read_failovers),
+        ("orders", lambda h: sources.find(h, "orders")), ("ledger", lambda h: sources.find(h, "ledger") or sources.find(h, "orders")),
+        ("webhooks", lambda h: sources.find(h, "signals", "webhooks")),
+    ):
+        found = await _read(errors, name, probe, host)
+        areas[name] = found is not _FAILED and found is not None
     return {
         "instance_id": state.instance_id,
         "now": time.time(),
         "uptime": time.time() - state.started_at,
-        "overall": health["overall"] if health else "unknown",
-        "components": {"total": len(components), "running": sum(1 for c in components if c["running"])},
-        "breakers_open": sum(1 for b in breakers if b["state"] == "open"),
-        "alerts_firing": sum(1 for a in alerts["alerts"] if a.get("status") == "firing") if alerts else None,
+        "overall": health["overall"] if isinstance(health, dict) else "unknown",
+        "components": {"total": len(components), "running": sum(1 for c in components if c["running"])}
+        if isinstance(components, list) else None,
+        "breakers_open": sum(1 for b in breakers if b["state"] == "open") if isinstance(breakers, list) else None,
+        "alerts_firing": sum(1 for a in alerts["alerts"] if a.get("status") == "firing") if isinstance(alerts, dict) else None,
         "actions_enabled": state.config.token is not None,
         "stale_after": float(state.config.stale_after),
-        "areas": {name: fn(host) is not None for name, fn in (
-            ("health", lambda h: sources.find(h, "health")), ("alerts", sources.read_alerts), ("pools", sources.read_pools),
-            ("limiters", sources.read_limiters), ("bulkheads", sources.read_bulkheads),
-            ("leadership", sources.read_leadership), ("failovers", sources.read_failovers),
-            ("orders", lambda h: sources.find(h, "orders")), ("ledger", lambda h: sources.find(h, "ledger")),
-            ("webhooks", sources.read_webhooks),
-        )},
+        "areas": areas,
+        "errors": errors,
     }
 
 
@@ -204,33 +214,52 @@ async def audit(request: Request) -> Response:
     return ok({"configured": True, "data": state_of(request).audit.recent(limit)})
 
 
-def _without_latencies(orders: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The page does not chart order latencies (Grafana does, from /metrics): keep pushes small."""
-    if orders is not None:
-        orders.pop("latencies", None)
-    return orders
+async def _read(errors: dict[str, str], name: str, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(*args)``; a component that raises is reported under ``errors[name]`` (and logged),
+    and the rest of the snapshot is still built."""
+    try:
+        value = read(*args)
+        return await value if inspect.isawaitable(value) else value
+    except Exception as exc:
+        errors[name] = f"{type(exc).__name__}: {exc}"
+        log.error("dashboard_read_failed", area=name, error=errors[name])
+        return _FAILED
+
+
+_FAILED = object()
+
+
+def _wrap(value: Any, errors: dict[str, str], name: str) -> dict[str, Any]:
+    if value is _FAILED:
+        return {"configured": True, "data": None, "error": errors[name]}
+    return {"configured": value is not None, "data": value}
 
 
 async def build_snapshot(state: WebState) -> dict[str, Any]:
     """Everything the page shows, in one document (the event stream pushes this)."""
     host = state.host
-    wrap: Callable[[Any], dict[str, Any]] = lambda d: {"configured": d is not None, "data": d}  # noqa: E731
+    errors: dict[str, str] = {}
+    areas: dict[str, Any] = {}
+    for name, read, args in (
+        ("health", sources.read_health, ()), ("health_history", sources.read_health_history, (None, None, 240)),
+        ("pools", sources.read_pools, ()), ("limiters", sources.read_limiters, ()),
+        ("bulkheads", sources.read_bulkheads, ()), ("alerts", sources.read_alerts, ()),
+        ("orders", sources.read_orders, (20,)), ("ledger", sources.read_ledger, ()),
+        ("failovers", sources.read_failovers, ()), ("leadership", sources.read_leadership, ()),
+        ("webhooks", sources.read_webhooks, ()),
+    ):
+        areas[name] = _wrap(await _read(errors, name, read, host, *args), errors, name)
+    if isinstance(areas["orders"]["data"], dict):
+        areas["orders"]["data"].pop("latencies", None)  # Grafana charts these; keep pushes small
+    components = await _read(errors, "components", sources.read_components, host)
+    breakers = await _read(errors, "breakers", sources.read_breakers, host)
     return sources.jsonable({
         "status": await build_status(state),
-        "components": sources.read_components(host),
-        "health": wrap(sources.read_health(host)),
-        "health_history": wrap(sources.read_health_history(host, limit=360)),
-        "breakers": sources.read_breakers(host),
-        "pools": wrap(sources.read_pools(host)),
-        "limiters": wrap(sources.read_limiters(host)),
-        "bulkheads": wrap(sources.read_bulkheads(host)),
-        "alerts": wrap(sources.read_alerts(host)),
-        "orders": wrap(_without_latencies(await sources.read_orders(host, 20))),
-        "ledger": wrap(await sources.read_ledger(host)),
-        "failovers": wrap(sources.read_failovers(host)),
-        "leadership": wrap(sources.read_leadership(host)),
-        "webhooks": wrap(sources.read_webhooks(host)),
+        "components": [] if components is _FAILED else components,
+        "breakers": [] if breakers is _FAILED else breakers,
+        **areas,
         "audit": state.audit.recent(20),
+        "errors": errors,
     })
 
 

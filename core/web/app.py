@@ -19,6 +19,8 @@ import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -81,9 +83,15 @@ def create_app(host: sources.Host, config: DashboardSection | None = None, insta
         *extension_routes(host),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={Exception: component_failed})
     app.state.web = state
     return app
+
+
+async def component_failed(request: Request, exc: Exception) -> JSONResponse:
+    """A component raised while being read: say which request and why (503), keep serving."""
+    get_logger("hrkernel.web").error("dashboard_read_failed", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+    return JSONResponse({"error": "component_failed", "detail": f"{type(exc).__name__}: {exc}"}, status_code=503)
 
 
 class WebComponent(Component):

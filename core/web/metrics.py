@@ -22,6 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from hrkernel.logging import get_logger
 from hrkernel.web import sources
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 BREAKER_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 HEALTH_STATUS_VALUE = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+log = get_logger("hrkernel.web.metrics")
 FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 METRIC_NAMES = (
@@ -85,31 +87,37 @@ class KernelCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         host = self.state.host
         yield GaugeMetricFamily("hrkernel_up", "1 while the kernel serves metrics", value=1)
+        for section in (self._components, self._health, self._breakers, self._resilience, self._orders_and_ledger,
+                        self._ha, self._alerts, self._webhooks, self._dashboard, self._registries):
+            # One component failing to be read costs its own families, not the whole scrape.
+            try:
+                families = list(section(host))
+            except Exception as exc:
+                log.error("metrics_read_failed", section=section.__name__.lstrip("_"), error=f"{type(exc).__name__}: {exc}")
+                continue
+            yield from families
 
+    def _components(self, host: sources.Host) -> Iterator[Metric]:
         running = GaugeMetricFamily("hrkernel_component_running", "1 if the component started and is running", labels=["component", "kind"])
         for c in sources.read_components(host):
             running.add_metric([str(c["name"]), str(c.get("kind", ""))], 1.0 if c["running"] else 0.0)
         yield running
 
-        yield from self._health(host)
-        yield from self._breakers(host)
-        yield from self._resilience(host)
-        yield from self._orders_and_ledger()
-        yield from self._ha(host)
-        yield from self._alerts(host)
-
+    def _webhooks(self, host: sources.Host) -> Iterator[Metric]:
         hooks = CounterMetricFamily("hrkernel_webhook_requests_total", "TradingView webhook requests by outcome", labels=["outcome"])
         for outcome, count in sorted((sources.read_webhooks(host) or {}).items()):
             if outcome != "pending" and _num(count) is not None:  # pending is a level, not a count
                 hooks.add_metric([outcome], float(count))
         yield hooks
 
+    def _dashboard(self, host: sources.Host) -> Iterator[Metric]:
         actions = CounterMetricFamily("hrkernel_dashboard_actions_total", "Dashboard actions by action and outcome", labels=["action", "outcome"])
         for (action, outcome), count in sorted(self.state.audit.counts.items()):
             actions.add_metric([action, outcome], float(count))
         yield actions
         yield GaugeMetricFamily("hrkernel_dashboard_stream_clients", "Pages connected to the event stream", value=self.state.stream_clients)
 
+    def _registries(self, host: sources.Host) -> Iterator[Metric]:
         for extra in sources.metric_registries(host, exclude=self.state.registry):
             yield from extra.collect()
 
@@ -159,7 +167,7 @@ class KernelCollector(Collector):
                 bulk.add_metric([b["name"]], value)
         yield bulk
 
-    def _orders_and_ledger(self) -> Iterator[Metric]:
+    def _orders_and_ledger(self, host: sources.Host) -> Iterator[Metric]:
         # Orders and ledger are read asynchronously by the app before each scrape (see
         # WebState.refresh_async); the collector only formats that cached read.
         cached = self.state.async_cache

@@ -280,3 +280,46 @@ def test_stopping_the_dashboard_ends_open_event_streams_promptly(running_kernel:
     assert time.monotonic() - began < 2.5  # shutdown does not wait for the page to go away
     assert ended.wait(3)
     assert running_kernel.get("web").state.closing.is_set()
+
+
+@pytest.mark.anyio
+async def test_a_component_that_raises_while_read_gets_a_503_naming_the_error() -> None:
+    class Broken:
+        name = "alerts"
+        open: dict[str, Any] = {}
+
+        def stats(self) -> dict[str, Any]:
+            raise RuntimeError("history database is locked")
+
+    host = StandaloneHost()
+    host.add(Broken())
+    async with create_health_dashboard(host, port=0) as dashboard:
+        async with httpx.AsyncClient(base_url=dashboard.url) as client:
+            r = await client.get("/api/alerts")
+            assert r.status_code == 503 and r.json() == {"error": "component_failed", "detail": "RuntimeError: history database is locked"}
+            assert (await client.get("/api/components")).status_code == 200  # the rest keeps working
+            assert (await client.get("/livez")).status_code == 200
+            metrics = await client.get("/metrics")  # the scrape loses only the alert families
+            assert metrics.status_code == 200 and "hrkernel_up 1.0" in metrics.text
+            assert "hrkernel_breaker_state" in metrics.text and "hrkernel_alerts_open" not in metrics.text
+
+
+@pytest.mark.anyio
+async def test_the_snapshot_reports_a_failing_area_and_still_shows_the_others() -> None:
+    class Broken:
+        name = "alerts"
+        open: dict[str, Any] = {}
+
+        def stats(self) -> dict[str, Any]:
+            raise RuntimeError("history database is locked")
+
+    host = StandaloneHost()
+    host.add(Broken())
+    async with create_health_dashboard(host, port=0) as dashboard:
+        async with httpx.AsyncClient(base_url=dashboard.url) as client:
+            snap = (await client.get("/api/snapshot")).json()
+    assert snap["errors"] == {"alerts": "RuntimeError: history database is locked"}
+    assert snap["alerts"] == {"configured": True, "data": None, "error": "RuntimeError: history database is locked"}
+    assert snap["status"]["alerts_firing"] is None and snap["status"]["errors"]["alerts"].startswith("RuntimeError")
+    assert [c["name"] for c in snap["components"]] == ["alerts"] and "describe_error" in snap["components"][0]
+    assert snap["leadership"] == {"configured": False, "data": None}

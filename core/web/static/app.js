@@ -33,6 +33,10 @@ function setPanel(name, content) {
 }
 
 function notConfigured(name, area) {
+  if (area && area.error) {
+    setPanel(name, h("p", { class: "read-error" }, `could not read this area: ${area.error}`));
+    return true;
+  }
   setPanel(name, h("p", { class: "not-configured" }, "not configured in this kernel"));
   return !area || !area.configured;
 }
@@ -291,8 +295,15 @@ function renderAudit(s) {
     h("td", {}, pill(e.outcome, e.outcome === "ok" ? "yes" : "no")), h("td", { class: "detail" }, e.detail), h("td", {}, e.client)))));
 }
 
+function renderErrors(s) {
+  const el = document.getElementById("errors");
+  const entries = Object.entries(s.errors || {});
+  el.hidden = !entries.length;
+  el.textContent = entries.length ? `Degraded: ${entries.map(([area, why]) => `${area}: ${why}`).join("; ")}` : "";
+}
+
 function render(s) {
-  const steps = [renderHeader, renderComponents, renderBreakers, renderLeadership, renderHealth, renderAlerts, renderFailovers,
+  const steps = [renderHeader, renderErrors, renderComponents, renderBreakers, renderLeadership, renderHealth, renderAlerts, renderFailovers,
     (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
     (x) => statsTable("limiters", x.limiters, ["headroom", "used", "limit", "per", "granted", "rejected"]),
     (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
