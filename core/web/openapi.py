@@ -29,6 +29,8 @@ def _responses(endpoint: Endpoint) -> dict[str, Any]:
     else:
         body = {"content": {endpoint.content_type: {"schema": {"type": "string"}}}}
     out: dict[str, Any] = {"200": {"description": "OK", **body}}
+    if endpoint.tag in ("read", "metrics", "action"):
+        out["503"] = {"description": "A component raised while being read (the detail names the error)", **error}
     if endpoint.tag == "probe":
         out["503"] = {"description": "Not alive / not ready", "content": {"application/json": {"schema": {"type": "object"}}}}
     if endpoint.params and any(p["in"] == "query" for p in endpoint.params):
