@@ -333,6 +333,14 @@ class Ledger:
             ).fetchone()
         return bool(row and row[0])
 
+    def opened_at(self, exchange: str) -> datetime | None:
+        """When the first opening balance (``deposit``) for ``exchange`` was posted, if ever."""
+        with self._lock:
+            row = self._reader.execute(
+                "SELECT min(created_at) FROM ledger_tx WHERE exchange = ? AND kind = 'deposit'", [exchange]
+            ).fetchone()
+        return row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+
     def has_fill(self, exchange: str, trade_id: str) -> bool:
         with self._lock:
             row = self._reader.execute(

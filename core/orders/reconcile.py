@@ -259,11 +259,15 @@ class StateReconciliation:
         """Fills the exchange lists for our journaled orders that the ledger lacks (e.g. after a crash)."""
         p = self.pipeline
         late = []
+        opened = p.ledger.opened_at(name)
         for fill in await exchange.recent_fills():
             if p.ledger.has_fill(name, fill.trade_id):
                 continue
             rec = p.journal.by_exchange_id(name, fill.order_id)
             if rec is None:
+                at = fill.time if fill.time.tzinfo else fill.time.replace(tzinfo=UTC)
+                if opened is None or at <= opened:
+                    continue  # history from before this ledger's opening balance
                 report.discrepancies.append(f"fill {fill.trade_id} of order {fill.order_id} not in the journal")
                 continue
             late.append(fill_transaction(name, rec.base, rec.quote, fill, order_ref=rec.client_order_id))
