@@ -2,7 +2,14 @@
 invariant report (README: "Chaos testing and the demo")."""
 
 from hrkernel.chaos.runner import ChaosRun, Invariant, Report, run_scenario
-from hrkernel.chaos.scenario import Fault, RandomFaults, Scenario, ScenarioError, load_scenario, parse_scenario
+from hrkernel.chaos.scenario import (
+           Fault,
+           RandomFaults,
+           Scenario,
+           ScenarioError,
+           load_scenario,
+           parse_scenario,
+)
 
 __all__ = ["ChaosRun", "Fault", "Invariant", "RandomFaults", "Report", "Scenario", "ScenarioError",
            "load_scenario", "parse_scenario", "run_scenario"]

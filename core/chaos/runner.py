@@ -528,14 +528,14 @@ class ChaosRun:
         highest = -1
         for o in ordered:
             token = int(o.get("fencing_token") or -1)
-            owners[token].add(o.get("instance"))
+            owners[token].add(str(o.get("instance")))
             if token < highest:
                 back.append(f"order {o.get('id')} from {o.get('instance')} with token {token} after token {highest}")
             highest = max(highest, token)
         shared = {t: sorted(i) for t, i in owners.items() if len(i) > 1}
         report.invariants.append(Invariant(
             "never two instances submitting", not back and not shared,
-            f"tokens in order: {sorted(owners)}; submitters: {sorted({o.get('instance') for o in orders})}"
+            f"tokens in order: {sorted(owners)}; submitters: {sorted({str(o.get('instance')) for o in orders})}"
             + (f"; stale: {back[:3]}" if back else "") + (f"; token shared: {shared}" if shared else "")))
         # the ledger
         if leader is None:
