@@ -56,11 +56,24 @@ __all__ = [
 # ---------------------------------------------------------------------------- components, health
 
 
+def _breaker_trouble(host: Host) -> dict[str, list[str]]:
+    """Component name → why its own breakers make it degraded (open or half-open ones)."""
+    trouble: dict[str, list[str]] = {}
+    for owner, breaker in discover(host).get("breakers", []):
+        state = jsonable(breaker.state)
+        if state != "closed" and owner != "registry":
+            trouble.setdefault(owner, []).append(f"breaker {breaker.name} {state.replace('_', '-')}")
+    return trouble
+
+
 def read_components(host: Host) -> list[dict[str, Any]]:
-    """Every component the kernel built, in start order, with whether it is running."""
+    """Every component the kernel built, in start order, with whether it is running and its health:
+    its health check's (same name) when it has one, else degraded while a breaker it holds is not
+    closed, with the reason."""
     started = {id(c) for c in getattr(host, "started", host.components)}
     health = find(host, "health")
     checks = health.snapshot() if health is not None else {}
+    trouble = _breaker_trouble(host)
     out = []
     for component in host.components:
         try:
@@ -73,6 +86,8 @@ def read_components(host: Host) -> list[dict[str, Any]]:
         described["running"] = id(component) in started
         described["health"] = check["status"] if check else None
         described["detail"] = check["detail"] if check else ""
+        if not check and name in trouble:
+            described["health"], described["detail"] = "degraded", "; ".join(trouble[name])
         out.append(jsonable(described))
     return out
 

@@ -140,6 +140,8 @@ def test_the_exchange_breaker_opened_by_simulator_faults_turns_red_without_a_rel
             k.call(exchange.recent_trades, "BTCIRT")
     assert exchange.breaker.state.value == "open"
     page.wait_for_selector(f"{row}.state-open", timeout=5_000)
+    component = '#panel-components tr[data-component="exchange:nobitex"]'
+    assert "degraded" in page.inner_text(component) and f"breaker {exchange.breaker.name} open" in page.inner_text(component)
     assert view.not_reloaded()
     page.screenshot(path=str(artifacts / "dashboard-sim-breaker.png"), full_page=True)
     assert view.errors == []
