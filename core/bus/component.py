@@ -27,7 +27,7 @@ def make_bus(section: BusSection, consumer_name: str | None = None) -> Bus:
         from hrkernel.bus.rabbitmq import RabbitBus
 
         return RabbitBus(section.rabbitmq, section.policy)
-    return MemoryBus(section.memory.queue_size)
+    return MemoryBus(section.memory.queue_size, section.policy)
 
 
 class BusComponent(Component):

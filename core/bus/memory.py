@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -11,7 +12,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream as ObjectReceiveStrea
 from anyio.streams.memory import MemoryObjectSendStream as ObjectSendStream
 
 from hrkernel.bus.base import Bus, Delivery, Subscription
-from hrkernel.bus.errors import BusClosed
+from hrkernel.bus.config import TopicPolicy
+from hrkernel.bus.errors import BusClosed, BusUnavailable
 from hrkernel.bus.events import Event
 
 
@@ -35,13 +37,17 @@ class MemoryBus(Bus):
     """One bounded queue per (topic, group); members of a group share it.
 
     ``publish`` waits while any group's queue is full (backpressure instead of unbounded memory).
-    Events published while a topic has no group are dropped: nobody asked for them.
+    Events published while a topic has no group are dropped (counted) — except on topics whose
+    policy is ``fail`` (``signals``, ``orders``): there ``publish`` raises
+    :class:`~hrkernel.bus.errors.BusUnavailable`, so a signal replayed at start-up before its
+    consumer subscribed stays in the caller's hands instead of vanishing.
     """
 
     backend = "memory"
 
-    def __init__(self, queue_size: int = 10_000) -> None:
+    def __init__(self, queue_size: int = 10_000, policy: Callable[[str], TopicPolicy] | None = None) -> None:
         self.queue_size = queue_size
+        self._policy = policy
         self._groups: dict[str, dict[str, tuple[ObjectSendStream[tuple[str, Event]], ObjectReceiveStream[tuple[str, Event]]]]] = {}
         self._ids = itertools.count(1)
         self._closed = False
@@ -57,6 +63,8 @@ class MemoryBus(Bus):
         self.published += 1
         groups = self._groups.get(topic)
         if not groups:
+            if self._policy is not None and self._policy(topic).on_unavailable == "fail":
+                raise BusUnavailable(self.backend, topic, "no consumer has subscribed to this topic yet")
             self.dropped += 1
             return
         msg = (str(next(self._ids)), event)

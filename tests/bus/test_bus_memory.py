@@ -108,3 +108,18 @@ async def test_run_handler_acks_after_the_handler_returns() -> None:
         for n in range(3):
             await bus.publish("t", sig(n))
     assert seen == ["s0", "s1", "s2"]
+
+
+@pytest.mark.anyio
+async def test_critical_topics_refuse_to_drop_events_nobody_subscribed_to() -> None:
+    from hrkernel.bus.config import BusSection
+    from hrkernel.bus.errors import BusUnavailable
+
+    bus = MemoryBus(policy=BusSection().policy)
+    with pytest.raises(BusUnavailable, match="signals"):
+        await bus.publish("signals", sig(1))
+    await bus.publish("health", sig(2))  # not critical: dropped and counted
+    assert bus.stats()["dropped_no_subscriber"] == 1
+    sub = bus.subscribe("signals", "orders")
+    await bus.publish("signals", sig(3))
+    assert (await sub.__anext__()).event.signal_id == "s3"  # type: ignore[attr-defined]

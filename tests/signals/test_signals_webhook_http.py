@@ -209,3 +209,24 @@ async def test_metrics_registry_counts_outcomes_and_latency(intake_server, memor
     assert "hrkernel_signals_duplicates_total 1.0" in text
     assert 'hrkernel_signals_rejected_total{reason="unauthorized"} 1.0' in text
     assert "hrkernel_signals_processing_seconds_count 1.0" in text
+
+
+@pytest.mark.anyio
+async def test_replayed_signals_wait_for_their_consumer_on_the_memory_bus(tmp_path: Path) -> None:
+    """At start-up the inbox replays before the order path subscribes: nothing may be lost."""
+    from hrkernel.bus.config import BusSection
+
+    config = WebhookSection(enabled=True, secret=SECRET)
+    first = WebhookIntake(config, tmp_path / "inbox.jsonl", bus=None)
+    first.inbox.open()
+    await first.inbox.accept(SignalEvent(time=datetime.now(UTC), signal_id="late", source="tradingview",
+                                         exchange="nobitex", symbol="BTCIRT", action=SignalAction.BUY))
+    first.inbox.close()
+    bus = MemoryBus(policy=BusSection().policy)  # as the kernel builds it
+    second = WebhookIntake(config, tmp_path / "inbox.jsonl", bus=bus)
+    second.inbox.open()
+    assert await second.process_pending() == 1  # no consumer yet: kept, not dropped
+    sub = bus.subscribe("signals", "orders")
+    assert await second.process_pending() == 0
+    assert (await next_signal(sub)).signal_id == "late"
+    second.inbox.close()
