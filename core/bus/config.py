@@ -36,6 +36,8 @@ class RabbitBusSettings(ConfigStruct, kw_only=True):
     exchange: str = "hrkernel"
     """A durable topic exchange; each (topic, group) is a durable queue bound to it."""
     prefetch: int = 100
+    connection_name: str = "hrkernel"
+    """Shown in RabbitMQ's management tools (``rabbitmqctl list_connections user_provided_name``)."""
 
 
 class TopicPolicy(ConfigStruct, kw_only=True):

@@ -47,7 +47,9 @@ class RabbitBus(Bus):
             raise BusClosed("the rabbitmq bus is closed")
         async with self._lock:
             if self._exchange is None:
-                self._connection = await aio_pika.connect_robust(self.settings.url, timeout=5)
+                self._connection = await aio_pika.connect_robust(
+                    self.settings.url, timeout=5, client_properties={"connection_name": self.settings.connection_name}
+                )
                 self._channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]
                 assert self._channel is not None
                 self._exchange = await self._channel.declare_exchange(

@@ -71,6 +71,56 @@ async def test_persistent_messages_survive_a_consumer_restart() -> None:
         await bus.aclose()
 
 
+def _close_connection(connection_name: str) -> int:
+    """Have the broker drop our connection (as a broker restart or a network cut would)."""
+    import subprocess
+
+    listed = subprocess.run(["rabbitmqctl", "list_connections", "name", "client_properties", "--silent"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    closed = 0
+    for line in listed.splitlines():
+        name, _, props = line.partition("\t")
+        if f'{{"connection_name","{connection_name}"}}' in props:
+            done = subprocess.run(["rabbitmqctl", "close_connection", name, "hrkernel test"], capture_output=True,
+                                  text=True, timeout=60)
+            # This rabbitmqctl closes the connection and still exits 69 with an empty "Error:".
+            assert "Closing connection" in done.stdout, (done.returncode, done.stdout, done.stderr)
+            closed += 1
+    return closed
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(__import__("shutil").which("rabbitmqctl") is None, reason="needs rabbitmqctl to drop a connection")
+async def test_bus_reconnects_after_the_broker_drops_the_connection() -> None:
+    exchange = f"hrtest-{uuid.uuid4().hex[:8]}"
+    name = f"hrkernel-test-{uuid.uuid4().hex[:8]}"
+    bus = RabbitBus(RabbitBusSettings(exchange=exchange, connection_name=name))
+    try:
+        sub = bus.subscribe("health", "g")
+        with anyio.move_on_after(0.3):
+            await sub.__anext__()  # declares the queue
+        await bus.publish("health", HealthEvent(time=NOW, component="before", status="ok"))
+        assert (await sub.__anext__()).event.component == "before"  # type: ignore[attr-defined]
+        assert await anyio.to_thread.run_sync(_close_connection, name) == 1
+        got = None
+        with anyio.fail_after(30):
+            while got is None:
+                try:
+                    await bus.publish("health", HealthEvent(time=NOW, component="after", status="ok"))
+                except Exception:  # noqa: BLE001 - the robust connection is still coming back
+                    await anyio.sleep(0.2)
+                    continue
+                with anyio.move_on_after(2):
+                    d = await sub.__anext__()
+                    got = d.event.component  # type: ignore[attr-defined]
+                    await d.ack()
+        assert got == "after"
+        await sub.aclose()
+    finally:
+        await _cleanup(bus, exchange, [f"{exchange}.health.g"])
+        await bus.aclose()
+
+
 @pytest.mark.anyio
 async def test_unreachable_broker_raises_bus_unavailable_naming_the_topic() -> None:
     from hrkernel.bus.errors import BusUnavailable
