@@ -97,6 +97,11 @@ class KernelInfo:
     config: Path
     web: int
     child: Child
+    past: list[Child] = field(default_factory=list)
+    """Earlier processes of this kernel (killed and started again)."""
+
+    def all_children(self) -> list[Child]:
+        return [*self.past, self.child]
 
 
 def _kernel_config(name: str, data: Path, web: int, sim: int, redis_url: str | None, prefix: str,
@@ -168,7 +173,7 @@ class ChaosRun:
         self.base_faults: dict[str, Any] = {}
         self.started = 0.0
         self.dashboard_url = ""
-        self.killed: set[str] = set()
+        self.killed: set[int] = set()
         self._narrated: dict[str, int] = {}
         self.bus = scenario.bus if scenario.bus != "auto" else ("redis" if self.kernel_count > 1 else "memory")
 
@@ -267,6 +272,7 @@ class ChaosRun:
                 continue
             if response.status_code == 200:
                 record["accepted_by"] = target.name
+                record["child"] = id(target.child)
                 record["signal_id"] = response.json().get("signal_id", sid)
                 break
             time.sleep(0.2)
@@ -330,9 +336,10 @@ class ChaosRun:
         t0 = time.time()
         leader.child.send(signals.SIGKILL)
         leader.child.proc.wait(10)  # type: ignore[union-attr]
-        self.killed.add(leader.name)
+        self.killed.add(id(leader.child))
         self._note(f"SIGKILL {leader.name} (the leader)")
         if fault.restart:
+            leader.past.append(leader.child)
             leader.child = self._start_kernel(leader.name, leader.config)
         self._await_failover("SIGKILL", leader, t0)
 
@@ -563,11 +570,11 @@ class ChaosRun:
         allowed = EXPECTED_ERRORS | set(sc.expected_errors)
         bad: list[str] = []
         for k in self.kernels:
-            for line in k.child.lines:
+            for line in (line for c in k.all_children() for line in c.lines):
                 if "Traceback" in line:
                     bad.append(f"{k.name}: Traceback")
                     break
-            for e in k.child.events:
+            for e in (e for c in k.all_children() for e in c.events):
                 if e.get("level") in ("error", "critical", "exception") and e.get("event") not in allowed:
                     bad.append(f"{k.name}: {e.get('event')}")
         report.invariants.append(Invariant("no unhandled exception in any log", not bad,
@@ -576,13 +583,13 @@ class ChaosRun:
         # unless that kernel was killed before it could
         journaled: set[str] = set()
         for k in self.kernels:
-            for e in k.child.events:
+            for e in (e for c in k.all_children() for e in c.events):
                 if e.get("event") in ("order_prepared", "signal_rejected", "order_refused", "signal_duplicate"):
                     journaled.add(str(e.get("signal_id")))
         lost = [s["signal_id"] for s in self.sent
-                if s["signal_id"] and s["accepted_by"] not in self.killed and s["signal_id"] not in journaled]
+                if s["signal_id"] and s.get("child") not in self.killed and s["signal_id"] not in journaled]
         lost_to_kill = [s["signal_id"] for s in self.sent
-                        if s["signal_id"] and s["accepted_by"] in self.killed and s["signal_id"] not in journaled]
+                        if s["signal_id"] and s.get("child") in self.killed and s["signal_id"] not in journaled]
         report.invariants.append(Invariant(
             "every accepted signal reached the order path", not lost,
             f"{len(self.sent) - len(lost) - len(lost_to_kill)} of {len(self.sent)}"
