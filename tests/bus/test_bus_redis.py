@@ -133,3 +133,25 @@ async def test_critical_topic_fails_loudly_while_redis_is_down(redis_server) -> 
     with pytest.raises(BusUnavailable, match="buffer full"):
         await bus.publish("ticks", sig(3))
     await bus.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_restarted_consumer_resumes_after_the_last_acknowledged_event(redis_server) -> None:  # type: ignore[no-untyped-def]
+    first = RedisStreamsBus(settings(redis_server.url, "p5:"), consumer_name="kernel-a")
+    async with first.subscribe("jobs", "g") as sub:
+        for n in range(3):
+            await first.publish("jobs", sig(n))
+        with anyio.fail_after(5):
+            d = await sub.__anext__()
+        await d.ack()
+    await first.aclose()  # "kernel restart": s1 and s2 were delivered or not, but never acked
+    second = RedisStreamsBus(settings(redis_server.url, "p5:", claim_idle=0.05), consumer_name="kernel-b")
+    await second.publish("jobs", sig(3))
+    got: list[str] = []
+    async with second.subscribe("jobs", "g") as sub:
+        with anyio.move_on_after(1.0):
+            async for d in sub:
+                got.append(d.event.signal_id)  # type: ignore[attr-defined]
+                await d.ack()
+    assert sorted(got) == ["s1", "s2", "s3"]  # s0 was acknowledged before the restart
+    await second.aclose()
