@@ -49,6 +49,8 @@ class SignalInbox:
         self.seen: dict[str, float] = {}
         """Signal id -> when accepted (unix time), for deduplication."""
         self._fd: int | None = None
+        self.batches = 0
+        """How many write+fsync batches were made (group commit: fewer than appends under load)."""
         self._queue: list[bytes] = []
         self._queued = 0
         self._durable = 0
@@ -123,6 +125,7 @@ class SignalInbox:
             batch, self._queue = self._queue, []
             start, upto = self._durable, self._queued
             try:
+                self.batches += 1
                 await anyio.to_thread.run_sync(self._write_sync, batch)
             except BaseException:
                 self._failed = (start, upto)  # every line of this batch failed, not only mine
@@ -143,6 +146,14 @@ class SignalInbox:
             raise
         self.pending[signal.signal_id] = signal
         return True
+
+    def prune(self) -> int:
+        """Forget processed ids older than the retention (the file shrinks at the next start)."""
+        cutoff = self._clock() - self.retention
+        old = [sid for sid, at in self.seen.items() if at < cutoff and sid not in self.pending]
+        for sid in old:
+            del self.seen[sid]
+        return len(old)
 
     async def done(self, signal_id: str) -> None:
         await self._append(_enc.encode(_Record("done", id=signal_id)) + b"\n")

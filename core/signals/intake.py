@@ -250,8 +250,12 @@ class WebhookIntake:
         return len(self.inbox.pending)
 
     async def run_processor(self, retry_interval: float = 1.0) -> None:
+        last_prune = self._monotonic()
         while True:
             remaining = await self.process_pending()
+            if self._monotonic() - last_prune > 3600:
+                self.inbox.prune()
+                last_prune = self._monotonic()
             with anyio.move_on_after(retry_interval if remaining else 3600):
                 await self._wake.wait()
             self._wake = anyio.Event()
