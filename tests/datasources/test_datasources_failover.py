@@ -87,3 +87,25 @@ def test_a_group_needs_two_members() -> None:
 
     with pytest.raises(msgspec.ValidationError, match="at least two"):
         msgspec.convert({"members": ["only"]}, FailoverConfig)
+
+
+@pytest.mark.anyio
+async def test_members_are_found_by_datasource_id_through_the_kernel_context(recording, book) -> None:  # type: ignore[no-untyped-def]
+    a = ReplaySource("replay", ReplayConfig(path=str(recording([book("BTCIRT", "1", "2")], "a.jsonl")), interval=0.02, max_age=MAX_AGE))  # type: ignore[arg-type]
+    b = ReplaySource("replay", ReplayConfig(path=str(recording([book("BTCIRT", "3", "4")], "b.jsonl")), interval=0.02, max_age=MAX_AGE))  # type: ignore[arg-type]
+
+    class Context:
+        def component(self, name: str) -> object:
+            return {"datasource:ws": a, "datasource:rest": b}[name]  # KeyError for "bus": no bus
+
+    group = FailoverSource("g", FailoverConfig(members=["ws", "rest"], max_age=MAX_AGE, check_interval=CHECK), context=Context())  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg:
+        for source in (a, b, group):
+            await source.start(tg)
+        await wait_until(lambda: group.active == "ws")  # same source names, told apart by id
+        a.pause()
+        await wait_until(lambda: group.active == "rest")
+        assert group.stats()["active"] == "rest" and group.stats()["switches"] == 2
+        for source in (a, b, group):
+            await source.stop()
+        tg.cancel_scope.cancel()
