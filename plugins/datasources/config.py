@@ -43,6 +43,19 @@ class PollConfig(_Common, kw_only=True):
     backoff_max: Duration = Duration(30.0)
 
 
+class WebsocketConfig(_Common, kw_only=True):
+    url: str = "wss://ws.nobitex.ir/connection/websocket"
+    """Nobitex's Centrifugo endpoint (public channels need no token)."""
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCIRT"])
+    channels: list[Literal["orderbook", "trades", "market-stats"]] = msgspec.field(default_factory=lambda: ["orderbook"])
+    exchange: str | None = None
+    """An ``[exchanges.<id>]`` whose REST order book fills the gap after each (re)connect."""
+    reconnect_min: Duration = Duration(0.5)
+    reconnect_max: Duration = Duration(30.0)
+    ping_timeout: Duration = Duration(25.0)
+    """Nobitex pings every few seconds; nothing for this long means the connection is dead."""
+
+
 class FailoverConfig(_Common, kw_only=True):
     members: list[str]
     """Data-source ids in preference order: the first is the primary."""

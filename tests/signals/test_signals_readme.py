@@ -38,7 +38,7 @@ def test_every_toml_example_loads_through_the_kernel_loader(tmp_path: Path) -> N
     host.discover()
     host.collect()
     ids = [item.id for item in validate_plugin_config(loaded, host).datasources]
-    assert ids == ["primary_feed", "backup_feed", "feed"]
+    assert ids == ["primary_feed", "rest_feed", "backup_feed", "feed"]
 
 
 @pytest.mark.parametrize("index", [0, 1])
