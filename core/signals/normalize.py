@@ -119,6 +119,9 @@ def _decimal(field: str, value: Any) -> Decimal:
         raise PayloadError(field, f"expected a decimal number, found {str(value)[:40]!r}") from None
     if not parsed.is_finite():
         raise PayloadError(field, "expected a finite number")
+    if parsed and not -30 <= parsed.adjusted() <= 30:
+        # "1e999999" is a valid Decimal that would make every later computation pathological.
+        raise PayloadError(field, f"number out of range: {str(value)[:40]!r}")
     return parsed
 
 

@@ -74,6 +74,8 @@ def test_symbol_map_and_unknown_ticker() -> None:
         ({"ticker": "BTCIRT", "action": "buy", "amount": "abc"}, "amount"),
         ({"ticker": "BTCIRT", "action": "buy", "amount": ["1"]}, "amount"),
         ({"ticker": "BTCIRT", "action": "buy", "amount": "-1"}, "amount"),
+        ({"ticker": "BTCIRT", "action": "buy", "amount": "1e999999"}, "amount"),
+        ({"ticker": "BTCIRT", "action": "buy", "price": "1e-99"}, "price"),
         ({"ticker": "BTCIRT", "action": "buy", "percent": "150"}, "percent"),
         ({"ticker": "BTCIRT", "action": "buy", "amount": "1", "percent": "5"}, "amount"),
         ({"ticker": "BTCIRT", "action": "buy", "order_type": "limit"}, "price"),
