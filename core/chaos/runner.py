@@ -260,6 +260,20 @@ class ChaosRun:
         sid = f"chaos-{self.seed}-{index}"
         record: dict[str, Any] = {"index": index, "id": sid, "action": action, "accepted_by": None, "signal_id": None}
         body = {"secret": SECRET, "ticker": self.scenario.symbol, "action": action, "amount": self.scenario.amount, "id": sid}
+        if self.scenario.deliver == "all":
+            for k in self.kernels:
+                if not k.child.alive or k.child.paused:
+                    continue
+                try:
+                    response = self.http.post(f"http://127.0.0.1:{k.web}/webhooks/tradingview", json=body, timeout=5)
+                except httpx.HTTPError:
+                    continue
+                if response.status_code == 200 and record["signal_id"] is None:
+                    record["accepted_by"] = k.name
+                    record["child"] = id(k.child)
+                    record["signal_id"] = response.json().get("signal_id", sid)
+            self.sent.append(record)
+            return
         deadline = time.monotonic() + self.scenario.failover_timeout
         while time.monotonic() < deadline:
             target = self.leader(timeout=min(2.0, max(0.0, deadline - time.monotonic())))

@@ -54,6 +54,9 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """1: a single kernel (HA backend local); 2+: active/passive on a private redis-server."""
     bus: Literal["auto", "memory", "redis"] = "auto"
     """The kernels' message bus; auto: a Redis Streams bus on the private Redis when kernels > 1."""
+    deliver: Literal["leader", "all"] = "leader"
+    """leader: each signal goes to the kernel that leads; all: to every live kernel (each intake
+    accepts it; with the Redis bus both copies land in one stream and the journal dedupes)."""
     signals: int = 20
     interval: float = 0.2
     """Seconds between signals."""

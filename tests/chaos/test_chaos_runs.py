@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hrkernel.chaos import ChaosRun, load_scenario, parse_scenario
 from hrkernel.chaos.runner import ADMIN
@@ -39,8 +40,13 @@ def test_single_kernel_under_exchange_errors_drops_and_429s(tmp_path: Path) -> N
     assert len(report.faults) >= 6
 
 
-def test_two_kernels_leader_sigkilled_mid_stream(tmp_path: Path, needs_redis: None) -> None:
-    report = ChaosRun(load_scenario(ROOT / "scenarios" / "leader-kill.toml"), workdir=tmp_path).run()
+@pytest.mark.parametrize("deliver", ["leader", "all"])
+def test_two_kernels_leader_sigkilled_mid_stream(tmp_path: Path, needs_redis: None, deliver: str) -> None:
+    """deliver=all: every signal goes to both kernels' webhooks; both copies land in the one Redis
+    stream and the leader's journal dedupes them, so still one order per signal."""
+    scenario = load_scenario(ROOT / "scenarios" / "leader-kill.toml")
+    scenario.deliver = deliver  # type: ignore[assignment]
+    report = ChaosRun(scenario, workdir=tmp_path).run()
     assert report.passed, report.render()
     assert [f.to_instance for f in report.failovers] == ["hr-b"]
     assert _invariants(report)["never two instances submitting"]
