@@ -19,6 +19,8 @@ so a slow verification never blocks the next signal.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Awaitable, Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from hrkernel.exchange.types import OrderType, Side
 from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
+from hrkernel.orders.faults import fault_point
 from hrkernel.orders.pipeline import Signal
 
 if TYPE_CHECKING:
@@ -50,9 +53,11 @@ class SignalRouter(Component):
 
     def __init__(
         self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 4,
-        retry_delay: float = 0.5,
+        retry_delay: float = 0.5, on_settled: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.bus = bus
+        self.on_settled = on_settled
+        """Told each signal id whose order was journaled or refused for good (the intake's inbox)."""
         self.orders = orders
         self.topic = topic
         self.exchanges = exchanges
@@ -102,6 +107,11 @@ class SignalRouter(Component):
             await delivery.ack()
             return
         self.stats["received"] += 1
+        if os.environ.get("HRKERNEL_FAULT_POINT") == "signal_received":
+            # Test-only: crash between the 200 and the journal, after the intake's own bookkeeping
+            # for the publish has surely landed, so the test cannot pass by winning a race.
+            await anyio.sleep(0.5)
+            fault_point("signal_received")
         while not self._stopping.is_set():
             try:
                 record = await self.prepare(event)
@@ -116,12 +126,20 @@ class SignalRouter(Component):
             except (SignalRejected, OrderRejectedError) as exc:
                 self.stats["rejected"] += 1
                 log.warning("signal_rejected", signal_id=event.signal_id, reason=str(exc))
-                await delivery.ack()
+                await self._settled(delivery, event.signal_id)
                 return
-            await delivery.ack()
+            await self._settled(delivery, event.signal_id)
             self.stats["journaled"] += 1
             tg.start_soon(self._execute, record, name=f"order:{record.client_order_id}")
             return
+
+    async def _settled(self, delivery: Any, signal_id: str) -> None:
+        await delivery.ack()
+        if self.on_settled is not None:
+            try:
+                await self.on_settled(signal_id)
+            except Exception as exc:  # the order is journaled; a replay would be deduped anyway
+                log.warning("signal_settle_failed", signal_id=signal_id, error=f"{type(exc).__name__}: {exc}")
 
     async def _execute(self, record: Any) -> None:
         async with self._limiter:
@@ -200,5 +218,8 @@ def build_routing(kernel: Kernel) -> None:
         return
     webhook = getattr(kernel.config, "webhook", None)
     topic = getattr(webhook, "topic", "signals")
+    signals = kernel.get("signals")
+    intake = getattr(signals, "intake", None)
     kernel.add(SignalRouter(bus=getattr(bus, "bus", bus), orders=orders, topic=topic,
-                            exchanges=[item.id for item in kernel.plugin_config.exchanges]))
+                            exchanges=[item.id for item in kernel.plugin_config.exchanges],
+                            on_settled=intake.confirm if intake is not None else None))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("after_prepared", "after_submitting", "after_accept", "after_acked", "mid_verify")
+POINTS = ("signal_received", "after_prepared", "after_submitting", "after_accept", "after_acked", "mid_verify")
 
 
 def fault_point(name: str) -> None:

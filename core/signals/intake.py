@@ -90,6 +90,8 @@ class WebhookIntake:
         self._proxies = _nets(config.trusted_proxies)
         self._secret = config.secret.encode()
         self._wake = anyio.Event()
+        self._published: set[str] = set()
+        """Published on the memory bus, waiting for :meth:`confirm`."""
         self._received_mono: dict[str, float] = {}
         self._failures_logged: set[str] = set()
 
@@ -233,7 +235,14 @@ class WebhookIntake:
         bus = self.bus()
         if bus is None:
             return len(self.inbox.pending)
+        # On a durable bus (Redis Streams, RabbitMQ) the broker holds a published signal, so the
+        # inbox entry is done once published. The memory bus forgets everything in a crash: there
+        # the entry stays pending until the order path confirms it journaled the order
+        # (:meth:`confirm`), so a crash between publish and journal replays it on restart.
+        durable = getattr(bus, "backend", "memory") != "memory"
         for sid, signal in list(self.inbox.pending.items()):
+            if sid in self._published:
+                continue
             try:
                 await bus.publish(self.config.topic, signal)
             except Exception as exc:  # noqa: BLE001 - the bus is down: keep it pending, retry later
@@ -242,12 +251,21 @@ class WebhookIntake:
                     self._failures_logged.add("publish")
                 break
             self._failures_logged.discard("publish")
-            await self.inbox.done(sid)
+            if durable:
+                await self.inbox.done(sid)
+            else:
+                self._published.add(sid)
             started = self._received_mono.pop(sid, None)
             if started is not None:
                 self.metrics.latency.observe(self._monotonic() - started)
             self.metrics.count("processed")
-        return len(self.inbox.pending)
+        return sum(1 for sid in self.inbox.pending if sid not in self._published)
+
+    async def confirm(self, signal_id: str) -> None:
+        """The order path journaled (or refused for good) the order of ``signal_id``."""
+        self._published.discard(signal_id)
+        if signal_id in self.inbox.pending:
+            await self.inbox.done(signal_id)
 
     async def run_processor(self, retry_interval: float = 1.0) -> None:
         last_prune = self._monotonic()

@@ -96,3 +96,69 @@ def test_a_bad_signal_is_refused_and_reaches_no_exchange(trading_kernel: tuple[o
     assert sim_orders(sim) == []
     kernel.signal(signal.SIGTERM)
     assert kernel.wait(timeout=15) == 0
+
+
+def test_a_signal_accepted_before_a_crash_is_traded_exactly_once_after_restart(
+    kernel_process: Callable[..., object], tmp_path: Path
+) -> None:
+    """SIGKILL after the webhook answered 200 but before the order was journaled: the inbox
+    replays the signal on restart and the exchange gets exactly one order."""
+    import socket
+    import subprocess
+    import sys
+
+    def port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    sim_port, web = port(), port()
+    sim_proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(sim_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sim = f"http://127.0.0.1:{sim_port}"
+        wait_until(lambda: _up(sim))
+        config = tmp_path / "hr.toml"
+        config.write_text(
+            f"""
+[kernel]
+data_dir = "{tmp_path / 'data'}"
+[dashboard]
+port = {web}
+[webhook]
+enabled = true
+secret = "${{HR_WEBHOOK_SECRET}}"
+exchange = "main"
+[exchanges.main]
+type = "nobitex"
+token = "${{HR_SIM_TOKEN}}"
+base_url = "{sim}"
+"""
+        )
+        env = {"HR_WEBHOOK_SECRET": SECRET, "HR_SIM_TOKEN": "sim-token-default"}
+        doomed = kernel_process(config, env={**env, "HRKERNEL_FAULT_POINT": "signal_received"}, cwd=tmp_path)
+        doomed.wait_for("orders_trading_enabled", timeout=20)
+        alert = {"secret": SECRET, "ticker": "BTCIRT", "action": "buy", "amount": "0.001", "id": "crash-1"}
+        assert httpx.post(f"http://127.0.0.1:{web}/webhooks/tradingview", json=alert, timeout=5).status_code == 200
+        assert doomed.wait(timeout=10) == -9
+        assert sim_orders(sim) == []
+
+        kernel = kernel_process(config, env=env, cwd=tmp_path)
+        kernel.wait_for("orders_trading_enabled", timeout=20)
+        wait_until(lambda: len(sim_orders(sim)) == 1)
+        again = httpx.post(f"http://127.0.0.1:{web}/webhooks/tradingview", json=alert, timeout=5)
+        assert again.json()["status"] == "duplicate"
+        time.sleep(1.0)
+        assert len(sim_orders(sim)) == 1
+        kernel.signal(signal.SIGTERM)
+        assert kernel.wait(timeout=15) == 0
+    finally:
+        sim_proc.kill()
+        sim_proc.wait(10)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/options", timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False

@@ -53,6 +53,11 @@ async def test_valid_signal_is_accepted_persisted_and_published(intake_server, m
         with anyio.fail_after(2):
             while srv.intake.stats()["processed"] < 1:
                 await anyio.sleep(0.01)
+        # The memory bus forgets everything in a crash: the entry stays pending until the order
+        # path confirms it journaled the order; only then is it done.
+        assert json.loads((tmp_path / "inbox.jsonl").read_text().splitlines()[-1])["op"] == "accept"
+        assert "t:a1" in srv.intake.inbox.pending
+        await srv.intake.confirm("t:a1")
         assert json.loads((tmp_path / "inbox.jsonl").read_text().splitlines()[-1]) == {"op": "done", "id": "t:a1"}
 
 
@@ -179,6 +184,9 @@ async def test_signals_accepted_before_a_crash_are_processed_on_restart(tmp_path
     assert await second.process_pending() == 0
     got = sorted([(await next_signal(sub)).signal_id for _ in range(3)])
     assert got == ["t:r0", "t:r1", "t:r2"]
+    assert await second.process_pending() == 0  # published once, not again while unconfirmed
+    for sid in got:
+        await second.confirm(sid)
     # And after that restart, the same alert again is still a duplicate.
     app2 = starlette.applications.Starlette(routes=second.routes())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app2), base_url="http://127.0.0.1") as c:
