@@ -81,5 +81,11 @@ def demo(fast: bool, single: bool, workdir: str | None) -> None:
     mode = "two kernels (active/passive) on a private Redis" if scenario.kernels > 1 else \
         "one kernel (single-process mode: redis-server not found or --single)"
     click.echo(f"hrkernel demo: {mode}, {scenario.signals} signals; Ctrl-C stops everything")
-    click.echo("timeline: " + "; ".join(f"before signal {f.at}: {f.kind}" for f in scenario.faults))
+    what = {"sim_errors": "every exchange call fails for a moment (the circuit breaker opens)",
+            "sim_script": "the exchange takes an order and its answer is dropped",
+            "kill_leader": "the leader is SIGKILLed (the standby takes over)",
+            "sim_down": "the exchange is down (503 everywhere)"}
+    click.echo("timeline:")
+    for f in scenario.faults:
+        click.echo(f"  before signal {f.at:>2}: {what.get(f.kind, f.kind)}")
     _execute(scenario, None, workdir, quiet=False)

@@ -80,8 +80,9 @@ def test_a_duplicate_order_on_the_exchange_fails_the_report(tmp_path: Path) -> N
     assert not _invariants(run.report)["at most one order per signal"]
 
 
-def test_demo_fast_ends_with_a_passing_report(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hrkernel", "demo", "--fast", "--workdir", str(tmp_path / "demo")],
+@pytest.mark.parametrize("extra", [[], ["--single"]], ids=["pair", "single"])
+def test_demo_fast_ends_with_a_passing_report(tmp_path: Path, extra: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hrkernel", "demo", "--fast", *extra, "--workdir", str(tmp_path / "demo")],
                           capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.stdout.rstrip().endswith("RESULT: PASS")
