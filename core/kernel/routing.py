@@ -10,6 +10,10 @@ signals topic. The router turns it into an order request and hands it to the pip
   signal-id dedupe makes the redelivery harmless;
 - while trading is halted (start-up reconciliation not finished, kill switch, drift) the signal
   waits and is retried, it is never dropped;
+- a signal accepted before this instance's trading tenure began (a standby's copy, replayed
+  after a failover; or the inbox replayed after a restart) may already have been placed by the
+  instance that led then, whose journal this one cannot see: its order starts UNKNOWN, so the
+  pipeline looks the client order id up on the exchange before placing anything;
 - ``percent`` sizes and ``close`` are resolved against the ledger's balances for the venue,
   rounded down to the market's amount step.
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +38,7 @@ from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
 from hrkernel.orders.faults import fault_point
+from hrkernel.orders.journal import OrderState
 from hrkernel.orders.pipeline import Signal
 
 if TYPE_CHECKING:
@@ -64,6 +70,8 @@ class SignalRouter(Component):
         self.retry_delay = retry_delay
         self._limiter = anyio.CapacityLimiter(max_concurrent)
         self._stopping = anyio.Event()
+        self.tenure_started: datetime | None = None
+        """When this instance last started consuming as leader (wall clock, UTC)."""
         self.stats = {"received": 0, "journaled": 0, "rejected": 0, "duplicates": 0, "retried": 0}
 
     async def start(self, tg: TaskGroup) -> None:
@@ -79,11 +87,16 @@ class SignalRouter(Component):
         return pipeline is not None and pipeline.lease.holds_with_margin()
 
     async def _run(self, tg: TaskGroup) -> None:
+        trading = False
         while not self._stopping.is_set():
             if not self._may_trade():
+                trading = False
                 with anyio.move_on_after(self.retry_delay):
                     await self._stopping.wait()
                 continue
+            if not trading:
+                trading = True
+                self.tenure_started = datetime.now(UTC)
             try:
                 await self._consume(tg)
             except Exception as exc:  # a broken subscription must not end the order path
@@ -171,7 +184,24 @@ class SignalRouter(Component):
             self.stats["duplicates"] += 1
             return existing
         signal = await self.to_signal(event, exchange)
-        return await pipeline.create_transaction(signal)
+        record = await pipeline.create_transaction(signal)
+        if record.state is OrderState.PREPARED and self._maybe_placed_elsewhere(event):
+            # Another instance may have led when this signal arrived (every kernel of a pair gets
+            # the webhook; journals are per instance) and placed its order: UNKNOWN makes the
+            # pipeline look the client order id up on the exchange before any placement.
+            record = pipeline.journal.record(
+                record.client_order_id, OrderState.UNKNOWN,
+                reason="signal accepted before this trading tenure began; looking it up before placing",
+            )
+        return record
+
+    def _maybe_placed_elsewhere(self, event: SignalEvent) -> bool:
+        received = event.received_at
+        if received is None or self.tenure_started is None:
+            return False
+        if received.tzinfo is None:
+            received = received.replace(tzinfo=UTC)
+        return received < self.tenure_started
 
     async def to_signal(self, event: SignalEvent, exchange: str) -> Signal:
         pipeline = self.orders.pipeline
