@@ -149,7 +149,11 @@ class WebComponent(Component):
             self.log.error("dashboard_unavailable", error=str(exc), hint="set [dashboard] port, or required = true to stop instead")
             return
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from any loopback
+        # peer, letting a local process pose as a TradingView address; [webhook] trusted_proxies
+        # is the one place that decides whose forwarding headers count.
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2, proxy_headers=False)
         self.server = _Server(config)
         self._done = anyio.Event()
 

@@ -162,3 +162,26 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/v2/options", timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+def test_a_local_process_cannot_pose_as_tradingview_through_x_forwarded_for(
+    kernel_process: Callable[..., object], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        web = int(s.getsockname()[1])
+    config = tmp_path / "hr.toml"
+    config.write_text(
+        f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n[dashboard]\nport = {web}\n'
+        '[webhook]\nenabled = true\nsecret = "${HR_WEBHOOK_SECRET}"\nallowlist = true\n'
+    )
+    kernel = kernel_process(config, env={"HR_WEBHOOK_SECRET": SECRET}, cwd=tmp_path)
+    kernel.wait_for("ready", timeout=20)
+    alert = {"secret": SECRET, "ticker": "BTCIRT", "action": "buy", "amount": "0.001", "id": "spoof"}
+    spoofed = httpx.post(f"http://127.0.0.1:{web}/webhooks/tradingview", json=alert,
+                         headers={"X-Forwarded-For": "52.89.214.238"}, timeout=5)
+    assert spoofed.status_code == 403, spoofed.text
+    kernel.signal(signal.SIGTERM)
+    assert kernel.wait(timeout=15) == 0
