@@ -7,6 +7,7 @@ real HTTP; the simulator's admin log is the ground truth for what reached the ex
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,15 +18,15 @@ import pytest
 SECRET = "wh-secret-7d1f"
 
 
+def port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def trading_kernel(kernel_process: Callable[..., object], tmp_path: Path) -> tuple[object, str, str]:
-    import socket
-
-    def port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     web, sim = port(), port()
     config = tmp_path / "hr.toml"
     config.write_text(
@@ -103,14 +104,8 @@ def test_a_signal_accepted_before_a_crash_is_traded_exactly_once_after_restart(
 ) -> None:
     """SIGKILL after the webhook answered 200 but before the order was journaled: the inbox
     replays the signal on restart and the exchange gets exactly one order."""
-    import socket
     import subprocess
     import sys
-
-    def port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
 
     sim_port, web = port(), port()
     sim_proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(sim_port)],
@@ -167,11 +162,7 @@ def _up(url: str) -> bool:
 def test_a_local_process_cannot_pose_as_tradingview_through_x_forwarded_for(
     kernel_process: Callable[..., object], tmp_path: Path
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        web = int(s.getsockname()[1])
+    web = port()
     config = tmp_path / "hr.toml"
     config.write_text(
         f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n[dashboard]\nport = {web}\n'
