@@ -318,6 +318,19 @@ class Ledger:
                 out[currency] = amount
         return out
 
+    def positions(self) -> list[dict[str, Any]]:
+        """What is held per venue and asset (the ``<exchange>:<CCY>`` accounts), with the fees paid
+        in that asset on that venue; derived from postings like every other figure."""
+        balances = self.balances()
+        rows: list[dict[str, Any]] = []
+        for (account, currency), amount in balances.items():
+            venue, _, asset = account.partition(":")
+            if asset != currency or venue in ("fees", "external"):
+                continue
+            fees = balances.get((f"fees:{venue}:{currency}", currency), Decimal(0))
+            rows.append({"exchange": venue, "asset": currency, "amount": amount, "fees_paid": fees})
+        return rows
+
     def has_postings(self, exchange: str) -> bool:
         with self._lock:
             row = self._reader.execute(

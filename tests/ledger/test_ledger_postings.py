@@ -59,6 +59,15 @@ def test_a_fill_posts_base_quote_and_fee_legs_once(tmp_path: Path) -> None:
     assert ledger.has_fill("nobitex", "t1") and not ledger.has_fill("other", "t1")
 
 
+def test_positions_are_the_venue_holdings_with_the_fees_paid_there(tmp_path: Path) -> None:
+    ledger = Ledger(str(tmp_path / "l.duckdb"))
+    ledger.deposit("nobitex", "IRT", D("1000"))
+    ledger.post_fill("nobitex", "BTC", "IRT", _fill("t1", Side.BUY, "0.5", "100", fee="2", fee_ccy="IRT"))
+    ledger.post_fill("nobitex", "BTC", "IRT", _fill("t2", Side.SELL, "0.2", "110", fee="1", fee_ccy="IRT"))
+    positions = {(p["exchange"], p["asset"]): (p["amount"], p["fees_paid"]) for p in ledger.positions()}
+    assert positions == {("nobitex", "BTC"): (D("0.3"), D(0)), ("nobitex", "IRT"): (D("969"), D(3))}
+
+
 def test_the_same_trade_id_twice_in_one_batch_is_posted_once(tmp_path: Path) -> None:
     ledger = Ledger(str(tmp_path / "l.duckdb"))
     tx = fill_transaction("nobitex", "BTC", "IRT", _fill("t9", Side.SELL, "1", "10"))
