@@ -172,6 +172,9 @@ class Ledger:
         self._lock = threading.Lock()
         row = self._con.execute("SELECT coalesce(max(tx_id), 0) FROM ledger_tx").fetchone()
         self._next_id = int(row[0]) + 1 if row else 1
+        self._totals: dict[tuple[str, str], Decimal] | None = None
+        """Running sums per (account, currency); loaded on first read, moved by every commit.
+        One Ledger object per database: it is the only writer of its postings."""
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -242,6 +245,12 @@ class Ledger:
                 con.execute("ROLLBACK")
                 raise
             self._next_id = next_id
+            if self._totals is not None:
+                # Postings are the only source of balances and post_many the only writer: the
+                # running totals move by exactly what was committed.
+                for account, currency, amount in zip(p_acc, p_ccy, p_amt, strict=True):
+                    key = (account, currency)
+                    self._totals[key] = self._totals.get(key, Decimal(0)) + Decimal(amount)
             return ids
 
     def _existing_fills(self, keys: list[tuple[str | None, str]]) -> set[tuple[str | None, str]]:
@@ -290,25 +299,30 @@ class Ledger:
     # -- reads (separate cursor; never block writes) -------------------------------------------
 
     def balances(self, prefix: str | None = None) -> dict[tuple[str, str], Decimal]:
-        """``{(account, currency): balance}``, derived from postings (optionally accounts starting with ``prefix``)."""
-        sql = "SELECT account, currency, sum(amount) FROM ledger_posting"
-        params: list[Any] = []
-        if prefix is not None:
-            sql += " WHERE starts_with(account, ?)"
-            params.append(prefix)
-        sql += " GROUP BY account, currency ORDER BY account, currency"
+        """``{(account, currency): balance}``, derived from postings (optionally accounts starting with ``prefix``).
+
+        The sums are computed from the postings once, then kept current by :meth:`post_many`, so
+        a balance check before each order does not scan a ledger that only ever grows.
+        """
         with self._lock:
-            cur = self._reader
-            rows = cur.execute(sql, params).fetchall()
-        return {(r[0], r[1]): Decimal(r[2]) for r in rows}
+            if self._totals is None:
+                rows = self._reader.execute(
+                    "SELECT account, currency, sum(amount) FROM ledger_posting GROUP BY account, currency"
+                ).fetchall()
+                self._totals = {(r[0], r[1]): Decimal(r[2]) for r in rows}
+            items = sorted(self._totals.items())
+        return {k: v for k, v in items if prefix is None or k[0].startswith(prefix)}
+
+    def balances_from_postings(self) -> dict[tuple[str, str], Decimal]:
+        """The same sums, recomputed from every posting (a check on the running totals)."""
+        with self._lock:
+            rows = self._reader.execute(
+                "SELECT account, currency, sum(amount) FROM ledger_posting GROUP BY account, currency"
+            ).fetchall()
+        return {(r[0], r[1]): Decimal(r[2]) for r in sorted(rows)}
 
     def balance(self, account: str, currency: str) -> Decimal:
-        with self._lock:
-            row = self._reader.execute(
-                "SELECT coalesce(sum(amount), 0) FROM ledger_posting WHERE account = ? AND currency = ?",
-                [account, currency],
-            ).fetchone()
-        return Decimal(row[0]) if row else Decimal(0)
+        return self.balances(prefix=account).get((account, currency), Decimal(0))
 
     def venue_balances(self, exchange: str) -> dict[str, Decimal]:
         """What the ledger says we hold on ``exchange``, per currency."""

@@ -118,6 +118,7 @@ def test_random_activity_keeps_every_transaction_balanced_and_matches_a_referenc
     tmp_path_factory: pytest.TempPathFactory, script: list[tuple], batch: int
 ) -> None:
     ledger = Ledger(":memory:")
+    assert ledger.balances() == {}  # loads the running totals: every post below moves them
     model: dict[tuple[str, str], D] = {}
 
     def move(account: str, ccy: str, amount: D) -> None:
@@ -164,6 +165,7 @@ def test_random_activity_keeps_every_transaction_balanced_and_matches_a_referenc
     got = ledger.balances()
     for key in set(expected) | set(got):
         assert got.get(key, D(0)) == expected.get(key, D(0)), key
+    assert ledger.balances_from_postings() == got  # the running totals equal a full recount
     per_ccy: dict[str, D] = {}
     for (_, ccy), amount in got.items():
         per_ccy[ccy] = per_ccy.get(ccy, D(0)) + amount
