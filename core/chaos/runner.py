@@ -568,10 +568,10 @@ class ChaosRun:
                                               "; ".join(f"{c}: ledger {a} vs exchange {b}" for c, a, b in
                                                         ((c, *v) for c, v in diff.items())))))
         # failovers
-        kills = [f for f in sc.faults if f.kind == "kill_leader" and self.kernel_count > 1]
+        kills = [f for f in sc.faults if f.kind in ("kill_leader", "pause_leader") and self.kernel_count > 1]
         done = [f for f in report.failovers if f.to_instance is not None]
         history_ok = True
-        history_detail = f"{len(done)} failover(s) observed for {len(kills)} leader kill(s)"
+        history_detail = f"{len(done)} failover(s) observed for {len(kills)} leader kill(s)/freeze(s)"
         if kills:
             history_ok = len(done) >= len(kills)
             if leader is not None and self.kernel_count > 1:

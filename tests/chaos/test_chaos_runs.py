@@ -52,6 +52,14 @@ def test_two_kernels_leader_sigkilled_mid_stream(tmp_path: Path, needs_redis: No
     assert _invariants(report)["never two instances submitting"]
 
 
+def test_two_kernels_leader_frozen_past_its_lease_then_resumed(tmp_path: Path, needs_redis: None) -> None:
+    """SIGSTOP the leader, the standby takes over, SIGCONT: the old leader never submits again
+    with its old token (no token goes back in the exchange's order of arrival)."""
+    report = ChaosRun(load_scenario(ROOT / "scenarios" / "leader-pause.toml"), workdir=tmp_path).run()
+    assert report.passed, report.render()
+    assert [(f.cause, f.to_instance) for f in report.failovers] == [("SIGSTOP", "hr-b")]
+
+
 def test_a_duplicate_order_on_the_exchange_fails_the_report(tmp_path: Path) -> None:
     """The checks can fail: a second order with a signal's client order id, placed behind the
     kernel's back, is reported as a duplicate."""
