@@ -5,9 +5,11 @@ signals topic. The router turns it into an order request and hands it to the pip
 
 - it consumes only while this instance may trade (leader with margin); a standby leaves the
   topic alone, so with a durable bus the new leader finds the signals the old one never took;
-- a delivery is acknowledged only once the pipeline has *journaled* the order (PREPARED) or
-  refused it for good (journaled FAILED), so a crash in between redelivers it, and the journal's
-  signal-id dedupe makes the redelivery harmless;
+- a delivery is acknowledged only once the order's placement has a known outcome, or the
+  pipeline refused it for good; a leader that dies before that leaves it to the next leader on a
+  durable bus (Redis Streams, RabbitMQ), and the journal's signal-id dedupe plus the look-up
+  below make any redelivery harmless. The intake's inbox is told as soon as the order is
+  journaled here (this instance's journal then owns it);
 - while trading is halted (start-up reconciliation not finished, kill switch, drift) the signal
   waits and is retried, it is never dropped;
 - a signal accepted before this instance's trading tenure began (a standby's copy, replayed
@@ -60,9 +62,11 @@ class SignalRouter(Component):
     def __init__(
         self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 4,
         retry_delay: float = 0.5, on_settled: Callable[[str], Awaitable[None]] | None = None,
+        on_unsettled: Callable[[str], None] | None = None,
     ) -> None:
         self.bus = bus
         self.on_settled = on_settled
+        self.on_unsettled = on_unsettled
         """Told each signal id whose order was journaled or refused for good (the intake's inbox)."""
         self.orders = orders
         self.topic = topic
@@ -135,32 +139,46 @@ class SignalRouter(Component):
                     await self._stopping.wait()
                 continue
             except NotLeaderError:
-                return  # not acknowledged: the leader will take it
+                # Not acknowledged: a durable bus hands it to the leader; the memory bus's intake
+                # publishes it again once this instance (or its successor here) trades.
+                if self.on_unsettled is not None:
+                    self.on_unsettled(event.signal_id)
+                return
             except (SignalRejected, OrderRejectedError) as exc:
                 self.stats["rejected"] += 1
                 log.warning("signal_rejected", signal_id=event.signal_id, reason=str(exc))
-                await self._settled(delivery, event.signal_id)
+                await self._settled(event.signal_id)
+                await delivery.ack()
                 return
-            await self._settled(delivery, event.signal_id)
+            await self._settled(event.signal_id)
             self.stats["journaled"] += 1
-            tg.start_soon(self._execute, record, name=f"order:{record.client_order_id}")
+            tg.start_soon(self._execute, record, delivery, name=f"order:{record.client_order_id}")
             return
 
-    async def _settled(self, delivery: Any, signal_id: str) -> None:
-        await delivery.ack()
+    async def _settled(self, signal_id: str) -> None:
+        """This instance's journal holds the order (or its refusal): the intake's inbox may let go."""
         if self.on_settled is not None:
             try:
                 await self.on_settled(signal_id)
             except Exception as exc:  # the order is journaled; a replay would be deduped anyway
                 log.warning("signal_settle_failed", signal_id=signal_id, error=f"{type(exc).__name__}: {exc}")
 
-    async def _execute(self, record: Any) -> None:
+    async def _execute(self, record: Any, delivery: Any) -> None:
+        # The bus delivery is acknowledged only once the placement's outcome is known. A journal
+        # is per instance: if this leader dies between journal and exchange, a durable bus hands
+        # the signal to the next leader, which finds it UNKNOWN (accepted before its tenure),
+        # looks the client order id up on the exchange and places it only if it is not there.
         async with self._limiter:
             try:
                 await self.orders.pipeline.execute_transaction(record)
+            except NotLeaderError as exc:
+                log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
+                return
             except Exception as exc:  # the journal holds the order; recovery/reconciliation resume it
                 log.error("order_execution_failed", client_order_id=record.client_order_id,
                           error=f"{type(exc).__name__}: {exc}")
+                return
+        await delivery.ack()
 
     # -- turning a signal into an order request ---------------------------------------------------
 
@@ -252,4 +270,5 @@ def build_routing(kernel: Kernel) -> None:
     intake = getattr(signals, "intake", None)
     kernel.add(SignalRouter(bus=getattr(bus, "bus", bus), orders=orders, topic=topic,
                             exchanges=[item.id for item in kernel.plugin_config.exchanges],
-                            on_settled=intake.confirm if intake is not None else None))
+                            on_settled=intake.confirm if intake is not None else None,
+                            on_unsettled=intake.unsettled if intake is not None else None))

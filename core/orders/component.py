@@ -51,6 +51,8 @@ class OrdersComponent(Component):
         self.reconciliation: StateReconciliation | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._stopping = False
+        self._recovered_token: int | None = None
+        """The lease token of the tenure whose unfinished orders were last resumed."""
         self._scope: anyio.CancelScope | None = None
 
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
@@ -95,10 +97,18 @@ class OrdersComponent(Component):
                 if self._leader() and now >= next_at:
                     if not recon.startup_done:
                         await recon.reconcile_on_startup()
+                        self._recovered_token = recon.pipeline.lease.token
                         log.info("orders_trading_enabled")
                     else:
                         await recon.reconcile_all()
                     next_at = anyio.current_time() + float(self.config.reconcile_interval)
+                if self._leader() and recon.startup_done and recon.pipeline.lease.token != self._recovered_token:
+                    # A new tenure trades: resume what the journal left unfinished. Not inside the
+                    # takeover step: orders can only be sent once trading is enabled, and a step
+                    # that tried would fail every takeover (NotLeaderError) forever.
+                    token = recon.pipeline.lease.token
+                    await recon.pipeline.recover()
+                    self._recovered_token = token
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
                 next_at = anyio.current_time() + 1.0
@@ -112,10 +122,11 @@ class OrdersComponent(Component):
             self.reconciliation.acknowledge("hrkernel reconcile --ack")
 
     async def on_takeover(self, token: int) -> None:
-        """HA takeover step: reconcile before this tenure may trade (no-op before start)."""
+        """HA takeover step: reconcile before this tenure may trade (no-op before start).
+
+        Unfinished journaled orders are resumed by the run loop once this tenure trades."""
         if self.reconciliation is not None and self.reconciliation.startup_done:
             await self.reconciliation.reconcile_all()
-            await self.reconciliation.pipeline.recover()
 
     async def stop(self) -> None:
         self._stopping = True

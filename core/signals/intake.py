@@ -70,6 +70,11 @@ def _in(addr: str, nets: list[IPNet]) -> bool:
 
 
 class WebhookIntake:
+    REPUBLISH_AFTER = 30.0
+    """Seconds after which a signal published on the memory bus but never confirmed by the order
+    path is published again (it may have been dropped with a closed subscription); the order path
+    dedupes by signal id, so a second copy is harmless."""
+
     def __init__(
         self,
         config: WebhookSection,
@@ -90,8 +95,8 @@ class WebhookIntake:
         self._proxies = _nets(config.trusted_proxies)
         self._secret = config.secret.encode()
         self._wake = anyio.Event()
-        self._published: set[str] = set()
-        """Published on the memory bus, waiting for :meth:`confirm`."""
+        self._published: dict[str, float] = {}
+        """Published on the memory bus (monotonic time), waiting for :meth:`confirm`."""
         self._received_mono: dict[str, float] = {}
         self._failures_logged: set[str] = set()
 
@@ -240,9 +245,11 @@ class WebhookIntake:
         # the entry stays pending until the order path confirms it journaled the order
         # (:meth:`confirm`), so a crash between publish and journal replays it on restart.
         durable = getattr(bus, "backend", "memory") != "memory"
+        now = self._monotonic()
         for sid, signal in list(self.inbox.pending.items()):
-            if sid in self._published:
-                continue
+            published = self._published.get(sid)
+            if published is not None and now - published < self.REPUBLISH_AFTER:
+                continue  # on the bus, not confirmed yet; published again if it stays unconfirmed
             try:
                 await bus.publish(self.config.topic, signal)
             except Exception as exc:  # noqa: BLE001 - the bus is down: keep it pending, retry later
@@ -254,16 +261,22 @@ class WebhookIntake:
             if durable:
                 await self.inbox.done(sid)
             else:
-                self._published.add(sid)
+                self._published[sid] = now
             started = self._received_mono.pop(sid, None)
             if started is not None:
                 self.metrics.latency.observe(self._monotonic() - started)
             self.metrics.count("processed")
         return sum(1 for sid in self.inbox.pending if sid not in self._published)
 
+    def unsettled(self, signal_id: str) -> None:
+        """The order path let go of a signal without journaling it (e.g. it lost leadership):
+        publish it again at the next pass instead of waiting for :data:`REPUBLISH_AFTER`."""
+        self._published.pop(signal_id, None)
+        self._wake.set()
+
     async def confirm(self, signal_id: str) -> None:
         """The order path journaled (or refused for good) the order of ``signal_id``."""
-        self._published.discard(signal_id)
+        self._published.pop(signal_id, None)
         if signal_id in self.inbox.pending:
             await self.inbox.done(signal_id)
 
@@ -274,6 +287,7 @@ class WebhookIntake:
             if self._monotonic() - last_prune > 3600:
                 self.inbox.prune()
                 last_prune = self._monotonic()
-            with anyio.move_on_after(retry_interval if remaining else 3600):
+            idle = self.REPUBLISH_AFTER if self._published else 3600.0
+            with anyio.move_on_after(retry_interval if remaining else idle):
                 await self._wake.wait()
             self._wake = anyio.Event()
