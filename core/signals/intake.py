@@ -97,6 +97,7 @@ class WebhookIntake:
         self._wake = anyio.Event()
         self._published: dict[str, float] = {}
         """Published on the memory bus (monotonic time), waiting for :meth:`confirm`."""
+        self._to_publish: dict[str, None] | None = None
         self._received_mono: dict[str, float] = {}
         self._failures_logged: set[str] = set()
 
@@ -229,27 +230,46 @@ class WebhookIntake:
             self.metrics.count("duplicate")
             return JSONResponse({"status": "duplicate", "signal_id": signal.signal_id})
         self.metrics.count("accepted")
+        self._queue()[signal.signal_id] = None
         self._received_mono[signal.signal_id] = self._monotonic()
         self._wake.set()
         log.info("signal_accepted", signal_id=signal.signal_id, symbol=signal.symbol, action=signal.action.value)
         return JSONResponse({"status": "accepted", "signal_id": signal.signal_id})
 
     # ------------------------------------------------------------------ processing
+    def _queue(self) -> dict[str, None]:
+        """Signal ids waiting to be published, oldest first (an ordered set). The first call
+        takes everything the inbox replayed from disk."""
+        if self._to_publish is None:
+            self._to_publish = dict.fromkeys(self.inbox.pending)
+        return self._to_publish
+
     async def process_pending(self) -> int:
-        """Publish every pending signal on the bus (oldest first); returns how many remain."""
+        """Publish every signal waiting for it, oldest first; returns how many still wait.
+
+        Only the waiting ones are visited, so the cost of a pass does not grow with the number
+        of signals published and not yet confirmed.
+        """
+        queue = self._queue()
         bus = self.bus()
         if bus is None:
-            return len(self.inbox.pending)
+            return len(queue)
         # On a durable bus (Redis Streams, RabbitMQ) the broker holds a published signal, so the
         # inbox entry is done once published. The memory bus forgets everything in a crash: there
         # the entry stays pending until the order path confirms it journaled the order
         # (:meth:`confirm`), so a crash between publish and journal replays it on restart.
         durable = getattr(bus, "backend", "memory") != "memory"
         now = self._monotonic()
-        for sid, signal in list(self.inbox.pending.items()):
-            published = self._published.get(sid)
-            if published is not None and now - published < self.REPUBLISH_AFTER:
-                continue  # on the bus, not confirmed yet; published again if it stays unconfirmed
+        for sid, at in list(self._published.items()):  # in publish order: stop at the first not due
+            if now - at < self.REPUBLISH_AFTER:
+                break
+            del self._published[sid]
+            queue[sid] = None
+        for sid in list(queue):
+            signal = self.inbox.pending.get(sid)
+            if signal is None:  # confirmed meanwhile
+                del queue[sid]
+                continue
             try:
                 await bus.publish(self.config.topic, signal)
             except Exception as exc:  # noqa: BLE001 - the bus is down: keep it pending, retry later
@@ -258,6 +278,7 @@ class WebhookIntake:
                     self._failures_logged.add("publish")
                 break
             self._failures_logged.discard("publish")
+            del queue[sid]
             if durable:
                 await self.inbox.done(sid)
             else:
@@ -266,17 +287,19 @@ class WebhookIntake:
             if started is not None:
                 self.metrics.latency.observe(self._monotonic() - started)
             self.metrics.count("processed")
-        return sum(1 for sid in self.inbox.pending if sid not in self._published)
+        return len(queue)
 
     def unsettled(self, signal_id: str) -> None:
         """The order path let go of a signal without journaling it (e.g. it lost leadership):
         publish it again at the next pass instead of waiting for :data:`REPUBLISH_AFTER`."""
-        self._published.pop(signal_id, None)
+        if self._published.pop(signal_id, None) is not None:
+            self._queue()[signal_id] = None
         self._wake.set()
 
     async def confirm(self, signal_id: str) -> None:
         """The order path journaled (or refused for good) the order of ``signal_id``."""
         self._published.pop(signal_id, None)
+        self._queue().pop(signal_id, None)
         if signal_id in self.inbox.pending:
             await self.inbox.done(signal_id)
 
