@@ -279,7 +279,7 @@ class WebhookIntake:
                     self._failures_logged.add("publish")
                 break
             self._failures_logged.discard("publish")
-            del queue[sid]
+            queue.pop(sid, None)  # the order path may have confirmed it while we awaited the bus
             if durable:
                 await self.inbox.done(sid)
             else:
@@ -307,7 +307,11 @@ class WebhookIntake:
     async def run_processor(self, retry_interval: float = 1.0) -> None:
         last_prune = self._monotonic()
         while True:
-            remaining = await self.process_pending()
+            try:
+                remaining = await self.process_pending()
+            except Exception as exc:  # a background task must never take the kernel down
+                log.error("signal_processor_failed", error=f"{type(exc).__name__}: {exc}")
+                remaining = 1
             if self._monotonic() - last_prune > 3600:
                 self.inbox.prune()
                 last_prune = self._monotonic()
