@@ -6,6 +6,7 @@ Area-specific fixtures live in ``tests/<area>/conftest.py``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def unused_port() -> object:
+    """``unused_port()`` → a TCP port on 127.0.0.1 that was free a moment ago."""
+    return free_port
+
+
+def _readme_files(section: str) -> dict[str, str]:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"## {section}\n")
+    end = text.find("\n## ", start + 1)
+    body = text[start : end if end != -1 else None]
+    files: dict[str, str] = {}
+    for block in re.findall(r"```(?:python|toml)\n(.*?)```", body, re.S):
+        first, _, rest = block.partition("\n")
+        match = re.match(r"# file: (\S+)", first)
+        if match:
+            files[match.group(1)] = rest
+    return files
+
+
+@pytest.fixture(scope="session")
+def readme_files() -> object:
+    """``readme_files(section)`` → ``{path: text}`` of the README section's code blocks that
+    start with a ``# file: <path>`` line: the example packages the guides show, built by tests."""
+    return _readme_files
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

@@ -4,7 +4,6 @@ discovered through its entry point and delivering an alert to a real loopback se
 from __future__ import annotations
 
 import importlib
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,22 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anyio
 
 
-def readme_files(section: str) -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"## {section}\n")
-    end = text.find("\n## ", start + 1)
-    body = text[start : end if end != -1 else None]
-    files: dict[str, str] = {}
-    for block in re.findall(r"```(?:python|toml)\n(.*?)```", body, re.S):
-        first, _, rest = block.partition("\n")
-        match = re.match(r"# file: (\S+)", first)
-        if match:
-            files[match.group(1)] = rest
-    return files
-
-
 @pytest.fixture(scope="module")
-def ntfy_plugin(tmp_path_factory: pytest.TempPathFactory):
+def ntfy_plugin(tmp_path_factory: pytest.TempPathFactory, readme_files):
     """Install the README's package into a private site dir (not the shared venv, which other
     test runs use at the same time) and put it on sys.path like an installed distribution."""
     tmp_path = tmp_path_factory.mktemp("ntfy")

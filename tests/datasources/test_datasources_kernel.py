@@ -3,7 +3,6 @@ on /metrics, and the bus is the first component."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,14 +12,12 @@ import httpx
 SECRET = "kernel-webhook-secret-1"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def test_sim_feed_and_webhook_metrics_in_a_running_kernel(kernel_process: Callable[..., object], tmp_path: Path) -> None:
-    web = _port()
+def test_sim_feed_and_webhook_metrics_in_a_running_kernel(
+    kernel_process: Callable[..., object], tmp_path: Path, unused_port: Callable[[], int]
+) -> None:
+    web = unused_port()
     config = tmp_path / "hr.toml"
     config.write_text(f"""
 [kernel]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -15,27 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def readme_files(section: str) -> dict[str, str]:
-    """The code blocks of a README section that start with a ``# file: <path>`` line."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"## {section}")
-    end = text.find("\n## ", start + 1)
-    body = text[start : end if end != -1 else None]
-    files: dict[str, str] = {}
-    for block in re.findall(r"```(?:python|toml)\n(.*?)```", body, re.S):
-        first, _, rest = block.partition("\n")
-        match = re.match(r"# file: (\S+)", first)
-        if match:
-            files[match.group(1)] = rest
-    return files
-
-
 def hrkernel(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hrkernel", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 @pytest.fixture
-def readme_plugin(tmp_path: Path) -> Path:
+def readme_plugin(tmp_path: Path, readme_files: Callable[[str], dict[str, str]]) -> Path:
     """The README's example plugin built from the README's own code and pip-installed."""
     files = readme_files("Writing plugins")
     assert "pyproject.toml" in files and len(files) >= 2, files.keys()

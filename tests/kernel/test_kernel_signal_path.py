@@ -7,7 +7,6 @@ real HTTP; the simulator's admin log is the ground truth for what reached the ex
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,16 +17,13 @@ import pytest
 SECRET = "wh-secret-7d1f"
 
 
-def port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
-def trading_kernel(kernel_process: Callable[..., object], tmp_path: Path) -> tuple[object, str, str]:
-    web, sim = port(), port()
+def trading_kernel(
+    kernel_process: Callable[..., object], tmp_path: Path, unused_port: Callable[[], int]
+) -> tuple[object, str, str]:
+    web, sim = unused_port(), unused_port()
     config = tmp_path / "hr.toml"
     config.write_text(
         f"""
@@ -100,14 +96,14 @@ def test_a_bad_signal_is_refused_and_reaches_no_exchange(trading_kernel: tuple[o
 
 
 def test_a_signal_accepted_before_a_crash_is_traded_exactly_once_after_restart(
-    kernel_process: Callable[..., object], tmp_path: Path
+    kernel_process: Callable[..., object], tmp_path: Path, unused_port: Callable[[], int]
 ) -> None:
     """SIGKILL after the webhook answered 200 but before the order was journaled: the inbox
     replays the signal on restart and the exchange gets exactly one order."""
     import subprocess
     import sys
 
-    sim_port, web = port(), port()
+    sim_port, web = unused_port(), unused_port()
     sim_proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(sim_port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -160,9 +156,9 @@ def _up(url: str) -> bool:
 
 
 def test_a_local_process_cannot_pose_as_tradingview_through_x_forwarded_for(
-    kernel_process: Callable[..., object], tmp_path: Path
+    kernel_process: Callable[..., object], tmp_path: Path, unused_port: Callable[[], int]
 ) -> None:
-    web = port()
+    web = unused_port()
     config = tmp_path / "hr.toml"
     config.write_text(
         f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n[dashboard]\nport = {web}\n'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,10 +28,6 @@ error_503 = 1.0
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_load_config_reports_the_bad_key_with_its_path(tmp_path):
@@ -43,10 +38,10 @@ def test_load_config_reports_the_bad_key_with_its_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_command_runs_the_configured_simulator_until_sigterm(tmp_path):
+def test_serve_command_runs_the_configured_simulator_until_sigterm(tmp_path, unused_port):
     cfg = tmp_path / "sim.toml"
     cfg.write_text(SIM_TOML)
-    port = _port()
+    port = unused_port()
     proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(port),
                              "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
