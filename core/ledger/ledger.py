@@ -172,6 +172,7 @@ class Ledger:
         self._lock = threading.Lock()
         row = self._con.execute("SELECT coalesce(max(tx_id), 0) FROM ledger_tx").fetchone()
         self._next_id = int(row[0]) + 1 if row else 1
+        self._opened: dict[str, datetime] = {}
         self._totals: dict[tuple[str, str], Decimal] | None = None
         """Running sums per (account, currency); loaded on first read, moved by every commit.
         One Ledger object per database: it is the only writer of its postings."""
@@ -282,11 +283,15 @@ class Ledger:
         assert tx_id is not None
         return tx_id
 
-    def deposit(self, exchange: str, currency: str, amount: Decimal, reason: str = "deposit") -> int:
+    def deposit(self, exchange: str, currency: str, amount: Decimal, reason: str = "deposit",
+                *, at: datetime | None = None) -> int:
+        """Value entering ``<exchange>:<currency>`` from outside; ``at`` dates it (default: now).
+        The first deposit on a venue is its opening balance: fills dated before it are in it."""
         tx = Transaction(
             kind="deposit",
             reason=reason,
             exchange=exchange,
+            created_at=at,
             postings=(
                 Posting(f"{exchange}:{currency}", currency, amount),
                 Posting("external:deposits", currency, -amount),
@@ -361,12 +366,35 @@ class Ledger:
         return bool(row and row[0])
 
     def opened_at(self, exchange: str) -> datetime | None:
-        """When the first opening balance (``deposit``) for ``exchange`` was posted, if ever."""
+        """When the first opening balance (``deposit``) for ``exchange`` was taken, if ever."""
+        cached = self._opened.get(exchange)
+        if cached is not None:
+            return cached
         with self._lock:
             row = self._reader.execute(
                 "SELECT min(created_at) FROM ledger_tx WHERE exchange = ? AND kind = 'deposit'", [exchange]
             ).fetchone()
-        return row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+        if not row or row[0] is None:
+            return None
+        self._opened[exchange] = opened = row[0].replace(tzinfo=UTC)  # the first deposit never changes
+        return opened
+
+    def after_opening(self, exchange: str, txs: Sequence[Transaction]) -> tuple[list[Transaction], list[Transaction]]:
+        """Split fill transactions into those dated after ``exchange``'s opening balance and those
+        at or before it: the opening balance was read from the exchange and already holds the
+        latter, so posting them would count them twice (e.g. a new leader adopting orders its
+        predecessor filled before this ledger was opened)."""
+        opened = self.opened_at(exchange)
+        if opened is None:
+            return list(txs), []
+        keep: list[Transaction] = []
+        old: list[Transaction] = []
+        for tx in txs:
+            at = tx.created_at
+            if at is not None and at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            (old if at is not None and at <= opened else keep).append(tx)
+        return keep, old
 
     def has_fill(self, exchange: str, trade_id: str) -> bool:
         with self._lock:

@@ -26,9 +26,18 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import msgspec
 
-from hrkernel.exchange import Exchange, Market, Order, OrderRequest, OrderStatus, OrderType, Side
+from hrkernel.exchange import (
+    Exchange,
+    Fill,
+    Market,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from hrkernel.exchange import errors as ex
-from hrkernel.ledger import Ledger, LedgerWriter, fill_transaction
+from hrkernel.ledger import Ledger, LedgerWriter, Transaction, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
@@ -396,12 +405,31 @@ class TransactionVerificationPipeline:
 
     # -- verify ---------------------------------------------------------------------------------
 
+    def fill_transactions(self, rec: OrderRecord, fills: list[Fill]) -> list[Transaction]:
+        """The ledger transactions for ``fills`` of ``rec``, less those the opening balance holds.
+
+        The opening balance is read from the exchange, so it already contains every fill made
+        before it. An order this journal submitted after the opening cannot have such fills; an
+        order placed elsewhere (by a predecessor whose journal this instance could not see, then
+        adopted) can, and its fills dated at or before the opening are left out."""
+        txs = [fill_transaction(rec.exchange, rec.base, rec.quote, f, order_ref=rec.client_order_id) for f in fills]
+        opened = self.ledger.opened_at(rec.exchange)
+        if opened is None or not txs:
+            return txs
+        if any(e.state is OrderState.SUBMITTING and e.at > opened for e in self.journal.history(rec.client_order_id)):
+            return txs
+        txs, before = self.ledger.after_opening(rec.exchange, txs)
+        if before:
+            log.info("fills_before_opening_balance", client_order_id=rec.client_order_id, skipped=len(before),
+                     reason="the ledger's opening balance, read from the exchange later, already holds them")
+        return txs
+
     async def post_fills(self, rec: OrderRecord, order: Order) -> Decimal:
         """Post every fill of ``order`` to the ledger (once each); returns the filled total seen."""
         exchange = self._exchange(rec.exchange)
         fills = await exchange.order_fills(order)
-        if fills:
-            txs = [fill_transaction(rec.exchange, rec.base, rec.quote, f, order_ref=rec.client_order_id) for f in fills]
+        txs = self.fill_transactions(rec, fills)
+        if txs:
             ids = await self.writer.post(txs) if self.writer is not None else self.ledger.post_many(txs)
             posted = sum(1 for i in ids if i is not None)
             self.stats["fills_posted"] += posted

@@ -234,9 +234,9 @@ class StateReconciliation:
         if dry_run:
             return f"exchange says {order.status} ({order.filled_amount} filled)"
         fills = await p.exchanges[rec.exchange].order_fills(order) if order.filled_amount else []
-        if fills:
-            ids = p.ledger.post_many([fill_transaction(rec.exchange, rec.base, rec.quote, f,
-                                                       order_ref=rec.client_order_id) for f in fills])
+        txs = p.fill_transactions(rec, fills)
+        if txs:
+            ids = p.ledger.post_many(txs)
             report.late_fills += sum(1 for i in ids if i is not None)
         total = sum((f.amount for f in fills), Decimal(0))
         if not order.status.is_terminal:
@@ -281,6 +281,7 @@ class StateReconciliation:
     async def _balances(self, name: str, exchange: Exchange, report: ReconciliationReport, dry_run: bool) -> None:
         p = self.pipeline
         cfg = p.config
+        read_at = datetime.now(UTC)  # the opening balance is as of this read, not of its posting
         on_exchange = {b.currency: b.total for b in await exchange.balances()}
         opening = not p.ledger.has_kind(name, "deposit")
         ledger = p.ledger.venue_balances(name)
@@ -295,7 +296,7 @@ class StateReconciliation:
             if opening:
                 action = "opening balance"
                 if not dry_run:
-                    p.ledger.deposit(name, ccy, drift, reason="opening balance (first reconciliation)")
+                    p.ledger.deposit(name, ccy, drift, reason="opening balance (first reconciliation)", at=read_at)
             elif abs(drift) <= tolerance:
                 action = "adjusted"
                 if not dry_run:

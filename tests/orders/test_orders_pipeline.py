@@ -8,6 +8,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from hrkernel.exchange import OrderType, Side
@@ -213,3 +214,32 @@ async def test_fills_go_through_the_group_commit_writer_when_given(make_pipeline
     trades = await sim_trades(sim_admin)
     assert all(pipeline.ledger.has_fill("nobitex", str(t["id"])) for t in trades)
     assert 1 <= pipeline.writer.batches <= len(trades)
+
+
+async def test_a_new_leader_adopting_a_predecessors_filled_order_does_not_count_its_fills_twice(
+        make_pipeline, sim_admin, exchange) -> None:
+    """Instance A places and fills an order; instance B (its own journal and ledger, as after a
+    failover without a replica) opens its ledger from the exchange's balances, which already hold
+    that fill, then adopts A's order by client order id: the fill is not posted again. An order B
+    submits itself after its opening is posted in full."""
+    from hrkernel.orders.reconcile import StateReconciliation
+
+    a = make_pipeline(db="a.duckdb")
+    placed = await a.submit(buy("s-before", price_at(await mid(sim_admin), "1.02")))
+    assert placed.state is OrderState.VERIFIED
+    b = make_pipeline(db="b.duckdb", seed=False)
+    await StateReconciliation(b).reconcile_all()  # B's opening balance: the exchange's, fill included
+
+    async def truth() -> dict[str, Decimal]:
+        return {x.currency: x.total for x in await exchange.balances() if x.total}
+
+    assert b.ledger.venue_balances("nobitex") == await truth()
+    adopted = b.journal.create(msgspec.structs.replace(placed, state=OrderState.PREPARED, exchange_order_id=None))
+    adopted = b.journal.record(adopted.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
+    rec = await b.execute_transaction(adopted)
+    assert rec.state is OrderState.VERIFIED and rec.exchange_order_id == placed.exchange_order_id
+    assert b.ledger.venue_balances("nobitex") == await truth()  # was off by the fill, counted twice
+    own = await b.submit(buy("s-after", price_at(await mid(sim_admin), "1.02")))
+    assert own.state is OrderState.VERIFIED and b.ledger.has_fill("nobitex", str((await sim_trades(sim_admin))[-1]["id"]))
+    assert b.ledger.venue_balances("nobitex") == await truth()
+    assert len(await sim_orders(sim_admin)) == 2
