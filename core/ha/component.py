@@ -84,6 +84,9 @@ class HAComponent(Component):
         self._trading_token: int | None = None
         self._tg: TaskGroup | None = None
         self._checks: dict[str, Any] = {}
+        self.replication: Any = None
+        """The :class:`hrkernel.ha.replication.Replicator` of this instance, once the orders
+        component (which owns the database) attached it."""
         if config.backend == "redis":
             self._checks["redis_reachable"] = RedisReachable(config.redis_url, float(config.renew_interval) * 4)
         self.lease.add_listener(self._on_lease_event)
@@ -143,6 +146,19 @@ class HAComponent(Component):
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def replication_enabled(self) -> bool:
+        """Whether the journal and ledger are replicated between instances (redis backend)."""
+        return self.config.backend == "redis" and self.config.replication
+
+    def attach_replication(self, replicator: Any) -> None:
+        self.replication = replicator
+
+    def replication_lag(self) -> dict[str, Any] | None:
+        """This instance's replication: ``mode`` (lead / follow / rebuild), ``seconds`` behind the
+        leader's commits (0 when caught up), ``entries`` not applied yet, recent delays; None
+        without replication."""
+        return self.replication.lag() if self.replication is not None else None
 
     def health_checks(self) -> dict[str, Any]:
         """Checks the health monitor should run for HA (Redis reachable when Redis is used)."""

@@ -79,6 +79,16 @@ class HASection(ConfigStruct, kw_only=True):
     admin_token: str = ""
     """Shared secret for ``hrkernel failover`` (write it as ``${HRKERNEL_HA_TOKEN}``); empty
     disables remote step-down requests."""
+    replication: bool = True
+    """With the redis backend: the leader streams its journal and ledger to the standbys
+    (``<key_prefix>:replication``), so a new leader has the history and reconciles only the tail."""
+    replication_interval: Duration = Duration(0.05)
+    """How often the leader looks for new journal/ledger rows to publish (off the order path)."""
+    replication_maxlen: int = 100_000
+    """Entries kept in the stream (approximately; each holds up to ``replication_batch`` rows per
+    table). A standby further behind than this, or started after it was trimmed, rebuilds."""
+    replication_batch: int = 500
+    """Most journal events (and ledger transactions) per stream entry."""
     health: HealthTuning = msgspec.field(default_factory=HealthTuning)
     groups: dict[str, GroupConfig] = msgspec.field(default_factory=dict)
 
@@ -91,6 +101,12 @@ class HASection(ConfigStruct, kw_only=True):
             raise ValueError(
                 "renew_interval must be shorter than lease_ttl - margin, or the lease lapses between renewals"
             )
+        if self.replication_interval <= 0:
+            raise ValueError("replication_interval must be > 0")
+        if self.replication_maxlen < 100:
+            raise ValueError("replication_maxlen must be >= 100")
+        if not 1 <= self.replication_batch <= 10_000:
+            raise ValueError("replication_batch must be between 1 and 10000")
         seen: dict[str, str] = {}
         for name, group in self.groups.items():
             for component in group.components:

@@ -6,6 +6,15 @@ Start-up: the DuckDB file under ``[kernel] data_dir`` is opened, new orders are 
 non-terminal orders, then lifts the halt — trading starts only after start-up reconciliation.
 While leader it reconciles again every ``[orders] reconcile_interval``; on every leadership gain
 the HA takeover step runs a reconciliation before the HA gate opens.
+
+Hot standby (``[ha] backend = "redis"``, ``replication = true``): a
+:class:`hrkernel.ha.replication.Replicator` on the same database streams the leader's journal and
+ledger rows to the standbys, which apply them. On a standby the pipeline sees the replicated rows
+through read-only views (a write raises :class:`NotLeaderError`: only the leader writes). On every
+gain the takeover step first lets the replicator apply what the stream holds and mark the new
+tenure, then builds a fresh journal and ledger over the database (their caches — next seq and
+tx_id, open orders, running totals, opening time — must come from the replicated rows), and only
+then reconciles.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from hrkernel.kernel.component import Component
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
+from hrkernel.orders.errors import NotLeaderError
 from hrkernel.orders.journal import OrderJournal
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
@@ -35,12 +45,48 @@ ACK_FILE = "orders.drift-ack"
 
 log = get_logger("hrkernel.orders")
 
+_STANDBY = "standby: only the leader writes the journal and the ledger (this instance applies the leader's)"
+
+
+class _StandbyView:
+    """A standby's journal or ledger: reads see the replicated rows (the object behind is rebuilt
+    whenever replication applied something, so no cache goes stale); every write is refused."""
+
+    _WRITES: frozenset[str] = frozenset()
+
+    def __init__(self, build: Any, version: Any) -> None:
+        self._build = build
+        self._version = version
+        self._seen = -1
+        self._inner: Any = None
+
+    def _current(self) -> Any:
+        version = self._version()
+        if self._inner is None or version != self._seen:
+            self._inner, self._seen = self._build(), version
+        return self._inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._WRITES:
+            def refuse(*_args: Any, **_kwargs: Any) -> Any:
+                raise NotLeaderError(f"{name}: {_STANDBY}")
+            return refuse
+        return getattr(self._current(), name)
+
+
+class _StandbyJournal(_StandbyView):
+    _WRITES = frozenset({"create", "record"})
+
+
+class _StandbyLedger(_StandbyView):
+    _WRITES = frozenset({"post", "post_many", "post_fill", "adjust", "deposit"})
+
 
 class OrdersComponent(Component):
     name = "orders"
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
-                 lease: LeaseView | None, alerts: Any = None) -> None:
+                 lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None) -> None:
         self.config = config
         self.db_path = db_path
         self._exchanges = exchanges
@@ -54,6 +100,11 @@ class OrdersComponent(Component):
         self._recovered_token: int | None = None
         """The lease token of the tenure whose unfinished orders were last resumed."""
         self._scope: anyio.CancelScope | None = None
+        self._replication = replication
+        """Replicator options (``redis_url``, ``key_prefix``, ``instance_id``, ...) or None."""
+        self.replicator: Any = None
+        self._writer: LedgerWriter | None = None
+        self._done = anyio.Event()
 
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
         if self._alerts is None:
@@ -73,15 +124,51 @@ class OrdersComponent(Component):
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
+        self._writer = writer
+        if self._replication is not None:
+            from hrkernel.ha.replication import Replicator
+
+            self.replicator = Replicator(self._con, alert=self._alert, **self._replication)
+            self.replicator.on_demoted = self._as_standby
+            attach = getattr(self._lease, "attach_replication", None)
+            if attach is not None:
+                attach(self.replicator)
+            self._as_standby()  # until this instance is elected, only replication writes here
         self._scope = scope = anyio.CancelScope()
         tg.start_soon(self._background, writer, scope, name="orders:background")
 
+    def _as_standby(self) -> None:
+        """Give the pipeline read-only views: another instance writes this history now."""
+        assert self.pipeline is not None and self._con is not None and self.replicator is not None
+        con, rep = self._con, self.replicator
+        journal = _StandbyJournal(lambda: OrderJournal.reader(con), lambda: rep.version)
+        ledger = _StandbyLedger(lambda: Ledger(con), lambda: rep.version)
+        self.pipeline.journal = journal  # type: ignore[assignment]
+        self.pipeline.ledger = ledger  # type: ignore[assignment]
+        if self._writer is not None:
+            self._writer.ledger = ledger  # type: ignore[assignment]
+        log.info("orders_standby", reason="journal and ledger follow the leader through replication")
+
+    def _as_leader(self) -> None:
+        """Fresh journal and ledger over the (replicated) database: their caches are read now."""
+        assert self.pipeline is not None and self._con is not None
+        ledger = Ledger(self._con)
+        self.pipeline.journal = OrderJournal(self._con)
+        self.pipeline.ledger = ledger
+        if self._writer is not None:
+            self._writer.ledger = ledger
+
     async def _background(self, writer: LedgerWriter, scope: anyio.CancelScope) -> None:
-        with scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(writer.run, name="orders:ledger-writer")
-                await self._run()
-                tg.cancel_scope.cancel()
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(writer.run, name="orders:ledger-writer")
+                    if self.replicator is not None:
+                        await self.replicator.start(tg)
+                    await self._run()
+                    tg.cancel_scope.cancel()
+        finally:
+            self._done.set()
 
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
@@ -122,9 +209,13 @@ class OrdersComponent(Component):
             self.reconciliation.acknowledge("hrkernel reconcile --ack")
 
     async def on_takeover(self, token: int) -> None:
-        """HA takeover step: reconcile before this tenure may trade (no-op before start).
+        """HA takeover step: catch up with the replication stream and mark the new tenure (with
+        replication), then reconcile before this tenure may trade (no-op before start).
 
         Unfinished journaled orders are resumed by the run loop once this tenure trades."""
+        if self.replicator is not None and self.pipeline is not None:
+            await self.replicator.take_over(token)
+            self._as_leader()
         if self.reconciliation is not None and self.reconciliation.startup_done:
             await self.reconciliation.reconcile_all()
 
@@ -134,6 +225,11 @@ class OrdersComponent(Component):
             self._scope.cancel()  # the loop and the writer (which flushes) stop before the file closes
         if self.pipeline is not None:
             self.pipeline.halt("shutdown", "the kernel is shutting down")
+        if self._scope is not None:
+            with anyio.move_on_after(5):  # a replication apply in a worker thread finishes first
+                await self._done.wait()
+        if self.replicator is not None:
+            await self.replicator.aclose()
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -144,6 +240,8 @@ class OrdersComponent(Component):
         if self.pipeline is not None:
             out["halts"] = dict(self.pipeline.halts)
             out["stats"] = dict(self.pipeline.stats)
+        if self.replicator is not None:
+            out["replication"] = self.replicator.lag()
         return out
 
 
@@ -154,8 +252,14 @@ def build_orders(kernel: Kernel) -> None:
     if not config.enabled or not exchanges:
         return
     ha = kernel.get("ha")
+    replication = None
+    if ha is not None and getattr(ha, "replication_enabled", lambda: False)():
+        hc = ha.config
+        replication = {"redis_url": hc.redis_url, "key_prefix": hc.key_prefix, "instance_id": ha.instance_id,
+                       "interval": float(hc.replication_interval), "maxlen": hc.replication_maxlen,
+                       "batch": hc.replication_batch}
     component = OrdersComponent(config, db_path=kernel.data_dir / config.db_file, exchanges=exchanges,
-                                lease=ha, alerts=kernel.get("alerts"))
+                                lease=ha, alerts=kernel.get("alerts"), replication=replication)
     if ha is not None and hasattr(ha, "add_takeover_step"):
         ha.add_takeover_step(component.on_takeover)
     kernel.add(component)

@@ -1,0 +1,255 @@
+"""Hot-standby replication on a real (private) Redis: two replicas of journal + ledger in DuckDB.
+
+Each "instance" here is a DuckDB file with a real OrderJournal and Ledger and a Replicator; the
+lease is played by setting ``<prefix>:token`` (what RedisLease's INCR does) before ``take_over``.
+Process-level runs (two `hrkernel run`s, SIGKILL) are in test_ha_replication_processes.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import duckdb
+import pytest
+import redis.asyncio as aioredis
+
+from hrkernel.ha.replica_db import TABLES
+from hrkernel.ha.replication import Replicator, read_status
+from hrkernel.ledger import Ledger
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+
+pytestmark = pytest.mark.anyio
+
+PREFIX = "rp"
+
+
+class Instance:
+    """One replica: its database, journal, ledger and replicator."""
+
+    def __init__(self, name: str, path: Path, url: str, **options: Any) -> None:
+        self.name = name
+        self.con = duckdb.connect(str(path))
+        self.journal = OrderJournal(self.con)
+        self.ledger = Ledger(self.con)
+        settings: dict[str, Any] = {"interval": 0.02, "maxlen": 100_000, "batch": 50}
+        settings.update(options)
+        self.rep = Replicator(self.con, redis_url=url, key_prefix=PREFIX, instance_id=name, **settings)
+        self.demoted = 0
+        self.rep.on_demoted = self._demoted
+
+    def _demoted(self) -> None:
+        self.demoted += 1
+
+    def fresh(self) -> None:
+        """What the orders component does on takeover: journal and ledger rebuilt from the rows."""
+        self.journal = OrderJournal(self.con)
+        self.ledger = Ledger(self.con)
+
+    def rows(self, table: str) -> list[tuple[Any, ...]]:
+        cols = ", ".join(c for c, _ in TABLES[table])
+        return self.con.cursor().execute(f"SELECT {cols} FROM {table} ORDER BY ALL").fetchall()
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        return {t: self.rows(t) for t in TABLES}
+
+    def order(self, i: int, *, fills: int = 1) -> None:
+        """Journal an order through to VERIFIED and post its fills (like the pipeline does)."""
+        coid = f"hr{self.name}{i:05d}"
+        self.journal.create(OrderRecord(
+            client_order_id=coid, signal_id=f"sig-{self.name}-{i}", exchange="nobitex", symbol="BTCUSDT", base="BTC",
+            quote="USDT", side="buy", type="market", amount=Decimal("0.001"), price=None, state=OrderState.PREPARED))
+        self.journal.record(coid, OrderState.SUBMITTING, attempts=1, fencing_token=self.rep.my_token)
+        self.journal.record(coid, OrderState.ACKED, exchange_order_id=f"x{self.name}{i}")
+        for f in range(fills):
+            self.ledger.post_many([_fill_tx(f"t-{self.name}-{i}-{f}", coid)])
+        self.journal.record(coid, OrderState.FILLED, filled_amount=Decimal("0.001"))
+        self.journal.record(coid, OrderState.VERIFIED)
+
+
+def _fill_tx(trade_id: str, coid: str) -> Any:
+    from hrkernel.exchange import Fill, Side
+    from hrkernel.ledger import fill_transaction
+
+    fill = Fill(trade_id=trade_id, order_id=coid, symbol="BTCUSDT", side=Side.BUY, amount=Decimal("0.0005"),
+                price=Decimal("65000.123456789"), fee=Decimal("0.0000001"), fee_currency="BTC", time=datetime.now(UTC))
+    return fill_transaction("nobitex", "BTC", "USDT", fill, order_ref=coid)
+
+
+@pytest.fixture
+async def cluster(redis_server: Any, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """``await cluster.add(name, **options)`` → a started Instance; ``cluster.elect(inst)``."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await client.set(f"{PREFIX}:token", 0)
+    made: list[Instance] = []
+
+    class Cluster:
+        redis = client
+        url = redis_server.url
+        server = redis_server
+        instances = made
+
+        async def add(self, name: str, **options: Any) -> Instance:
+            inst = Instance(name, tmp_path / f"{name}.duckdb", redis_server.url, **options)
+            await inst.rep.start(tg)
+            made.append(inst)
+            return inst
+
+        async def elect(self, inst: Instance) -> int:
+            token = int(await client.incr(f"{PREFIX}:token"))
+            await inst.rep.take_over(token)
+            inst.fresh()
+            return token
+
+    async with anyio.create_task_group() as tg:
+        yield Cluster()
+        for inst in made:
+            await inst.rep.aclose()
+        tg.cancel_scope.cancel()
+    for inst in made:
+        inst.con.close()
+    await client.aclose()
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await anyio.sleep(0.01)
+
+
+async def test_standby_has_the_leaders_rows_with_the_same_seqs_and_balances(cluster: Any) -> None:
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    await cluster.elect(a)
+    a.ledger.deposit("nobitex", "USDT", Decimal("10000"), reason="opening balance")
+    for i in range(120):  # more than one batch per table
+        a.order(i, fills=2)
+    await until(lambda: b.rep.pos.seq == a.journal._seq and b.rep.pos.tx == a.ledger._next_id - 1)
+    assert b.snapshot() == a.snapshot()
+    assert Ledger(b.con).balances() == a.ledger.balances()
+    assert OrderJournal(b.con).history("hra00007") == a.journal.history("hra00007")
+    lag = b.rep.lag()
+    assert lag["mode"] == "follow" and lag["p50"] is not None and lag["max"] is not None
+    assert a.rep.lag()["mode"] == "lead"
+
+
+async def test_a_standby_started_late_catches_up_from_the_stream(cluster: Any) -> None:
+    a = await cluster.add("a")
+    await cluster.elect(a)
+    for i in range(30):
+        a.order(i)
+    await until(lambda: a.rep.pos.seq == a.journal._seq)
+    late = await cluster.add("late")
+    await until(lambda: late.rep.pos.seq == a.journal._seq and late.rep.pos.tx == a.rep.pos.tx)
+    assert late.snapshot() == a.snapshot()
+
+
+async def test_a_new_leader_continues_the_history_and_drops_the_deposed_leaders_unpublished_tail(cluster: Any) -> None:
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    c = await cluster.add("c")
+    await cluster.elect(a)
+    for i in range(10):
+        a.order(i)
+    await until(lambda: b.rep.pos.seq == a.journal._seq == c.rep.pos.seq)
+    published = a.snapshot()
+    await a.rep._lock.acquire()  # a's publisher stalls: it commits rows it does not publish
+    a.order(100)
+    a.order(101)
+    await cluster.elect(b)  # b drains the stream and marks its tenure at what the stream held
+    assert b.snapshot() == published
+    b.order(200)
+    b.order(201)
+    await until(lambda: c.rep.pos.seq == b.journal._seq)
+    assert c.snapshot() == b.snapshot()
+    assert [r[0] for r in c.rows("orders")] == [*(f"hra{i:05d}" for i in range(10)), "hrb00200", "hrb00201"]
+    # a's publisher resumes: its append is refused (b's token), it follows b and its tail goes
+    a.rep._lock.release()
+    await until(lambda: a.demoted == 1)
+    await until(lambda: a.rep.pos.seq == b.journal._seq and a.rep.pos.token == b.rep.my_token)
+    assert a.snapshot() == b.snapshot()
+
+
+async def test_a_deposed_leaders_late_appends_are_refused_and_lower_tokens_ignored(cluster: Any) -> None:
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    old = await cluster.elect(a)
+    a.order(1)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    new = await cluster.elect(b)
+    assert new > old
+    a.order(2)  # a, paused past its lease, resumes and commits: its append is refused by the fence
+    await until(lambda: a.demoted == 1)
+    b.order(3)
+    # a forged late entry with the old token (as if appended without the fence) is ignored too
+    await cluster.redis.xadd(f"{PREFIX}:replication", {
+        "n": 999, "kind": "batch", "token": old, "instance": "a", "after_seq": 0, "last_seq": 99, "after_tx": 0,
+        "last_tx": 0, "commit_ms": int(time.time() * 1000), "data": json.dumps({"order_events": [], "orders": []})})
+    c = await cluster.add("c")
+    await until(lambda: c.rep.pos.seq == b.journal._seq and c.rep.ignored_entries == 1)
+    assert c.rep.pos.mode == "follow"
+    assert c.snapshot() == b.snapshot()
+    await until(lambda: a.rep.pos.seq == b.journal._seq)
+    assert a.snapshot() == b.snapshot()
+    assert "hra00002" not in [r[0] for r in b.rows("orders")]
+
+
+async def test_a_trimmed_stream_makes_a_standby_rebuild_and_a_rebuilt_leader_starts_afresh(cluster: Any) -> None:
+    a = await cluster.add("a", batch=5)
+    await cluster.elect(a)
+    for i in range(40):
+        a.order(i)
+    await until(lambda: a.rep.pos.seq == a.journal._seq)
+    await cluster.redis.xtrim(f"{PREFIX}:replication", maxlen=3)
+    late = await cluster.add("late")
+    await until(lambda: late.rep.pos.mode == "rebuild")
+    assert late.snapshot() == {t: [] for t in TABLES}
+    assert late.rep.lag()["seconds"] is None and "trimmed" in (late.rep.pos.reason or "")
+    a.order(41)  # still rebuilding: nothing applied
+    await anyio.sleep(0.3)
+    assert late.rows("orders") == []
+    # the rebuilding standby is elected: it starts from nothing, and a follows it (wiped too)
+    await cluster.elect(late)
+    late.ledger.deposit("nobitex", "USDT", Decimal("5"), reason="opening balance (first reconciliation)")
+    late.order(1)
+    await until(lambda: a.rep.pos.mode == "follow" and a.rep.pos.seq == late.journal._seq and a.rep.pos.tx == 2)
+    assert a.snapshot() == late.snapshot()
+    assert Ledger(a.con).balances() == late.ledger.balances()
+
+
+async def test_after_redis_lost_the_stream_the_leader_republishes_and_standbys_rebuild_from_it(cluster: Any) -> None:
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    await cluster.elect(a)
+    for i in range(20):
+        a.order(i)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    await cluster.redis.delete(f"{PREFIX}:replication")  # like a restart without persistence
+    await cluster.elect(a)  # same instance, next tenure
+    a.order(50)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    assert b.rep.pos.mode == "follow"
+    assert b.snapshot() == a.snapshot()
+
+
+async def test_every_instance_reports_its_lag_in_redis(cluster: Any) -> None:
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    await cluster.elect(a)
+    a.order(1)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    await anyio.sleep(1.2)
+    status = await read_status(cluster.redis, PREFIX, "b")
+    assert status is not None
+    assert status["mode"] == "follow" and status["entries"] == 0 and status["seconds"] == 0.0
+    assert status["seq"] == a.journal._seq and status["stream_length"] >= 2
+    assert (await read_status(cluster.redis, PREFIX, "a") or {})["mode"] == "lead"
+    assert await read_status(cluster.redis, PREFIX, "nobody") is None
