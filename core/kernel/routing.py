@@ -121,7 +121,7 @@ class SignalRouter(Component):
         event = delivery.event
         if not isinstance(event, SignalEvent):
             log.warning("signal_router_ignored", topic=self.topic, kind=type(event).__name__)
-            await delivery.ack()
+            await self._ack(delivery, "")
             return
         self.stats["received"] += 1
         if os.environ.get("HRKERNEL_FAULT_POINT") == "signal_received":
@@ -148,12 +148,21 @@ class SignalRouter(Component):
                 self.stats["rejected"] += 1
                 log.warning("signal_rejected", signal_id=event.signal_id, reason=str(exc))
                 await self._settled(event.signal_id)
-                await delivery.ack()
+                await self._ack(delivery, event.signal_id)
                 return
             await self._settled(event.signal_id)
             self.stats["journaled"] += 1
             tg.start_soon(self._execute, record, delivery, name=f"order:{record.client_order_id}")
             return
+
+    async def _ack(self, delivery: Any, signal_id: str) -> None:
+        """Acknowledge a bus delivery. A bus that cannot be reached right now (Redis cut off or
+        restarting) must not take the kernel down: the delivery stays pending, the bus hands it
+        out again and the journal's signal-id dedupe keeps it to one order."""
+        try:
+            await delivery.ack()
+        except Exception as exc:
+            log.warning("signal_ack_failed", signal_id=signal_id, error=f"{type(exc).__name__}: {exc}")
 
     async def _settled(self, signal_id: str) -> None:
         """This instance's journal holds the order (or its refusal): the intake's inbox may let go."""
@@ -178,7 +187,7 @@ class SignalRouter(Component):
                 log.error("order_execution_failed", client_order_id=record.client_order_id,
                           error=f"{type(exc).__name__}: {exc}")
                 return
-        await delivery.ack()
+        await self._ack(delivery, record.signal_id)
 
     # -- turning a signal into an order request ---------------------------------------------------
 
