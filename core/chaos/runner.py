@@ -6,6 +6,7 @@ surviving leader's dashboard API gives its ledger."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal as signals
 import tempfile
@@ -20,7 +21,16 @@ from typing import Any
 
 import httpx
 
+from hrkernel.chaos.alerts import (
+    AlertReceiver,
+    Injected,
+    default_expectations,
+    describe,
+    find_alert,
+)
+from hrkernel.chaos.netcut import TcpProxy
 from hrkernel.chaos.procs import Child, Processes, free_port, wait_for_port
+from hrkernel.chaos.readonly import ReadOnlyDir
 from hrkernel.chaos.scenario import Fault, Scenario
 from hrkernel.orders.pipeline import client_order_id_for
 
@@ -36,6 +46,12 @@ EXPECTED_ERRORS = {
     "leadership_lost", "redis_unreachable", "lease_renew_failed", "exchange_request_failed",
     "breaker_opened", "order_rejected", "order_unresolved", "health_check_failed", "reconcile_failed",
     "orders_alert",
+}
+
+# ... and those of a data dir made read-only (duckdb_readonly): every DuckDB write fails
+READONLY_ERRORS = {
+    "alert_history_write_failed", "health_history_write_failed", "signal_inbox_write_failed",
+    "orders_reconcile_failed",
 }
 
 Say = Callable[[str], None]
@@ -64,6 +80,8 @@ class Report:
     figures: dict[str, Any] = field(default_factory=dict)
     failovers: list[Failover] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    """Per fault: the alert it was expected to raise and what arrived (or that none is expected)."""
     workdir: str = ""
 
     @property
@@ -85,6 +103,11 @@ class Report:
         if self.faults:
             lines.append(f"  faults injected ({len(self.faults)}): " + "; ".join(self.faults[:12])
                          + (" ..." if len(self.faults) > 12 else ""))
+        if self.alerts:
+            lines.append("  alerts per fault:")
+            lines.extend(f"    {line}" for line in self.alerts[:40])
+            if len(self.alerts) > 40:
+                lines.append(f"    ... {len(self.alerts) - 40} more")
         lines.append(f"  logs: {self.workdir}")
         lines.append("")
         lines.append("RESULT: " + ("PASS" if self.passed else "FAIL"))
@@ -105,7 +128,7 @@ class KernelInfo:
 
 
 def _kernel_config(name: str, data: Path, web: int, sim: int, redis_url: str | None, prefix: str,
-                   bus: str) -> str:
+                   bus: str, alerts_url: str = "", feed: str = "") -> str:
     ha = (f'[ha]\nbackend = "redis"\nredis_url = "{redis_url}"\nkey_prefix = "{prefix}"\n'
           if redis_url else '[ha]\nbackend = "local"\n')
     if bus == "redis" and redis_url:
@@ -137,7 +160,35 @@ verify_deadline = "20s"
 reconcile_interval = "5s"
 halt_on_drift = false
 max_open_orders = 100
-"""
+[health]
+default_interval = "1s"
+""" + (f"""[alerts]
+group_wait = "0s"
+group_interval = "1s"
+[alerts.channels.chaos]
+type = "webhook"
+url = "{alerts_url}"
+max_per_minute = 0
+""" if alerts_url else "") + (f"""# market data through its own adapter and sim account: a silent feed must not open the trading
+# adapter's breaker; stale_for = 0: a failing exchange's old book is not served as fresh
+[exchanges.simfeed]
+type = "nobitex"
+token = "${{HR_CHAOS_FEED_TOKEN}}"
+base_url = "http://127.0.0.1:{sim}"
+bot_name = "{name}-feed"
+timeout = "2s"
+retry_attempts = 1
+breaker_reset_timeout = "2s"
+stale_for = "0s"
+[datasources.feed]
+type = "sim"
+exchange = "simfeed"
+symbols = ["{feed}"]
+interval = "500ms"
+ticker = false
+max_age = "3s"
+backoff_max = "1s"
+""" if feed else "")
 
 
 SIM_CONFIG = """# written by hrkernel chaos
@@ -148,6 +199,11 @@ enabled = false
 seed = {seed}
 hang_for = "3s"
 back_off = 1
+[accounts.default]
+token = "sim-token-default"
+balances = {{ rls = "100000000000", usdt = "10000", btc = "1", eth = "10" }}
+[accounts.feed]
+token = "sim-token-feed"
 """
 
 
@@ -176,6 +232,14 @@ class ChaosRun:
         self.killed: set[int] = set()
         self._narrated: dict[str, int] = {}
         self.bus = scenario.bus if scenario.bus != "auto" else ("redis" if self.kernel_count > 1 else "memory")
+        self.receiver = AlertReceiver()
+        self.proxies: dict[str, TcpProxy] = {}
+        """Per kernel name: the TCP proxy its Redis connections go through (redis_cut)."""
+        self.readonly: list[ReadOnlyDir] = []
+        self.injected: list[Injected] = []
+        self.feed = scenario.symbol if (scenario.feed or any(f.kind == "feed_stale" for f in scenario.faults)) else ""
+        self._fault_index = 0
+        self._current: Injected | None = None
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -191,18 +255,23 @@ class ChaosRun:
         self.procs.simulator(self.sim_port, sim_cfg)
         self.say(f"simulator listening on {self.sim}")
         self.base_faults = self.http.get(f"{self.sim}/_sim/faults", headers=ADMIN).json()["faults"]
-        redis_url = None
+        self.receiver.start()
         if self.kernel_count > 1:
             self.redis_port = free_port()
             self.redis = self.procs.redis(self.redis_port)
-            redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
             self.say(f"private redis-server on 127.0.0.1:{self.redis_port}")
         prefix = f"chaos{self.rng.randrange(1 << 30)}"
         for i in range(self.kernel_count):
             name = f"hr-{chr(ord('a') + i)}"
+            redis_url = None
+            if self.redis_port:
+                # each kernel reaches Redis through its own proxy, so that a cut can isolate one
+                proxy = self.proxies[name] = TcpProxy(self.redis_port)
+                redis_url = f"redis://127.0.0.1:{proxy.start()}/0"
             web = free_port()
             cfg = self.workdir / f"{name}.toml"
-            cfg.write_text(_kernel_config(name, self.workdir / name, web, self.sim_port, redis_url, prefix, self.bus))
+            cfg.write_text(_kernel_config(name, self.workdir / name, web, self.sim_port, redis_url, prefix, self.bus,
+                                          self.receiver.url, self.feed))
             child = self._start_kernel(name, cfg)
             self.kernels.append(KernelInfo(name, cfg, web, child))
             # the first kernel leads: start the next only once it trades
@@ -220,14 +289,22 @@ class ChaosRun:
         self.dashboard_url = f"http://127.0.0.1:{self.kernels[0].web}/"
 
     def _start_kernel(self, name: str, cfg: Path) -> Child:
-        return self.procs.kernel(name, cfg, {"HR_CHAOS_SECRET": SECRET, "HR_CHAOS_SIM_TOKEN": "sim-token-default"})
+        return self.procs.kernel(name, cfg, {"HR_CHAOS_SECRET": SECRET, "HR_CHAOS_SIM_TOKEN": "sim-token-default",
+                                             "HR_CHAOS_FEED_TOKEN": "sim-token-feed"})
 
     def close(self) -> None:
         for t in self.threads:
             t.join(30)
+        for ro in self.readonly:
+            ro.restore()  # also on failure: an immutable temp dir could not even be deleted
+        for proxy in self.proxies.values():
+            proxy.restore()
         for k in self.kernels:
             k.child.stop(15)
         self.procs.close()
+        for proxy in self.proxies.values():
+            proxy.close()
+        self.receiver.close()
         self.http.close()
 
     # -- leadership ------------------------------------------------------------------------------
@@ -314,6 +391,37 @@ class ChaosRun:
             pass
 
     def inject(self, fault: Fault) -> None:
+        """Inject ``fault`` and record it (time, the kernels it hit, the alerts it must raise)."""
+        self._fault_index += 1
+        lasts = fault.duration if fault.kind not in ("sim_script", "kill_leader") else 0.0
+        record = Injected(self._fault_index, fault.kind, fault.kind, time.time(), [],
+                          default_expectations(fault, self.kernel_count, self.scenario.failover_timeout), lasts)
+        before = len(self.report.faults)
+        self._current = record
+        try:
+            self._inject(fault)
+        finally:
+            self._current = None
+        if len(self.report.faults) > before:
+            record.what = self.report.faults[-1]
+        if "skipped" in record.what:
+            record.expects = []
+        self.injected.append(record)
+
+    def _hit(self, *names: str) -> None:
+        if self._current is not None:
+            self._current.faulted.extend(names)
+
+    def _targets(self, target: str, default: str) -> list[KernelInfo]:
+        target = target or default
+        if target == "all":
+            return [k for k in self.kernels if k.child.alive]
+        leader = self.leader(timeout=self.scenario.failover_timeout)
+        if target == "leader":
+            return [leader] if leader is not None else []
+        return [k for k in self.kernels if k is not leader and k.child.alive]
+
+    def _inject(self, fault: Fault) -> None:
         kind = fault.kind
         if kind == "sim_script":
             self.http.post(f"{self.sim}/_sim/faults/script", headers=ADMIN,
@@ -337,6 +445,12 @@ class ChaosRun:
             self._pause_leader(fault)
         elif kind == "redis_restart":
             self._redis_restart(fault)
+        elif kind == "redis_cut":
+            self._redis_cut(fault)
+        elif kind == "feed_stale":
+            self._feed_stale(fault)
+        elif kind == "duckdb_readonly":
+            self._duckdb_readonly(fault)
 
     def _note(self, what: str) -> None:
         self.report.faults.append(what)
@@ -348,6 +462,7 @@ class ChaosRun:
             self._note("kill_leader skipped: no leader")
             return
         t0 = time.time()
+        self._hit(leader.name)
         leader.child.send(signals.SIGKILL)
         leader.child.proc.wait(10)  # type: ignore[union-attr]
         self.killed.add(id(leader.child))
@@ -379,6 +494,7 @@ class ChaosRun:
             self._note("pause_leader skipped: no leader")
             return
         t0 = time.time()
+        self._hit(leader.name)
         leader.child.send(signals.SIGSTOP)
         leader.child.paused = True
         self._note(f"SIGSTOP {leader.name} (the leader) for {fault.duration}s")
@@ -398,6 +514,8 @@ class ChaosRun:
     def _redis_restart(self, fault: Fault) -> None:
         if self.redis is None:
             return
+        leader = self.leader(timeout=2.0)
+        self._hit(*([leader.name] if leader is not None else []))
         self.redis.stop(10)
         self._note(f"redis-server stopped for {fault.duration}s")
 
@@ -407,6 +525,60 @@ class ChaosRun:
             self.say("redis-server started again")
 
         self._later(fault.duration, start_again)
+
+    def _redis_cut(self, fault: Fault) -> None:
+        mode = fault.mode or "rst"
+        targets = self._targets(fault.target, "all")
+        leader = self.leader(timeout=2.0)
+        if fault.target in ("leader", "standby"):
+            self._hit(*(k.name for k in targets))
+        else:
+            self._hit(*([leader.name] if leader is not None else []))
+        for k in targets:
+            self.proxies[k.name].cut(mode)
+        names = ", ".join(k.name for k in targets) or "nobody"
+        self._note(f"Redis cut off ({mode}) for {names} for {fault.duration}s")
+        if leader is not None and leader in targets and len(targets) < len(self.kernels):
+            self._later(0.0, lambda: self._await_failover("Redis cut", leader, time.time()))
+
+        def restore() -> None:
+            for k in targets:
+                self.proxies[k.name].restore()
+            self.say(f"Redis reachable again for {names}")
+
+        self._later(fault.duration, restore)
+
+    def _feed_stale(self, fault: Fault) -> None:
+        symbol = (fault.symbol or self.scenario.symbol).upper()
+        self.http.post(f"{self.sim}/_sim/markets/{symbol}", headers=ADMIN, json={"feed": "silent"}).raise_for_status()
+        self._note(f"market data of {symbol} silent for {fault.duration}s")
+
+        def restore() -> None:
+            try:
+                self.http.post(f"{self.sim}/_sim/markets/{symbol}", headers=ADMIN, json={"feed": "live"})
+            except httpx.HTTPError:
+                pass
+            self.say(f"market data of {symbol} flows again")
+
+        self._later(fault.duration, restore)
+
+    def _duckdb_readonly(self, fault: Fault) -> None:
+        targets = self._targets(fault.target, "leader")
+        self._hit(*(k.name for k in targets))
+        dirs = [ReadOnlyDir(self.workdir / k.name) for k in targets]
+        how = ""
+        for ro in dirs:
+            self.readonly.append(ro)
+            how = ro.make_readonly()
+        names = ", ".join(k.name for k in targets) or "nobody"
+        self._note(f"data dir of {names} read-only ({how}) for {fault.duration}s")
+
+        def restore() -> None:
+            for ro in dirs:
+                ro.restore()
+            self.say(f"data dir of {names} writable again")
+
+        self._later(fault.duration, restore)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -493,6 +665,19 @@ class ChaosRun:
         except (httpx.HTTPError, KeyError, ValueError, TypeError, AttributeError):
             return None
 
+    def _unjournaled(self) -> tuple[list[str], list[str]]:
+        """Accepted signals no kernel journaled or refused yet: (by live kernels, by killed ones)."""
+        journaled: set[str] = set()
+        for k in self.kernels:
+            for e in (e for c in k.all_children() for e in list(c.events)):
+                if e.get("event") in ("order_prepared", "signal_rejected", "order_refused", "signal_duplicate"):
+                    journaled.add(str(e.get("signal_id")))
+        lost = [s["signal_id"] for s in self.sent
+                if s["signal_id"] and s.get("child") not in self.killed and s["signal_id"] not in journaled]
+        lost_to_kill = [s["signal_id"] for s in self.sent
+                        if s["signal_id"] and s.get("child") in self.killed and s["signal_id"] not in journaled]
+        return lost, lost_to_kill
+
     def check(self) -> None:
         report = self.report
         sc = self.scenario
@@ -507,7 +692,8 @@ class ChaosRun:
             open_orders = [o for o in orders if o.get("status") not in FINAL]
             counts = self._journal_counts(leader) if leader is not None else None
             in_flight = {s: n for s, n in (counts or {}).items() if n and s not in TERMINAL}
-            if leader is not None and not open_orders and counts is not None and not in_flight:
+            waiting = self._unjournaled()[0]
+            if leader is not None and not open_orders and counts is not None and not in_flight and not waiting:
                 try:
                     diff = self._ledger_diff(leader)
                 except (httpx.HTTPError, KeyError, ValueError) as exc:
@@ -580,8 +766,11 @@ class ChaosRun:
                 history_detail += f"; {leader.name}'s failover history has {count}"
                 history_ok = history_ok and count >= 1
         report.invariants.append(Invariant("every failover in the history", history_ok, history_detail))
+        self._check_alerts()
         # unhandled errors in the logs
         allowed = EXPECTED_ERRORS | set(sc.expected_errors)
+        if any(f.kind == "duckdb_readonly" for f in sc.faults):
+            allowed |= READONLY_ERRORS
         bad: list[str] = []
         for k in self.kernels:
             for line in (line for c in k.all_children() for line in c.lines):
@@ -596,15 +785,7 @@ class ChaosRun:
                                            "clean" if not bad else "; ".join(sorted(set(bad))[:8])))
         # every signal a kernel accepted reached its order path (journaled or refused with a reason),
         # unless that kernel was killed before it could
-        journaled: set[str] = set()
-        for k in self.kernels:
-            for e in (e for c in k.all_children() for e in c.events):
-                if e.get("event") in ("order_prepared", "signal_rejected", "order_refused", "signal_duplicate"):
-                    journaled.add(str(e.get("signal_id")))
-        lost = [s["signal_id"] for s in self.sent
-                if s["signal_id"] and s.get("child") not in self.killed and s["signal_id"] not in journaled]
-        lost_to_kill = [s["signal_id"] for s in self.sent
-                        if s["signal_id"] and s.get("child") in self.killed and s["signal_id"] not in journaled]
+        lost, lost_to_kill = self._unjournaled()
         report.invariants.append(Invariant(
             "every accepted signal reached the order path", not lost,
             f"{len(self.sent) - len(lost) - len(lost_to_kill)} of {len(self.sent)}"
@@ -622,6 +803,48 @@ class ChaosRun:
             "bus": self.bus,
             "duration": f"{time.time() - self.started:.1f}s",
         })
+
+
+    def _check_alerts(self) -> None:
+        """Every fault produced the alerts it declares (or declared none), delivered in time."""
+        deadline = max((f.at + e.within for f in self.injected for e in f.expects), default=0.0)
+        while True:
+            received = self.receiver.snapshot()
+            missing = [(f, e) for f in self.injected for e in f.expects if find_alert(e, f, received) is None]
+            if not missing or time.time() > deadline + 5.0:
+                break
+            time.sleep(0.5)
+        expected = seen = none = 0
+        lines: list[str] = []
+        problems: list[str] = []
+        for f in self.injected:
+            if not f.expects:
+                none += 1
+                lines.append(f"#{f.index} {f.what}: no alert expected (declared)")
+                continue
+            for e in f.expects:
+                expected += 1
+                got = find_alert(e, f, received)
+                f.seen.append((e, got))
+                if got is None:
+                    problems.append(f"#{f.index} {f.kind}: no {describe(e)}")
+                    lines.append(f"#{f.index} {f.what}: MISSING {describe(e)}")
+                    continue
+                seen += 1
+                first = float(got.alert.get("first_seen") or got.at)
+                when = f"raised {first - f.at:+.1f}s" if first >= f.at - 1.0 else "already firing"
+                lines.append(f"#{f.index} {f.what}: {got.alert.get('source')} '{got.alert.get('title')}' "
+                             f"[{got.alert.get('level')}] from {got.instance} ({when}, delivered {got.at - f.at:+.1f}s)")
+        self.report.alerts = lines
+        with (self.workdir / "alerts.jsonl").open("w") as out:
+            for got in received:
+                out.write(json.dumps({"received": got.at, "instance": got.instance, "kind": got.kind,
+                                      "alert": got.alert}, default=str) + "\n")
+        self.report.figures["alerts delivered"] = f"{len(received)} in {self.receiver.notifications} notifications"
+        self.report.invariants.append(Invariant(
+            "every fault produced its alert", not problems,
+            f"{len(self.injected)} faults: {seen} of {expected} expected alerts delivered, {none} declared none"
+            + (f"; missing: {'; '.join(problems[:4])}" if problems else "")))
 
 
 def run_scenario(scenario: Scenario, *, seed: int | None = None, workdir: Path | None = None,

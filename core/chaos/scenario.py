@@ -3,6 +3,7 @@ faults to inject when. Loaded into msgspec structs; every bad key is reported wi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,30 @@ FaultKind = Literal[
     "kill_leader",    # SIGKILL the current leader (it is not restarted unless `restart`)
     "pause_leader",   # SIGSTOP the leader for `duration` s, then SIGCONT
     "redis_restart",  # stop the private redis-server, keep it down `duration` s, start it again
+    "redis_cut",      # cut the TCP path to Redis (`mode` rst | blackhole) of `target` kernels for `duration` s
+    "feed_stale",     # the simulator's market data for `symbol` goes silent for `duration` s
+    "duckdb_readonly",  # the `target` kernel's data dir (its DuckDB files) read-only for `duration` s
 ]
+
+REDIS_CUT_MODES = ("rst", "blackhole")
+TARGETS = ("leader", "standby", "all")
+
+
+class Expect(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An alert a fault must produce: delivered by a kernel to the run's alert receiver (a webhook
+    channel), raised within ``within`` seconds of the fault (or already firing when it hit)."""
+
+    source: str
+    title: str
+    """A regular expression searched in the alert's title."""
+    level: Literal["info", "warning", "error", "critical"] = "info"
+    """The lowest level that counts."""
+    check: str = ""
+    """For health alerts: the check's name (the alert's ``check`` context) must equal it."""
+    instance: Literal["any", "faulted", "other"] = "any"
+    """Which kernel must raise it: any, the one the fault hit (the leader it killed, froze or cut
+    off, the one whose disk it made read-only), or another one."""
+    within: float = 30.0
 
 SIM_FAULTS = ("error_500", "error_502", "error_503", "error_429", "hang", "drop_after_accept")
 
@@ -34,6 +58,17 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     duration: float = 3.0
     latency: float = 0.5
     restart: bool = False
+    mode: str = ""
+    """redis_cut: ``rst`` (every connection reset, new ones refused; the default) or ``blackhole``
+    (connections stay open, nothing is forwarded until the cut ends)."""
+    target: str = ""
+    """redis_cut: ``all`` (default) | ``leader`` | ``standby``; duckdb_readonly: ``leader``
+    (default) | ``standby`` | ``all``."""
+    symbol: str = ""
+    """feed_stale: the market whose data goes silent (default: the scenario's symbol)."""
+    expect: list[Expect] | None = None
+    """The alerts this fault must produce; ``[]`` declares that it legitimately produces none;
+    unset: the kind's default (README: "The alert invariant")."""
 
 
 class RandomFaults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -68,6 +103,9 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     failover_timeout: float = 30.0
     faults: list[Fault] = msgspec.field(default_factory=list)
     random: RandomFaults = msgspec.field(default_factory=RandomFaults)
+    feed: bool = False
+    """Give the kernels a market-data source polling the simulator (always on when a
+    ``feed_stale`` fault is scheduled)."""
     expected_errors: list[str] = msgspec.field(default_factory=list)
     """Extra log event names that may appear at level error without failing the log invariant."""
 
@@ -97,6 +135,19 @@ def parse_scenario(data: dict[str, object], source: str = "<scenario>") -> Scena
                 problems.append(f"{where}.kind: kill_leader with one kernel needs restart = true")
             if fault.kind == "redis_restart":
                 problems.append(f"{where}.kind: redis_restart needs kernels >= 2 (a private Redis)")
+        if fault.kind == "redis_cut" and scenario.kernels < 2:
+            problems.append(f"{where}.kind: redis_cut needs kernels >= 2 (a private Redis)")
+        if fault.kind == "redis_cut" and fault.mode not in ("", *REDIS_CUT_MODES):
+            problems.append(f"{where}.mode: {fault.mode!r} is not one of {', '.join(REDIS_CUT_MODES)}")
+        if fault.kind in ("redis_cut", "duckdb_readonly") and fault.target not in ("", *TARGETS):
+            problems.append(f"{where}.target: {fault.target!r} is not one of {', '.join(TARGETS)}")
+        if fault.target == "standby" and scenario.kernels < 2:
+            problems.append(f"{where}.target: standby needs kernels >= 2")
+        for j, expect in enumerate(fault.expect or []):
+            try:
+                re.compile(expect.title)
+            except re.error as exc:
+                problems.append(f"{where}.expect[{j}].title: not a regular expression: {exc}")
     if scenario.bus == "redis" and scenario.kernels < 2:
         problems.append("bus: redis needs kernels >= 2 (the private Redis is started for HA)")
     for kind in scenario.random.kinds:

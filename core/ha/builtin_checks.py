@@ -46,7 +46,10 @@ class DuckDBWritableConfig(ConfigStruct, kw_only=True):
 
 class DuckDBWritable:
     """Writes and reads back one row in a DuckDB file in the data dir: a full or read-only disk
-    stops the journal, so it must show up here first."""
+    stops the journal, so it must show up here first. While it is reported unhealthy the health
+    monitor halts new orders (``halts_orders``)."""
+
+    halts_orders = True
 
     def __init__(self, config: DuckDBWritableConfig, data_dir: str) -> None:
         self.config = config

@@ -128,6 +128,17 @@ class HealthMonitor(Component):
             )
             for item in kernel.plugin_config.health_checks
         ]
+        default_interval = float(kernel.config.health.default_interval)
+        default_timeout = float(kernel.config.health.default_timeout)
+        names = {run.name for run in runs}
+        for component in kernel.components:
+            # A data source's check() is its freshness: a feed that goes silent must raise the
+            # same health alert as any other check, not only when it is in a failover group.
+            obj = getattr(component, "obj", None)
+            if getattr(component, "kind", "") == "datasource" and callable(getattr(obj, "check", None)) \
+                    and component.name not in names:
+                runs.append(CheckRun(name=component.name, check=obj, interval=default_interval,
+                                     timeout=default_timeout, plugin=getattr(component, "plugin", "")))
         options: dict[str, Any] = {}
         ha_config = getattr(kernel.config, "ha", None)
         ha = kernel.get("ha")
@@ -141,13 +152,14 @@ class HealthMonitor(Component):
             }
         if ha is not None:
             options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
-            default_interval = float(kernel.config.health.default_interval)
-            default_timeout = float(kernel.config.health.default_timeout)
             for name, check in ha.health_checks().items():
                 runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout, plugin="hrkernel.ha"))
         monitor = cls(runs, **options)
         if ha is not None:
             ha.attach_health(monitor)
+        halting = {run.name for run in runs if getattr(run.check, "halts_orders", False)}
+        if halting:
+            monitor.add_listener(OrdersHalt(kernel.get, halting))
         return monitor
 
     def add(self, run: CheckRun) -> None:
@@ -308,3 +320,25 @@ class HealthMonitor(Component):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "health", "checks": sorted(self.runs)}
+
+
+class OrdersHalt:
+    """Health listener: while a check whose object says ``halts_orders = True`` (the DuckDB
+    writable probe) is reported unhealthy, new orders are halted (signals wait, nothing is
+    journaled half-way); once it is healthy or degraded again they resume."""
+
+    def __init__(self, find: Callable[[str], Any], checks: set[str]) -> None:
+        self.find = find
+        self.checks = checks
+
+    def __call__(self, change: HealthChange) -> None:
+        if change.check not in self.checks:
+            return
+        pipeline = getattr(self.find("orders"), "pipeline", None)
+        if pipeline is None:
+            return
+        key = f"health:{change.check}"
+        if change.status == HealthStatus.UNHEALTHY:
+            pipeline.halt(key, f"health check {change.check} is unhealthy: {change.detail}")
+        else:
+            pipeline.resume(key)

@@ -129,9 +129,17 @@ def admin_routes(state: SimState) -> list[Route]:
                     state.engine._step_market(state.engine.markets[symbol])
             if "closed" in body:
                 state.engine.markets[symbol].cfg.closed = bool(body["closed"])
+            if "feed" in body:
+                if body["feed"] not in ("live", "silent"):
+                    raise ValueError(f"feed: expected 'live' or 'silent', found {body['feed']!r}")
+                if body["feed"] == "silent":
+                    state.silent_feeds.add(symbol)
+                else:
+                    state.silent_feeds.discard(symbol)
         m = state.engine.markets[symbol]
         return _json(200, {"symbol": symbol, "mid": plain(m.mid), "last": plain(m.last_price),
-                           "steps": m.steps, "closed": m.cfg.closed})
+                           "steps": m.steps, "closed": m.cfg.closed,
+                           "feed": "silent" if symbol in state.silent_feeds else "live"})
 
     async def reset(request: Request) -> Response:
         state.reset()

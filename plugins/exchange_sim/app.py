@@ -102,6 +102,13 @@ def nobitex_endpoint(state: SimState, endpoint: str, handler: Handler | None,
 async def _serve(state: SimState, request: Request, endpoint: str, handler: Handler | None,
                  public: Callable[[Request, dict[str, Any]], api.Result] | None,
                  rec: dict[str, Any]) -> Response:
+    if public is not None and state.silent_feeds:
+        market = state.market_of_request(endpoint, dict(request.path_params), dict(request.query_params))
+        if market in state.silent_feeds:
+            rec["fault"] = "feed_silent"
+            await _hold(state, request, float(state.config.faults.hang_for))
+            state.abort_connection(request.scope.get("client"))
+            return _Dropped()
     decision = state.faults.decide(endpoint)
     if decision.delay > 0:
         await _sleep_or_stop(state, decision.delay)

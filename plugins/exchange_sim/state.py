@@ -31,10 +31,23 @@ class SimState:
         self.faults.restart_clock()
         self.requests: deque[dict[str, Any]] = deque(maxlen=200_000)
         self.seq = 0
+        self.silent_feeds: set[str] = set()
+        """Markets whose public market data (order book, trades, stats) goes unanswered: each such
+        request hangs like ``hang`` (admin: ``POST /_sim/markets/<symbol> {"feed": "silent"}``)."""
 
     def account_email(self, account: str) -> str:
         acc = self.config.accounts[account]
         return acc.email or f"{account}@sim.local"
+
+    def market_of_request(self, endpoint: str, path_params: dict[str, Any], query: dict[str, str]) -> str | None:
+        """The market a public market-data request is about (None: not one, or several)."""
+        if endpoint in ("orderbook", "public_trades"):
+            return str(path_params.get("symbol", "")).upper() or None
+        if endpoint == "stats":
+            src, dst = query.get("srcCurrency", "").lower(), query.get("dstCurrency", "").lower()
+            hits = [s for s, m in self.engine.markets.items() if m.src == src and m.dst == dst]
+            return hits[0] if len(hits) == 1 else None
+        return None
 
     def abort_connection(self, client: tuple[str, int] | None) -> bool:
         """Abort the TCP connection of ``client`` without a response; False if not found."""
