@@ -13,14 +13,17 @@ import click
 from hrkernel.cli.common import EXIT_FAILURE, fail, load
 
 
-def _lease_state(url: str, prefix: str, timeout: float) -> dict[str, Any]:
+def _lease_state(url: str, prefix: str, timeout: float, instance: str) -> dict[str, Any]:
     from hrkernel.ha.redis_lease import connect, inspect_lease
+    from hrkernel.ha.replication import read_status
 
     async def read() -> dict[str, Any]:
         client = connect(url, timeout)
         try:
             with anyio.fail_after(timeout * 2):
-                return await inspect_lease(client, prefix)
+                state = await inspect_lease(client, prefix)
+                state["replication"] = await read_status(client, prefix, instance)
+                return state
         finally:
             await client.aclose()
 
@@ -31,10 +34,18 @@ def _lease_state(url: str, prefix: str, timeout: float) -> dict[str, Any]:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
 def status(config: str, as_json: bool) -> None:
-    """Show this instance's role, the leader, the fencing token and when the lease expires.
+    """Show this instance's role, the leader, the fencing token, when the lease expires and the
+    replication lag.
 
     Reads the lease from Redis ([ha] backend = "redis"); with the local backend the instance is
-    the leader whenever it runs. Exit 1 if Redis cannot be reached.
+    the leader whenever it runs. replication_lag is how far this instance's copy of the journal
+    and ledger trails the leader's, as the running instance last reported it (every second):
+    0 when it has applied every entry of the stream, else the age in seconds of the newest
+    leader commit it applied (an upper bound on how old its copy is), with the number of stream
+    entries still to apply (replication_behind). On the leader (replication_mode "lead") it is 0
+    once its rows are published. replication_mode "rebuild": the stream lost history this
+    instance needs; it wiped its copy and is rebuilt from the exchange when it leads. "-" when
+    the instance is not running or replication is off. Exit 1 if Redis cannot be reached.
     """
     loaded = load(config)
     ha = loaded.config.ha
@@ -44,7 +55,7 @@ def status(config: str, as_json: bool) -> None:
         info.update(role="leader (local lease: always, while running)", leader=instance, token=1, lease_expires_in=None)
     else:
         try:
-            state = _lease_state(ha.redis_url, ha.key_prefix, max(float(ha.renew_interval), 1.0))
+            state = _lease_state(ha.redis_url, ha.key_prefix, max(float(ha.renew_interval), 1.0), instance)
         except Exception as exc:
             fail(f"cannot read the lease from Redis ({type(exc).__name__}: {exc})", EXIT_FAILURE)
         role = "leader" if state["leader"] == instance else "standby"
@@ -58,12 +69,27 @@ def status(config: str, as_json: bool) -> None:
             last_renewal_age=None if last is None else round(time.time() - last / 1000, 3),
             key_prefix=ha.key_prefix,
         )
-    info["replication_lag"] = None  # filled in once the journal stream (bus) reports it
+    info["replication_lag"] = None
+    if ha.backend == "redis":
+        repl = state.get("replication")
+        if repl is not None:
+            info["replication_lag"] = repl.get("seconds")
+            info["replication_behind"] = repl.get("entries")
+            info["replication_mode"] = repl.get("mode")
+            info["replication_seq"] = repl.get("seq")
+            info["replication_tx"] = repl.get("tx")
+            if repl.get("reason"):
+                info["replication_reason"] = repl["reason"]
+            if repl.get("updated_ms"):
+                info["replication_report_age"] = round(time.time() - int(repl["updated_ms"]) / 1000, 3)
+        else:
+            info["replication_mode"] = "off" if not ha.replication else "not reported (instance not running, or it has no orders to replicate)"
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
-        shown = "-" if value is None else f"{value:.3f}s" if key in ("lease_expires_in", "last_renewal_age") else value
+        timed = ("lease_expires_in", "last_renewal_age", "replication_lag", "replication_report_age")
+        shown = "-" if value is None else f"{value:.3f}s" if key in timed else value
         click.echo(f"{key}: {shown}")
 
 

@@ -149,6 +149,7 @@ class Replicator:
         self._stream_counter = 0
         self._last_error: str | None = None
         self._token_checked = 0.0
+        self._saved_at = 0.0
         self._stopping = False
         self.applied_entries = 0
         self.ignored_entries = 0
@@ -179,6 +180,10 @@ class Replicator:
                 except (RedisError, OSError):
                     pass
         self._client = self._reader = None
+        try:
+            await anyio.to_thread.run_sync(self.store.save, msgspec.structs.replace(self.pos))
+        except duckdb.Error as exc:
+            self.log.warning("replication_position_not_saved", error=f"{type(exc).__name__}: {exc}")
         await anyio.to_thread.run_sync(self.store.close)
 
     async def run(self) -> None:
@@ -240,7 +245,11 @@ class Replicator:
                 self._demote(f"append refused: the fencing token moved past {self.my_token}")
                 return False
             self.pos.seq, self.pos.tx, self.pos.stream_id, self.pos.counter = batch.last_seq, batch.last_tx, stream_id, n
-            await anyio.to_thread.run_sync(self.store.save, msgspec.structs.replace(self.pos))
+            if time.monotonic() - self._saved_at >= 1.0:
+                # A stale saved position only makes this replica re-read its own entries (applied
+                # idempotently) after a restart, so it is saved once a second, not per append.
+                self._saved_at = time.monotonic()
+                await anyio.to_thread.run_sync(self.store.save, msgspec.structs.replace(self.pos))
             self._delays.append(max(0.0, time.time() - batch.commit_ms / 1000))
             self._last_commit_ms = batch.commit_ms
             full = max(len(batch.rows["order_events"]), len(batch.rows["ledger_tx"])) >= self.batch
@@ -259,6 +268,7 @@ class Replicator:
     def _demote(self, reason: str) -> None:
         self.log.warning("replication_demoted", reason=reason, fence=self.my_token)
         self.pos.mode = "follow"
+        self._saved_at = 0.0
         self.my_token = None
         if self.on_demoted is not None:
             self.on_demoted()

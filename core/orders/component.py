@@ -141,8 +141,9 @@ class OrdersComponent(Component):
         """Give the pipeline read-only views: another instance writes this history now."""
         assert self.pipeline is not None and self._con is not None and self.replicator is not None
         con, rep = self._con, self.replicator
-        journal = _StandbyJournal(lambda: OrderJournal.reader(con), lambda: rep.version)
-        ledger = _StandbyLedger(lambda: Ledger(con), lambda: rep.version)
+        # Each view reads through cursors of its own: dashboard reads run in worker threads.
+        journal = _StandbyJournal(lambda: OrderJournal.reader(con.cursor()), lambda: rep.version)
+        ledger = _StandbyLedger(lambda: Ledger(con.cursor()), lambda: rep.version)
         self.pipeline.journal = journal  # type: ignore[assignment]
         self.pipeline.ledger = ledger  # type: ignore[assignment]
         if self._writer is not None:

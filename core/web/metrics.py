@@ -51,6 +51,8 @@ METRIC_NAMES = (
     "hrkernel_ledger_drift",
     "hrkernel_lease_is_leader",
     "hrkernel_lease_fencing_token",
+    "hrkernel_replication_lag_seconds",
+    "hrkernel_replication_lag_entries",
     "hrkernel_failovers_total",
     "hrkernel_failover_duration_seconds",
     "hrkernel_alerts_open",
@@ -203,6 +205,17 @@ class KernelCollector(Collector):
                 token.add_metric([instance], fencing)
         yield leader
         yield token
+        lag_s = GaugeMetricFamily("hrkernel_replication_lag_seconds", "How far this instance's journal and ledger trail the leader's commits (0 when caught up; on the leader: nothing unpublished)", labels=["instance_id", "mode"])
+        lag_n = GaugeMetricFamily("hrkernel_replication_lag_entries", "Replication stream entries this instance has not applied yet", labels=["instance_id", "mode"])
+        repl = (lead or {}).get("replication_lag")
+        if lead and isinstance(repl, dict):
+            labels = [str(lead.get("instance_id", "")), str(repl.get("mode", ""))]
+            if _num(repl.get("seconds")) is not None:
+                lag_s.add_metric(labels, float(repl["seconds"]))
+            if _num(repl.get("entries")) is not None:
+                lag_n.add_metric(labels, float(repl["entries"]))
+        yield lag_s
+        yield lag_n
         total = CounterMetricFamily("hrkernel_failovers_total", "Failovers by group (or 'leadership')", labels=["group"])
         durations: dict[tuple[str, ...], list[float]] = {}
         for record in (sources.read_failovers(host) or {}).get("history", []):

@@ -122,13 +122,23 @@ function statsTable(name, area, columns) {
     columns.map((c) => h("td", {}, row[c] === undefined ? "—" : String(row[c])))))));
 }
 
+function replicationLag(r) {
+  if (r == null) return "—";
+  if (typeof r !== "object") return String(r);
+  if (r.mode === "rebuild") return pill("rebuild: history lost, rebuilt from the exchange when leading", "unhealthy");
+  const secs = r.seconds == null ? "—" : `${fmtNum(r.seconds, 3)} s`;
+  const recent = r.p50 == null ? "" : ` · recent p50 ${fmtNum(r.p50 * 1000, 0)} ms, max ${fmtNum(r.max * 1000, 0)} ms`;
+  const role = r.mode === "lead" ? "publishing" : `${r.entries ?? 0} entries behind`;
+  return `${secs} (${role}; seq ${r.seq}, tx ${r.tx})${recent}`;
+}
+
 function renderLeadership(s) {
   if (notConfigured("leadership", s.leadership)) return;
   const d = s.leadership.data;
   const items = [["role", pill(d.role || "?", d.role)], ["leader", d.leader || "none"], ["fencing token", d.token ?? "—"],
     ["lease expires in", d.lease_expires_in == null ? "—" : `${fmtNum(d.lease_expires_in, 1)} s`],
     ["backend", d.backend || "—"], ["trading", pill(d.trading ? "yes" : "no")],
-    ["replication lag", d.replication_lag == null ? "—" : String(d.replication_lag)],
+    ["replication lag", replicationLag(d.replication_lag)],
     ["last error", d.last_error || "—"]];
   setPanel("leadership", [h("dl", { class: "kv" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("div", { class: "actions-row" }, h("button", { class: "danger", id: "step-down",
