@@ -19,6 +19,8 @@ then reconciles.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import NotLeaderError
-from hrkernel.orders.journal import OrderJournal
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
 
@@ -44,6 +46,9 @@ ACK_FILE = "orders.drift-ack"
 """Left in the data dir by ``hrkernel reconcile --ack``; consumed by the running component."""
 
 log = get_logger("hrkernel.orders")
+
+_OUR_CLIENT_ID = re.compile(r"hr[0-9a-f]{30}")
+"""The client order ids the pipeline makes (``client_order_id_for``): placed by one of our kernels."""
 
 _STANDBY = "standby: only the leader writes the journal and the ledger (this instance applies the leader's)"
 
@@ -217,8 +222,54 @@ class OrdersComponent(Component):
         if self.replicator is not None and self.pipeline is not None:
             await self.replicator.take_over(token)
             self._as_leader()
+            await self._adopt_unreplicated_orders()
         if self.reconciliation is not None and self.reconciliation.startup_done:
             await self.reconciliation.reconcile_all()
+
+    async def _adopt_unreplicated_orders(self) -> None:
+        """Journal the orders a predecessor placed after its last replicated row.
+
+        The replicated ledger has the predecessor's opening balance, so the fills of such orders
+        are in no balance here, and the journal does not know them: reconciliation would report
+        the fills as strangers and the balance as drift (or cancel the order as an orphan while
+        it rests). An order whose client order id is one our pipeline makes — open now, or
+        filled after the opening balance — is adopted as ACKED; reconciliation and recovery then
+        post its fills and verify it, like any order left in flight."""
+        p = self.pipeline
+        assert p is not None
+        for name, exchange in sorted(p.exchanges.items()):
+            opened = p.ledger.opened_at(name)
+            if opened is None:
+                continue  # no replicated history: the opening balance will hold these fills
+            try:
+                fills = await exchange.recent_fills()
+                strangers: dict[str, Any] = {}
+                for fill in fills:
+                    at = fill.time if fill.time.tzinfo else fill.time.replace(tzinfo=UTC)
+                    if at <= opened or fill.order_id in strangers or p.ledger.has_fill(name, fill.trade_id):
+                        continue
+                    if p.journal.by_exchange_id(name, fill.order_id) is None:
+                        strangers[fill.order_id] = fill
+                orders = {o.exchange_id: o for o in await exchange.list_open_orders()
+                          if p.journal.by_exchange_id(name, o.exchange_id) is None}
+                for exchange_id in strangers:
+                    orders[exchange_id] = await exchange.get_order(exchange_id=exchange_id)
+                for exchange_id, order in orders.items():
+                    coid = order.client_order_id
+                    if not coid or not _OUR_CLIENT_ID.fullmatch(coid) or p.journal.get(coid) is not None:
+                        continue  # not placed by our pipeline, or journaled (reconciliation follows it up)
+                    market = await p.market(name, order.symbol)
+                    p.journal.create(OrderRecord(
+                        client_order_id=coid, signal_id=f"adopted:{name}:{exchange_id}", exchange=name,
+                        symbol=order.symbol, base=market.base, quote=market.quote, side=order.side.value,
+                        type=order.type.value, amount=order.amount, price=order.price, state=OrderState.ACKED,
+                        exchange_order_id=exchange_id, attempts=1,
+                        reason="placed and filled by the previous leader after its last replicated row (adopted at takeover)",
+                    ))
+                    log.warning("orders_unreplicated_order_adopted", exchange=name, client_order_id=coid,
+                                exchange_id=exchange_id, status=order.status.value)
+            except Exception as exc:  # reconciliation still reports what is left as drift
+                log.error("orders_unreplicated_orders_not_checked", exchange=name, error=f"{type(exc).__name__}: {exc}")
 
     async def stop(self) -> None:
         self._stopping = True

@@ -72,7 +72,7 @@ class Node:
 
 @pytest.fixture
 def node(kernel_process: Any, redis_server: Any, simulator: str, tmp_path: Path, unused_port: Callable[[], int]) -> Any:
-    def start(name: str) -> Node:
+    def start(name: str, interval: str = "50ms") -> Node:
         web = unused_port()
         cfg = tmp_path / f"{name}.toml"
         cfg.write_text(f"""
@@ -91,6 +91,7 @@ key_prefix = "{PREFIX}"
 lease_ttl = "1s"
 renew_interval = "150ms"
 margin = "300ms"
+replication_interval = "{interval}"
 [health.checks.duckdb_writable]
 enabled = false
 [webhook]
@@ -209,3 +210,28 @@ def test_replication_lag_during_a_run_with_orders_flowing(node: Any) -> None:
     print(f"\nstandby delays with orders flowing: p50 {lag['p50'] * 1000:.1f} ms, max {lag['max'] * 1000:.1f} ms "
           f"(leader commit-to-publish p50 {a.lag()['p50'] * 1000:.1f} ms)")
     assert statistics.median([lag["p50"]]) < 2.0
+
+
+def test_orders_the_killed_leader_never_published_are_adopted_and_the_ledger_equals_the_exchange(
+    node: Any, simulator: str
+) -> None:
+    """The leader publishes every 8 s: its opening balance reaches the standby, the orders after
+    it do not before the SIGKILL. The new leader adopts them (our client order ids) from the
+    exchange instead of reporting their fills as strangers and the balance as drift."""
+    a = node("hr-a", interval="8s")
+    a.proc.wait_for("orders_trading_enabled", timeout=30)
+    b = node("hr-b")
+    wait_until(lambda: (b.lag().get("tx") or 0) >= 1, 20, "the opening balance replicated")
+    seq = b.lag()["seq"]
+    send(a, 3)
+    wait_until(lambda: verified(a) == 3, 6, "3 orders verified on the leader")
+    assert b.lag()["seq"] == seq  # none of them replicated yet
+    a.proc.kill()
+    b.proc.wait_for("trading_enabled", timeout=15)
+    b.proc.wait_for("orders_trading_enabled", timeout=30)
+    adopted = [e for e in b.proc.events if e.get("event") == "orders_unreplicated_order_adopted"]
+    assert len(adopted) == 3, adopted
+    wait_until(lambda: verified(b) == 3, 15, "the adopted orders verified")
+    wait_until(lambda: b.venue_balances() == exchange_balances(simulator), 15, "ledger equals the exchange")
+    events = [e for e in b.proc.events if e.get("event") == "reconciled"]
+    assert events and all(e.get("discrepancies") == [] for e in events), events
