@@ -79,8 +79,26 @@ class NobitexConfig(ConfigStruct, kw_only=True):
     """Requests that may wait for a slot; beyond that a call is refused at once."""
     bulkhead_wait: Duration = Duration(5.0)
 
+    fills_wait: Duration = Duration(30.0)
+    """How long ``order_fills`` waits for a shared ``/market/trades/list`` poll that covers the
+    order's filled amount (a slot under the limit, a 429's ``backOff``); if no poll could be sent
+    in that time it raises ``RateLimitedError``, otherwise it returns the fills found."""
+    fills_poll_interval: Duration = Duration(0.0)
+    """Shared trades polls are paced this far apart; 0: the ``list_trades`` limit spread evenly
+    (``per / requests``, 2 s for Nobitex's 30/min), no pacing when ``rate_limit`` is off."""
+    fills_poll_burst: int = 3
+    """Polls that may go out back to back before the pacing applies."""
+    fills_page_size: int = 100
+    """``pageSize`` of the trades polls (Nobitex accepts 1..100)."""
+
     markets_ttl: Duration = Duration(3600.0)
     market_data_ttl: Duration = Duration(1.0)
     """Order book, public trades and stats are cached this long (Nobitex itself caches ~1 s)."""
     stale_for: Duration = Duration(300.0)
     """How long an expired cached value may still be served when the exchange is failing."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fills_page_size <= 100:
+            raise ValueError(f"fills_page_size must be 1..100 (Nobitex's page sizes), got {self.fills_page_size}")
+        if self.fills_poll_burst < 1:
+            raise ValueError(f"fills_poll_burst must be >= 1, got {self.fills_poll_burst}")

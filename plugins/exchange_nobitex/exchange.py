@@ -36,6 +36,7 @@ from hrkernel.exchange import errors as ex
 from hrkernel.resilience import TTLCache
 from hrkernel_nobitex import wire
 from hrkernel_nobitex.config import NobitexConfig
+from hrkernel_nobitex.fills import FillFeed
 from hrkernel_nobitex.transport import Clock, Sleep, Transport
 
 T = TypeVar("T")
@@ -88,6 +89,7 @@ class NobitexExchange:
         self.breaker = self.transport.breaker
         self.bulkhead = self.transport.bulkhead
         self.retry = self.transport.retry
+        self.fills = FillFeed(self.transport, config, log=self.log)
         stale = float(config.stale_for)
         self.markets_cache: TTLCache[list[Market]] = TTLCache(
             f"exchange:{name}:markets", float(config.markets_ttl), max_stale=stale, clock=clock)
@@ -133,6 +135,7 @@ class NobitexExchange:
             "bulkhead_in_flight": self.bulkhead.in_flight,
             "connections": pool.metrics().size if pool is not None else 0,
             "rate_limits": self.limits.snapshot(),
+            "fills": self.fills.snapshot(),
         }
 
     # ------------------------------------------------------------------ markets
@@ -337,10 +340,15 @@ class NobitexExchange:
         if symbol is not None:
             params["srcCurrency"], params["dstCurrency"] = wire.request_codes(symbol)
         reply = await self._call("list_trades", "GET", "/market/trades/list", wire.TradesReply, params=params)
-        return [wire.fill_from_wire(t) for t in reply.trades]
+        fills = [wire.fill_from_wire(t) for t in reply.trades]
+        self.fills.ingest(fills)
+        return fills
 
     async def order_fills(self, order: Order) -> list[Fill]:
-        return [f for f in await self.recent_fills(order.symbol) if f.order_id == order.exchange_id]
+        """The fills of ``order``, from the shared trades poll (:mod:`hrkernel_nobitex.fills`):
+        no request when its status says nothing is filled or the trades already read add up to
+        its filled amount; concurrent calls share one poll; waits for a slot under the limit."""
+        return await self.fills.order_fills(order)
 
     async def balances(self) -> list[Balance]:
         reply = await self._call("wallets", "GET", "/users/wallets/list", wire.WalletsReply)
