@@ -131,7 +131,7 @@ class SignalRouter(Component):
             fault_point("signal_received")
         while not self._stopping.is_set():
             try:
-                record = await self.prepare(event)
+                record, slot = await self._prepare_with_slot(event)
             except TradingHaltedError as exc:
                 self.stats["retried"] += 1
                 log.info("signal_waiting", signal_id=event.signal_id, reason=str(exc))
@@ -150,10 +150,27 @@ class SignalRouter(Component):
                 await self._settled(event.signal_id)
                 await self._ack(delivery, event.signal_id)
                 return
-            await self._settled(event.signal_id)
             self.stats["journaled"] += 1
-            tg.start_soon(self._execute, record, delivery, name=f"order:{record.client_order_id}")
+            # Started before the inbox is told (its write need not delay the request).
+            tg.start_soon(self._execute, record, delivery, slot, name=f"order:{record.client_order_id}")
+            await self._settled(event.signal_id)
             return
+
+    async def _prepare_with_slot(self, event: SignalEvent) -> tuple[Any, object | None]:
+        """Prepare ``event``'s order, holding an execution slot for it if one is free now: the
+        order then leaves at once, so the pipeline journals PREPARED and SUBMITTING in one commit.
+        Without a free slot it is journaled PREPARED and waits for one."""
+        slot: object | None = object()
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(slot)
+        except anyio.WouldBlock:
+            slot = None
+        try:
+            return await self.prepare(event, submit=slot is not None), slot
+        except BaseException:
+            if slot is not None:
+                self._limiter.release_on_behalf_of(slot)
+            raise
 
     async def _ack(self, delivery: Any, signal_id: str) -> None:
         """Acknowledge a bus delivery. A bus that cannot be reached right now (Redis cut off or
@@ -172,21 +189,25 @@ class SignalRouter(Component):
             except Exception as exc:  # the order is journaled; a replay would be deduped anyway
                 log.warning("signal_settle_failed", signal_id=signal_id, error=f"{type(exc).__name__}: {exc}")
 
-    async def _execute(self, record: Any, delivery: Any) -> None:
+    async def _execute(self, record: Any, delivery: Any, slot: object | None = None) -> None:
         # The bus delivery is acknowledged only once the placement's outcome is known. A journal
         # is per instance: if this leader dies between journal and exchange, a durable bus hands
         # the signal to the next leader, which finds it UNKNOWN (accepted before its tenure),
         # looks the client order id up on the exchange and places it only if it is not there.
-        async with self._limiter:
-            try:
-                await self.orders.pipeline.execute_transaction(record)
-            except NotLeaderError as exc:
-                log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
-                return
-            except Exception as exc:  # the journal holds the order; recovery/reconciliation resume it
-                log.error("order_execution_failed", client_order_id=record.client_order_id,
-                          error=f"{type(exc).__name__}: {exc}")
-                return
+        if slot is None:
+            slot = object()
+            await self._limiter.acquire_on_behalf_of(slot)
+        try:
+            await self.orders.pipeline.execute_transaction(record)
+        except NotLeaderError as exc:
+            log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
+            return
+        except Exception as exc:  # the journal holds the order; recovery/reconciliation resume it
+            log.error("order_execution_failed", client_order_id=record.client_order_id,
+                      error=f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            self._limiter.release_on_behalf_of(slot)
         await self._ack(delivery, record.signal_id)
 
     # -- turning a signal into an order request ---------------------------------------------------
@@ -200,8 +221,9 @@ class SignalRouter(Component):
             f"signal names exchange {event.exchange!r}; configured exchanges are {', '.join(self.exchanges)}"
         )
 
-    async def prepare(self, event: SignalEvent) -> Any:
-        """Journal the order for ``event`` (PREPARED) and return its record."""
+    async def prepare(self, event: SignalEvent, *, submit: bool = False) -> Any:
+        """Journal the order for ``event`` (PREPARED; with ``submit``, PREPARED and SUBMITTING in
+        one commit when it may leave at once) and return its record."""
         pipeline = self.orders.pipeline
         if pipeline is None:
             raise TradingHaltedError("the order pipeline has not started")
@@ -211,8 +233,9 @@ class SignalRouter(Component):
             self.stats["duplicates"] += 1
             return existing
         signal = await self.to_signal(event, exchange)
-        record = await pipeline.create_transaction(signal)
-        if record.state is OrderState.PREPARED and self._maybe_placed_elsewhere(event):
+        elsewhere = self._maybe_placed_elsewhere(event)
+        record = await pipeline.create_transaction(signal, submit=submit and not elsewhere)
+        if record.state is OrderState.PREPARED and elsewhere:
             # Another instance may have led when this signal arrived (every kernel of a pair gets
             # the webhook; journals are per instance) and placed its order: UNKNOWN makes the
             # pipeline look the client order id up on the exchange before any placement.

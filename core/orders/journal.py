@@ -140,6 +140,13 @@ _SELECT_ONE = (
 )
 
 
+_INSERT_ORDER = f"INSERT INTO orders ({', '.join(_FIXED)}) VALUES ({', '.join('?' * len(_FIXED))})"
+_INSERT_EVENTS = {n: "INSERT INTO order_events VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n) for n in (1, 2)}
+
+_ABSENT_MAX = 4096
+"""Signal ids recently looked up and not found (see :meth:`OrderJournal.by_signal`)."""
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -155,6 +162,8 @@ class OrderJournal:
         self._now = now or (lambda: datetime.now(UTC))
         self._cache: dict[str, OrderRecord] = {}
         """Current records of non-terminal orders (this process is the journal's only writer)."""
+        self._absent: dict[str, None] = {}
+        """Signal ids looked up and not journaled (oldest first): only :meth:`create` adds orders."""
         row = self._con.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
         self._seq = int(row[0]) if row else 0
         self._writer = False
@@ -172,6 +181,7 @@ class OrderJournal:
         self._now = lambda: datetime.now(UTC)
         self._seq = 0
         self._cache = {}
+        self._absent = {}
         self._writer = False
         return self
 
@@ -182,28 +192,55 @@ class OrderJournal:
     def _stamp(self) -> datetime:
         return self._now().astimezone(UTC).replace(tzinfo=None)
 
-    def create(self, record: OrderRecord) -> OrderRecord:
-        """Journal a new order in ``record.state`` (normally PREPARED). Raises :class:`JournalError`
-        if the client order id or the signal id is already journaled."""
+    def create(
+        self,
+        record: OrderRecord,
+        *,
+        then: OrderState | None = None,
+        attempts: int | None = None,
+        fencing_token: int | None = None,
+        reason: str | None = None,
+    ) -> OrderRecord:
+        """Journal a new order in ``record.state`` (normally PREPARED); returns its record. Raises
+        :class:`JournalError` if the client order id or the signal id is already journaled.
+
+        With ``then`` (normally SUBMITTING) the order's next state is journaled in the SAME commit,
+        as a second event (with ``attempts``, ``fencing_token`` and ``reason``), and the returned
+        record is in that state: one durable write instead of two when the order is prepared and
+        sent at once. The orders row and both events become durable together or not at all."""
         now = self._stamp()
-        rec = msgspec.structs.replace(record, created_at=now.replace(tzinfo=UTC), updated_at=now.replace(tzinfo=UTC))
+        at = now.replace(tzinfo=UTC)
+        rec = msgspec.structs.replace(record, created_at=at, updated_at=at)
         values = [getattr(rec, c) for c in _FIXED]
         values[-1] = now
+        events = [rec]
+        if then is not None:
+            rec = msgspec.structs.replace(
+                rec, state=then, attempts=attempts if attempts is not None else rec.attempts,
+                fencing_token=fencing_token if fencing_token is not None else rec.fencing_token,
+                reason=reason if reason is not None else rec.reason,
+            )
+            events.append(rec)
         with self._lock:
             con = self._con
+            seq = self._seq
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"INSERT INTO orders ({', '.join(_FIXED)}) VALUES ({', '.join('?' * len(_FIXED))})", values)
-                self._event(rec, now)
+                con.execute(_INSERT_ORDER, values)
+                con.execute(_INSERT_EVENTS[len(events)],
+                            [v for i, e in enumerate(events, seq + 1) for v in self._event_row(i, e, now)])
                 con.execute("COMMIT")
             except duckdb.ConstraintException as exc:
                 con.execute("ROLLBACK")
+                self._absent.pop(record.signal_id, None)
                 raise JournalError(
                     f"order journal: client order id {rec.client_order_id!r} or signal {rec.signal_id!r} already journaled"
                 ) from exc
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self._seq = seq + len(events)
+            self._absent.pop(rec.signal_id, None)
             self._remember(rec)
         return rec
 
@@ -246,14 +283,15 @@ class OrderJournal:
             self._remember(rec)
             return rec
 
+    @staticmethod
+    def _event_row(seq: int, rec: OrderRecord, now: datetime) -> list[Any]:
+        return [seq, rec.client_order_id, rec.state.value, now, rec.attempts, rec.fencing_token,
+                rec.exchange_order_id, rec.filled_amount, rec.reason, rec.unresolved]
+
     def _event(self, rec: OrderRecord, now: datetime) -> None:
         self._seq += 1
         try:
-            self._con.execute(
-                "INSERT INTO order_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self._seq, rec.client_order_id, rec.state.value, now, rec.attempts, rec.fencing_token,
-                 rec.exchange_order_id, rec.filled_amount, rec.reason, rec.unresolved],
-            )
+            self._con.execute(_INSERT_EVENTS[1], self._event_row(self._seq, rec, now))
         except BaseException:
             self._seq -= 1
             raise
@@ -280,8 +318,18 @@ class OrderJournal:
             return self._get(self._reader, client_order_id)
 
     def by_signal(self, signal_id: str) -> OrderRecord | None:
+        """The order journaled for ``signal_id``, if any. In the writing process a miss is
+        remembered until :meth:`create` journals that signal, so the second look-up of a new
+        signal on its way in (the router's, then the pipeline's) costs no query."""
+        if signal_id in self._absent:
+            return None
         with self._lock:
             row = self._reader.execute("SELECT client_order_id FROM orders WHERE signal_id = ?", [signal_id]).fetchone()
+            if row is None and self._writer:
+                # Under the lock that create() takes: no order for it can be committed in between.
+                self._absent[signal_id] = None
+                if len(self._absent) > _ABSENT_MAX:
+                    del self._absent[next(iter(self._absent))]
         return self.get(row[0]) if row else None
 
     def by_exchange_id(self, exchange: str, exchange_order_id: str) -> OrderRecord | None:

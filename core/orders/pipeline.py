@@ -31,6 +31,7 @@ from hrkernel.exchange import (
     Fill,
     Market,
     Order,
+    OrderBook,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -52,6 +53,7 @@ from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 
 __all__ = [
     "AlertHook",
+    "SEND_AT_ONCE",
     "AlwaysLeader",
     "LeaseView",
     "Signal",
@@ -73,6 +75,11 @@ class LeaseView(Protocol):
 
     @property
     def token(self) -> int | None: ...
+
+
+SEND_AT_ONCE = 0.05
+"""Seconds within which an order journaled PREPARED+SUBMITTING in one commit is sent as it stands;
+later, SUBMITTING is journaled again (after a fresh lease check) just before the request leaves."""
 
 
 class AlwaysLeader:
@@ -139,6 +146,9 @@ class TransactionVerificationPipeline:
         self._sleep = sleep
         self._markets: dict[tuple[str, str], Market] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._unsent: dict[str, tuple[float, int]] = {}
+        """Orders journaled PREPARED+SUBMITTING in one commit and not handed to execution yet
+        (client order id → (clock at the commit, fencing token))."""
         self.halts: dict[str, str] = {}
         """Why new orders are refused right now (key → reason); empty means trading is allowed."""
         self.stats: dict[str, int] = {"prepared": 0, "submitted": 0, "unknown": 0, "resubmitted": 0,
@@ -179,11 +189,18 @@ class TransactionVerificationPipeline:
         except KeyError:
             raise OrdersError(f"no exchange named {name!r} (configured: {sorted(self.exchanges)})") from None
 
-    async def create_transaction(self, signal: Signal) -> OrderRecord:
+    async def create_transaction(self, signal: Signal, *, submit: bool = False) -> OrderRecord:
         """Prepare: validate, risk-check and journal PREPARED. The same signal id returns the
         order already journaled for it. A refused signal is journaled FAILED with the reason and
         :class:`OrderRejectedError` is raised; a halt raises :class:`TradingHaltedError` and
-        journals nothing (the signal may be sent again later)."""
+        journals nothing (the signal may be sent again later).
+
+        ``submit=True`` says the caller hands the order to :meth:`execute_transaction` at once.
+        While the lease is held with margin (and its fence check passes), the order is then
+        journaled PREPARED *and* SUBMITTING in one commit — one durable write before the request
+        leaves instead of two — and the returned record is SUBMITTING. Otherwise (no margin, or a
+        fence check that fails) it is journaled PREPARED alone, exactly as without ``submit``.
+        """
         existing = self.journal.by_signal(signal.signal_id)
         if existing is not None:
             return existing
@@ -197,11 +214,23 @@ class TransactionVerificationPipeline:
             market = await self.market(signal.exchange, signal.symbol)
         except ex.InvalidOrderError as exc:
             return self._refuse(signal, coid, None, f"unknown symbol {signal.symbol!r} on {signal.exchange}: {exc}")
-        problem = await self._check(signal, market, exchange)
+        problem = self._check_signal(signal, market)
         if problem is not None:
             return self._refuse(signal, coid, market, problem)
+        book = await exchange.order_book(signal.symbol)
+        # The lease is proven before the risk check: from the check to the commit (and, when
+        # fused, on to the request) nothing awaits, so no other order interleaves.
+        token = self.lease.token if submit and await self._lease_current() else None
+        problem = self._check_risk(signal, market, book)
+        if problem is not None:
+            return self._refuse(signal, coid, market, problem)
+        record = self._record(signal, coid, market, OrderState.PREPARED)
         try:
-            rec = self.journal.create(self._record(signal, coid, market, OrderState.PREPARED))
+            if token is not None:
+                rec = self.journal.create(record, then=OrderState.SUBMITTING, attempts=1, fencing_token=token)
+                self._unsent[coid] = (self._clock(), token)
+            else:
+                rec = self.journal.create(record)
         except JournalError:
             # The same signal prepared concurrently: the first one journaled wins.
             existing = self.journal.by_signal(signal.signal_id)
@@ -209,10 +238,22 @@ class TransactionVerificationPipeline:
                 raise
             return existing
         self.stats["prepared"] += 1
+        if token is not None:
+            self.stats["submitted"] += 1
+            fault_point("after_submitting")
+        else:
+            fault_point("after_prepared")
         log.info("order_prepared", client_order_id=coid, signal_id=signal.signal_id, symbol=signal.symbol,
-                 side=signal.side.value, amount=str(signal.amount), price=str(signal.price))
-        fault_point("after_prepared")
+                 side=signal.side.value, amount=str(signal.amount), price=str(signal.price),
+                 state=rec.state.value)
         return rec
+
+    async def _lease_current(self) -> bool:
+        """The lease is held with margin and (if it has one) its fence check proves the token current."""
+        if not self.lease.holds_with_margin():
+            return False
+        fence_check = getattr(self.lease, "fence_check", None)
+        return fence_check is None or bool(await fence_check())
 
     @staticmethod
     def _record(signal: Signal, coid: str, market: Market | None, state: OrderState, reason: str | None = None) -> OrderRecord:
@@ -227,8 +268,9 @@ class TransactionVerificationPipeline:
         log.warning("order_refused", client_order_id=coid, signal_id=signal.signal_id, reason=reason)
         raise OrderRejectedError(f"signal {signal.signal_id}: {reason}", client_order_id=coid)
 
-    async def _check(self, signal: Signal, market: Market, exchange: Exchange) -> str | None:
-        cfg = self.config
+    @staticmethod
+    def _check_signal(signal: Signal, market: Market) -> str | None:
+        """What the signal alone and the market's rules refuse."""
         amount, price = signal.amount, signal.price
         if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
             return f"amount must be a positive Decimal, got {amount!r}"
@@ -241,7 +283,13 @@ class TransactionVerificationPipeline:
                 return f"price must be a positive Decimal, got {price!r}"
             if price % market.price_step != 0:
                 return f"price {price} is not a multiple of the market's price step {market.price_step}"
-        book = await exchange.order_book(signal.symbol)
+        return None
+
+    def _check_risk(self, signal: Signal, market: Market, book: OrderBook) -> str | None:
+        """The risk limits against the book, the open orders and the ledger (no I/O: nothing can
+        change them between this check and the journal write that follows it)."""
+        cfg = self.config
+        amount, price = signal.amount, signal.price
         best_bid = book.bids[0].price if book.bids else None
         best_ask = book.asks[0].price if book.asks else None
         if best_bid is None or best_ask is None:
@@ -295,8 +343,9 @@ class TransactionVerificationPipeline:
         return lock
 
     async def submit(self, signal: Signal) -> OrderRecord:
-        """Prepare then execute one signal."""
-        return await self.execute_transaction(await self.create_transaction(signal))
+        """Prepare then execute one signal (PREPARED and SUBMITTING in one commit, see
+        :meth:`create_transaction`)."""
+        return await self.execute_transaction(await self.create_transaction(signal, submit=True))
 
     async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
@@ -306,10 +355,13 @@ class TransactionVerificationPipeline:
             rec = self.journal.get(tx.client_order_id)
             if rec is None:
                 raise OrdersError(f"order {tx.client_order_id} is not in the journal")
+            unsent = self._unsent.pop(rec.client_order_id, None)
             if rec.is_terminal:
                 return rec
             if rec.state is OrderState.PREPARED:
                 return await self._submit(rec)
+            if rec.state is OrderState.SUBMITTING and unsent is not None:
+                return await self._send_prepared(rec, *unsent)
             if rec.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
                 return await self._resolve_unknown(rec)
             return await self._verify(rec)
@@ -318,7 +370,24 @@ class TransactionVerificationPipeline:
         return OrderRequest(symbol=rec.symbol, side=Side(rec.side), type=OrderType(rec.type), amount=rec.amount,
                             price=rec.price, client_order_id=rec.client_order_id)
 
-    async def _submit(self, rec: OrderRecord, *, reason: str | None = None) -> OrderRecord:
+    async def _send_prepared(self, rec: OrderRecord, committed_at: float, token: int) -> OrderRecord:
+        """Send an order journaled PREPARED+SUBMITTING in one commit by :meth:`create_transaction`
+        in this process (so certainly not sent yet). Sent as it stands when it follows that commit
+        at once under the same lease tenure; one that waited (for an execution slot, say) is
+        journaled SUBMITTING again after a fresh lease check, so the journal's SUBMITTING time —
+        which the visibility window counts from — stays the time the request left."""
+        if self._clock() - committed_at <= SEND_AT_ONCE and self.lease.token == token and self.lease.holds_with_margin():
+            return await self._place(rec, token)
+        try:
+            return await self._submit(rec, attempt=rec.attempts, reason="waited after prepare; journaled again before sending")
+        except NotLeaderError:
+            # Nothing left: the order is back to what it is, PREPARED (recovery fails it as stale
+            # after prepared_max_age rather than placing it late).
+            self.journal.record(rec.client_order_id, OrderState.PREPARED, attempts=rec.attempts - 1,
+                                reason="not sent: this instance lost the lease before the request left")
+            raise
+
+    async def _submit(self, rec: OrderRecord, *, reason: str | None = None, attempt: int | None = None) -> OrderRecord:
         if not self.lease.holds_with_margin():
             raise NotLeaderError(f"order {rec.client_order_id}: this instance does not hold the lease with margin")
         fence_check = getattr(self.lease, "fence_check", None)
@@ -326,11 +395,16 @@ class TransactionVerificationPipeline:
             # The last hop before the order leaves: one round trip proving the token is current.
             raise NotLeaderError(f"order {rec.client_order_id}: fencing token is no longer current")
         token = self.lease.token
-        exchange = self._exchange(rec.exchange)
-        rec = self.journal.record(rec.client_order_id, OrderState.SUBMITTING, attempts=rec.attempts + 1,
+        rec = self.journal.record(rec.client_order_id, OrderState.SUBMITTING,
+                                  attempts=rec.attempts + 1 if attempt is None else attempt,
                                   fencing_token=token, reason=reason)
         fault_point("after_submitting")
         self.stats["submitted"] += 1
+        return await self._place(rec, token)
+
+    async def _place(self, rec: OrderRecord, token: int | None) -> OrderRecord:
+        """Send the placement of ``rec`` (journaled SUBMITTING) and journal what came of it."""
+        exchange = self._exchange(rec.exchange)
         try:
             order = await exchange.place_order(self._request(rec), fencing_token=token)
         except ex.DuplicateClientOrderIdError:

@@ -1,6 +1,10 @@
 """A small process for the crash-recovery tests: start-up reconciliation, then one signal.
 
-    python orders_crash_worker.py DB SIM_URL TOKEN SIGNAL_ID SIDE PRICE
+    python orders_crash_worker.py DB SIM_URL TOKEN SIGNAL_ID SIDE PRICE [MODE]
+
+MODE ``fused`` (the default) sends the signal with ``pipeline.submit`` (PREPARED and SUBMITTING
+journaled in one commit); ``two-step`` with ``create_transaction`` then ``execute_transaction``
+(PREPARED committed on its own first, as for an order that waits for an execution slot).
 
 With ``HRKERNEL_FAULT_POINT`` set it SIGKILLs itself at that point (see hrkernel.orders.faults).
 Prints the order's final record as JSON on success.
@@ -26,7 +30,7 @@ from hrkernel_nobitex.config import NobitexConfig
 from hrkernel_nobitex.exchange import NobitexExchange
 
 
-async def main(db: str, url: str, token: str, signal_id: str, side: str, price: str) -> None:
+async def main(db: str, url: str, token: str, signal_id: str, side: str, price: str, mode: str = "fused") -> None:
     con = duckdb.connect(db)
     exchange = NobitexExchange(NobitexConfig(token=token, base_url=url, rate_limit=False, timeout=Duration(1.0)),
                                instance_id="crash-worker")
@@ -39,10 +43,13 @@ async def main(db: str, url: str, token: str, signal_id: str, side: str, price: 
         await StateReconciliation(pipeline).reconcile_on_startup()
         signal = Signal(signal_id=signal_id, exchange="nobitex", symbol="BTCIRT", side=Side(side),
                         amount=Decimal("0.001"), price=Decimal(price))
-        rec = await pipeline.submit(signal)
+        if mode == "fused":
+            rec = await pipeline.submit(signal)
+        else:
+            rec = await pipeline.execute_transaction(await pipeline.create_transaction(signal))
         print(msgspec.json.encode(rec).decode(), flush=True)
     con.close()
 
 
 if __name__ == "__main__":
-    anyio.run(main, *sys.argv[1:7])
+    anyio.run(main, *sys.argv[1:8])
