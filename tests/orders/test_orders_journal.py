@@ -52,3 +52,29 @@ def test_the_same_signal_or_client_id_cannot_be_journaled_twice(tmp_path: Path) 
     with pytest.raises(JournalError, match="no order"):
         journal.record("nope", OrderState.ACKED)
     assert len(journal.query()) == 1
+
+
+def test_prepared_and_submitting_in_one_commit_keep_seq_gap_free_and_all_or_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "j.duckdb")
+    journal = OrderJournal(path)
+    assert journal.by_signal("s1") is None  # a miss, remembered until create() journals s1
+    rec = journal.create(_rec(), then=OrderState.SUBMITTING, attempts=1, fencing_token=7)
+    assert (rec.state, rec.attempts, rec.fencing_token) == (OrderState.SUBMITTING, 1, 7)
+    assert journal.by_signal("s1") == rec == journal.get("hrabc")
+    with pytest.raises(JournalError, match="already journaled"):
+        journal.create(_rec("hrxyz", "s1"), then=OrderState.SUBMITTING, attempts=1)
+    assert journal.get("hrxyz") is None
+    journal.record("hrabc", OrderState.ACKED, exchange_order_id="42")
+    journal.create(_rec("hrdef", "s2"))
+    journal.connection.close()
+
+    again = OrderJournal(path)
+    history = again.history("hrabc")
+    assert [(e.state, e.attempt, e.fencing_token) for e in history] == [
+        (OrderState.PREPARED, 0, None), (OrderState.SUBMITTING, 1, 7), (OrderState.ACKED, 1, 7)]
+    assert history[0].at == history[1].at  # one commit
+    # The failed duplicate took no sequence number: seq stays 1, 2, 3, ... with no gap.
+    seqs = [r[0] for r in again.connection.execute("SELECT seq FROM order_events ORDER BY seq").fetchall()]
+    assert seqs == [1, 2, 3, 4]
+    assert again.get("hrabc").state is OrderState.ACKED  # type: ignore[union-attr]
+    assert [r.client_order_id for r in again.open_orders()] == ["hrabc", "hrdef"]

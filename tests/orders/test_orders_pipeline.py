@@ -243,3 +243,130 @@ async def test_a_new_leader_adopting_a_predecessors_filled_order_does_not_count_
     assert own.state is OrderState.VERIFIED and b.ledger.has_fill("nobitex", str((await sim_trades(sim_admin))[-1]["id"]))
     assert b.ledger.venue_balances("nobitex") == await truth()
     assert len(await sim_orders(sim_admin)) == 2
+
+
+class SwitchableLease:
+    """A lease this test can lose, and whose fence check can fail."""
+
+    def __init__(self) -> None:
+        self.token: int | None = 5
+        self.margin = True
+        self.fence_ok = True
+        self.fence_checks = 0
+
+    def holds_with_margin(self) -> bool:
+        return self.margin
+
+    async def fence_check(self) -> bool:
+        self.fence_checks += 1
+        return self.fence_ok
+
+
+async def test_an_order_sent_at_once_is_journaled_prepared_and_submitting_in_one_commit(
+    make_pipeline, sim_admin
+) -> None:
+    lease = SwitchableLease()
+    pipeline = make_pipeline(lease=lease)
+    m = await mid(sim_admin)
+    rec = await pipeline.submit(buy("f-1", price_at(m, "1.02")))
+    assert rec.state is OrderState.VERIFIED and lease.fence_checks == 1
+    history = pipeline.journal.history(rec.client_order_id)
+    assert [(e.state, e.attempt, e.fencing_token) for e in history[:2]] == [
+        (OrderState.PREPARED, 0, None), (OrderState.SUBMITTING, 1, 5)]
+    assert history[0].at == history[1].at  # one commit, made before the request left
+    assert len(await sim_orders(sim_admin)) == 1
+
+    # A fence check that fails at prepare: journaled PREPARED alone, nothing sent.
+    lease.fence_ok = False
+    tx = await pipeline.create_transaction(buy("f-2", price_at(m, "1.02")), submit=True)
+    assert tx.state is OrderState.PREPARED
+    assert [e.state for e in pipeline.journal.history(tx.client_order_id)] == [OrderState.PREPARED]
+    with pytest.raises(NotLeaderError):
+        await pipeline.execute_transaction(tx)
+    assert len(await sim_orders(sim_admin)) == 1
+
+
+async def test_an_order_that_waited_after_its_one_commit_is_journaled_submitting_again_or_put_back(
+    make_pipeline, sim_admin
+) -> None:
+    """SUBMITTING's time is what the visibility window counts from, so an order that did not
+    leave at once (it waited for an execution slot) is journaled SUBMITTING again, after a fresh
+    lease check, right before it leaves; one whose instance lost the lease meanwhile goes back
+    to PREPARED (never sent: recovery fails it as stale rather than placing it late)."""
+    import time
+
+    from hrkernel.orders.pipeline import SEND_AT_ONCE
+
+    lease = SwitchableLease()
+    skew = [0.0]
+    pipeline = make_pipeline(lease=lease)
+    pipeline._clock = lambda: time.monotonic() + skew[0]
+    m = await mid(sim_admin)
+    waited = await pipeline.create_transaction(buy("w-1", price_at(m, "1.02")), submit=True)
+    assert waited.state is OrderState.SUBMITTING and lease.fence_checks == 1
+    skew[0] += SEND_AT_ONCE * 2
+    rec = await pipeline.execute_transaction(waited)
+    assert rec.state is OrderState.VERIFIED and lease.fence_checks == 2
+    history = pipeline.journal.history(rec.client_order_id)
+    assert [(e.state, e.attempt) for e in history[:3]] == [
+        (OrderState.PREPARED, 0), (OrderState.SUBMITTING, 1), (OrderState.SUBMITTING, 1)]
+    assert history[2].at > history[1].at and "waited" in (history[2].reason or "")
+    assert len(await sim_orders(sim_admin)) == 1
+
+    lost = await pipeline.create_transaction(buy("w-2", price_at(m, "1.02")), submit=True)
+    lease.margin = False
+    with pytest.raises(NotLeaderError):
+        await pipeline.execute_transaction(lost)
+    back = pipeline.journal.get(lost.client_order_id)
+    assert back is not None and (back.state, back.attempts) == (OrderState.PREPARED, 0)
+    assert "lost the lease" in (back.reason or "")
+    assert len(await sim_orders(sim_admin)) == 1
+
+
+async def test_the_router_fuses_the_commit_only_when_an_execution_slot_is_free(make_pipeline, sim_admin) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    import anyio
+
+    from hrkernel.bus.events import SignalAction, SignalEvent
+    from hrkernel.kernel.routing import SignalRouter
+
+    pipeline = make_pipeline()
+    router = SignalRouter(bus=None, orders=SimpleNamespace(pipeline=pipeline), topic="signals",
+                          exchanges=["nobitex"], max_concurrent=1)
+    price = price_at(await mid(sim_admin), "1.02")
+
+    class Delivery:
+        def __init__(self, signal_id: str) -> None:
+            self.event = SignalEvent(time=datetime.now(UTC), signal_id=signal_id, source="test", exchange="nobitex",
+                                     symbol="BTCIRT", action=SignalAction.BUY, amount=Decimal("0.001"),
+                                     order_type="limit", price=price, received_at=datetime.now(UTC))
+            self.acked = anyio.Event()
+
+        async def ack(self) -> None:
+            self.acked.set()
+
+    def history(signal_id: str) -> list[Any]:
+        return pipeline.journal.history(client_order_id_for("nobitex", signal_id))
+
+    busy = object()
+    router._limiter.acquire_on_behalf_of_nowait(busy)  # every execution slot taken
+    async with anyio.create_task_group() as tg:
+        waiting = Delivery("r-wait")
+        await router._handle(waiting, tg)
+        await anyio.sleep(0.05)
+        assert [e.state for e in history("r-wait")] == [OrderState.PREPARED]  # journaled, waiting, not sent
+        assert await sim_orders(sim_admin) == []
+        router._limiter.release_on_behalf_of(busy)
+        with anyio.fail_after(10):
+            await waiting.acked.wait()
+        at_once = Delivery("r-free")
+        await router._handle(at_once, tg)
+        with anyio.fail_after(10):
+            await at_once.acked.wait()
+    two, one = history("r-wait"), history("r-free")
+    assert [e.state for e in two[:2]] == [e.state for e in one[:2]] == [OrderState.PREPARED, OrderState.SUBMITTING]
+    assert two[0].at < two[1].at and one[0].at == one[1].at
+    assert two[-1].state is one[-1].state is OrderState.VERIFIED
+    assert len(await sim_orders(sim_admin)) == 2 and router._limiter.borrowed_tokens == 0
