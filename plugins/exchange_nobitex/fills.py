@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -83,6 +83,8 @@ class FillFeed:
         self._polling: anyio.Event | None = None
         self._failure: tuple[anyio.Event, Exception] | None = None  # the last poll's, if it failed
         self._scan_lock = anyio.Lock()
+        self._scans: dict[str, tuple[int, datetime | None]] = {}
+        """Per market, the last scan: the poll it followed, and how far back it read (None: all)."""
         self.stats = {"calls": 0, "answered_from_cache": 0, "nothing_filled": 0, "polls": 0, "scans": 0,
                       "requests": 0, "short": 0}
 
@@ -120,7 +122,7 @@ class FillFeed:
                 # A poll sent after this call asked has come back without the order's trades.
                 polled = True
                 if not scanned:
-                    await self._retrying(self._scan(order, deadline), deadline)
+                    await self._retrying(self._scan(order, deadline, self._fresh), deadline)
                     scanned = True
                     continue
                 needed_after = self._epoch  # the exchange may list them late: wait for another
@@ -230,8 +232,9 @@ class FillFeed:
             self._polling = None
             event.set()
 
-    async def _scan(self, order: Order, deadline: float) -> None:
-        """Read ``order``'s market newest first until its trades are there (or clearly are not)."""
+    async def _scan(self, order: Order, deadline: float, after: int) -> None:
+        """Read ``order``'s market newest first until its trades are there or the list is read
+        back past the order's creation. ``after``: the poll that came back without them."""
         with anyio.move_on_after(max(0.0, deadline - self.clock())) as scope:
             await self._scan_lock.acquire()
         if scope.cancelled_caught:
@@ -239,18 +242,29 @@ class FillFeed:
         try:
             if self._covers(order):
                 return  # another call's scan found them
+            floor = _aware(order.created_at) - SCAN_SLACK if order.created_at is not None else None
+            last = self._scans.get(order.symbol)
+            if last is not None and last[0] >= after and (last[1] is None or (floor is not None and last[1] <= floor)):
+                # A scan since that poll read this market back past the order: its trades are not
+                # listed yet (the exchange lags); scanning again would only spend the budget.
+                return
             self.stats["scans"] += 1
+            started = self._fresh
+            reached: datetime | None = None  # None: the whole list was read
             src, dst = wire.request_codes(order.symbol)
-            oldest_wanted = order.created_at - SCAN_SLACK if order.created_at is not None else None
             for page in range(1, SCAN_PAGES + 1):
                 params = {"srcCurrency": src, "dstCurrency": dst, "pageSize": self.page_size, "page": page}
                 reply = await self._page(params, deadline)
                 fills = self._ingest(reply.trades)
-                if self._covers(order) or not reply.hasNext or not fills:
-                    return
-                if oldest_wanted is not None and min(f.time for f in fills) < oldest_wanted:
-                    return
-            self.log.warning("fills_scan_truncated", exchange_id=order.exchange_id, pages=SCAN_PAGES)
+                if not reply.hasNext or not fills:
+                    reached = None
+                    break
+                reached = min(f.time for f in fills)
+                if self._covers(order) or (floor is not None and reached < floor):
+                    break
+            else:
+                self.log.warning("fills_scan_truncated", exchange_id=order.exchange_id, pages=SCAN_PAGES)
+            self._scans[order.symbol] = (started, reached)
         finally:
             self._scan_lock.release()
 
@@ -300,3 +314,7 @@ def _max_id(current: int | None, fills: list[Fill]) -> int | None:
             continue
         current = value if current is None else max(current, value)
     return current
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

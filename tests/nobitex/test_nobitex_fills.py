@@ -259,3 +259,127 @@ async def test_a_failed_poll_fails_every_caller_waiting_on_it_without_a_stampede
         assert len(await trades_list_requests(admin)) == 1
         # The next ask polls again and gets them.
         assert sum(f.amount for f in await exchange.order_fills(orders[0])) == orders[0].filled_amount
+
+
+# --------------------------------------------------------------------------------------------
+# The same feed against a scripted server and a manual clock: the exact requests and waits.
+
+
+def filled(exchange_id: str, amount: str = "1") -> Order:
+    from datetime import UTC, datetime
+
+    return Order(exchange_id=exchange_id, client_order_id=None, symbol="BTCIRT", side=Side.BUY,
+                 type=OrderType.LIMIT, status=OrderStatus.FILLED, amount=Decimal(amount), price=Decimal(100),
+                 filled_amount=Decimal(amount), average_price=Decimal(100), fee=Decimal(0), fee_currency="BTC",
+                 created_at=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+
+
+def trade(trade_id: int, order_id: int, amount: str = "1") -> dict[str, Any]:
+    return {"id": trade_id, "orderId": order_id, "srcCurrency": "Bitcoin", "dstCurrency": "﷼",
+            "market": "BTC-RLS", "timestamp": "2026-11-21T12:00:01+00:00", "type": "buy", "price": "100",
+            "amount": amount, "total": "100", "fee": "0"}
+
+
+class TradesBook:
+    """/market/trades/list over a list of trades, as documented: newest first, ``fromId`` (id >=),
+    ``page``/``pageSize`` (default 30), ``hasNext``."""
+
+    def __init__(self, clock: Any = None) -> None:
+        self.trades: list[dict[str, Any]] = []
+        self.clock = clock
+        self.at: list[float] = []
+
+    def __call__(self, req: Any) -> Any:
+        if self.clock is not None:
+            self.at.append(self.clock())
+        q = req.query
+        rows = sorted((t for t in self.trades if "fromId" not in q or t["id"] >= int(q["fromId"])),
+                      key=lambda t: -t["id"])
+        page, size = int(q.get("page", 1)), int(q.get("pageSize", 30))
+        chunk = rows[(page - 1) * size: page * size]
+        return (200, {"status": "ok", "trades": chunk, "hasNext": len(rows) > page * size})
+
+
+async def test_polls_ask_only_for_trades_newer_than_any_seen_page_after_page(scripted, make_exchange) -> None:
+    book = TradesBook()
+    book.trades = [trade(i, 10_000 + i) for i in range(1, 251)]
+    scripted.on("/market/trades/list", book)
+    exchange, _ = make_exchange(scripted.base_url)
+    async with exchange:
+        assert [f.trade_id for f in await exchange.order_fills(filled("10250"))] == ["250"]
+        book.trades += [trade(i, 10_000 + i) for i in range(251, 401)]
+        assert [f.trade_id for f in await exchange.order_fills(filled("10260"))] == ["260"]
+        # Everything from 151 up is known now: no request.
+        assert [f.trade_id for f in await exchange.order_fills(filled("10399"))] == ["399"]
+    assert [r.query for r in scripted.hits("/market/trades/list")] == [
+        {"pageSize": "100"},
+        {"pageSize": "100", "fromId": "251"},
+        {"pageSize": "100", "fromId": "251", "page": "2"}]
+
+
+async def test_polls_are_paced_to_the_limit_after_a_short_burst(scripted, make_exchange) -> None:
+    exchange, clock = make_exchange(scripted.base_url)
+    book = TradesBook(clock)
+    scripted.on("/market/trades/list", book)
+    start = clock()
+    async with exchange:
+        for i in range(1, 7):
+            book.trades.append(trade(i, 500 + i))
+            assert len(await exchange.order_fills(filled(str(500 + i)))) == 1
+    # 30 per 60 s spread evenly is one every 2 s; three may go back to back.
+    assert [t - start for t in book.at] == [0, 0, 0, 2, 4, 6]
+
+
+async def test_calls_waiting_on_a_lagging_list_share_one_scan_and_the_next_polls(scripted, make_exchange) -> None:
+    """The order's status says filled but trades/list does not list the trades yet: every call
+    waits for the next shared poll; one scan of the market is enough for all of them."""
+    exchange, _ = make_exchange(scripted.base_url)
+    book = TradesBook()
+    served = 0
+
+    def lagging(req: Any) -> Any:
+        nonlocal served
+        served += 1
+        if served == 5:
+            book.trades = [trade(100 + i, i) for i in range(1, 11)]
+        return book(req)
+
+    scripted.on("/market/trades/list", lagging)
+    results: dict[str, int] = {}
+    async with exchange:
+        async def fills_of(i: int) -> None:
+            results[str(i)] = len(await exchange.order_fills(filled(str(i))))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1, 11):
+                tg.start_soon(fills_of, i)
+        scans = exchange.fills.snapshot()["scans"]
+    assert results == {str(i): 1 for i in range(1, 11)}
+    # Polls until the trades are listed and at most one scan per poll that came back without
+    # them (a scan per call would be ten).
+    hits = scripted.hits("/market/trades/list")
+    assert scans == sum(1 for h in hits if "srcCurrency" in h.query) <= 2 and len(hits) <= 6
+
+
+async def test_a_429_backoff_longer_than_the_transport_waits_is_sat_out_by_the_waiting_call(
+        scripted, make_exchange) -> None:
+    book = TradesBook()
+    book.trades = [trade(7, 70)]
+    limited = (429, {"status": "failed", "code": "TooManyRequests", "message": "wait", "backOff": 25, "limit": 30})
+    answers = iter([limited])
+    scripted.on("/market/trades/list", lambda req: next(answers, None) or book(req))
+    exchange, clock = make_exchange(scripted.base_url)
+    async with exchange:
+        fills = await exchange.order_fills(filled("70"))
+    assert [f.trade_id for f in fills] == ["7"] and len(scripted.hits("/market/trades/list")) == 2
+    assert sum(clock.sleeps) >= 25  # nothing sent inside the backOff
+
+
+async def test_no_poll_possible_within_fills_wait_is_a_rate_limited_error(scripted, make_exchange) -> None:
+    limited = (429, {"status": "failed", "code": "TooManyRequests", "message": "wait", "backOff": 60, "limit": 30})
+    scripted.on("/market/trades/list", limited)
+    exchange, _ = make_exchange(scripted.base_url, fills_wait=Duration(30.0))
+    async with exchange:
+        with pytest.raises(ex.RateLimitedError):
+            await exchange.order_fills(filled("70"))
+    assert len(scripted.hits("/market/trades/list")) == 1
