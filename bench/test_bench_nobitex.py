@@ -10,6 +10,9 @@ is the robust overhead figure.
 
 The adapter runs with its local rate limiter off and the simulator with its rate limits off,
 so the figures are the adapter's own throughput, not Nobitex's quota (300 placements / 10 min).
+The fills pair reads the fills of ``BATCH`` just-filled orders: the adapter's ``order_fills`` for
+all of them at once (one shared ``/market/trades/list`` poll) against one bare request per order,
+which is what the adapter sent before the shared poll (and what spends Nobitex's 30/min).
 """
 
 from __future__ import annotations
@@ -220,11 +223,72 @@ def test_adapter_place_concurrent(benchmark: Any, rig: Rig) -> None:
     measure(benchmark, "adapter_place_concurrent", rig, batch)
 
 
+FILLED: list[Any] = []
+
+
+def filled_orders() -> None:
+    """Setup of a fills round: a fresh simulator book, ``BATCH`` orders that filled on placement,
+    and an empty fills cache (a new feed), so every round reads the trades from the exchange."""
+    from hrkernel_nobitex.fills import FillFeed
+
+    rig = RIG[0]
+    rig.reset()
+    crossing = (rig.price / Decimal("0.9") * Decimal("1.05")).quantize(Decimal(10))
+
+    async def place() -> list[Any]:
+        return [await rig.exchange.place_order(OrderRequest(
+            symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT, amount=Decimal("0.0001"), price=crossing,
+            client_order_id=f"b{next(_ids)}")) for _ in range(BATCH)]
+
+    FILLED[:] = rig.run(place())
+    assert all(o.filled_amount > 0 for o in FILLED)
+    rig.exchange.fills = FillFeed(rig.exchange.transport, rig.exchange.config, log=rig.exchange.log)
+
+
+def measure_fills(benchmark: Any, name: str, rig: Rig, batch: Any) -> None:
+    RIG[:] = [rig]
+
+    def round_() -> None:
+        rig.run(batch())
+
+    benchmark.pedantic(round_, setup=filled_orders, rounds=10, warmup_rounds=1, iterations=1)
+    RESULTS[name] = benchmark.stats.stats.median / BATCH
+
+
+RIG: list[Rig] = []
+
+
+@pytest.mark.benchmark(group="nobitex-fills")
+def test_bare_httpx_fills_one_trades_list_per_order(benchmark: Any, rig: Rig) -> None:
+    """The peer: one /market/trades/list request per order, as the adapter did before the feed."""
+    async def one(order: Any) -> None:
+        response = await rig.bare.get("/market/trades/list", params={
+            "srcCurrency": "btc", "dstCurrency": "rls", "pageSize": 100})
+        assert response.json()["status"] == "ok"
+
+    async def batch() -> None:
+        await asyncio.gather(*(one(o) for o in FILLED))
+
+    measure_fills(benchmark, "bare_fills", rig, batch)
+
+
+@pytest.mark.benchmark(group="nobitex-fills")
+def test_adapter_order_fills_shared(benchmark: Any, rig: Rig) -> None:
+    """``order_fills`` for every order of a burst at once: one shared poll answers them all."""
+    async def batch() -> None:
+        fills = await asyncio.gather(*(rig.exchange.order_fills(o) for o in FILLED))
+        assert all(sum(f.amount for f in got) == o.filled_amount for got, o in zip(fills, FILLED, strict=True))
+
+    measure_fills(benchmark, "adapter_fills", rig, batch)
+
+
 def report(paired: dict[str, float]) -> None:
     if len(RESULTS) < 4:
         return
     lines = []
     for op in ("place", "status"):
+        if f"bare_{op}" not in RESULTS or f"adapter_{op}" not in RESULTS:
+            continue
         bare, adapter = RESULTS[f"bare_{op}"], RESULTS[f"adapter_{op}"]
         lines.append(f"{op:>6}: adapter {1 / adapter:7.0f}/s ({adapter * 1e6:6.0f} us/call), "
                      f"bare httpx {1 / bare:7.0f}/s ({bare * 1e6:6.0f} us/call), "
@@ -234,6 +298,10 @@ def report(paired: dict[str, float]) -> None:
         lines.append(f"sustained placement, {CONCURRENCY} in flight: adapter "
                      f"{1 / RESULTS['adapter_place_concurrent']:.0f} orders/s "
                      f"(bare httpx: {1 / RESULTS['bare_place_concurrent']:.0f}/s)")
+    if "adapter_fills" in RESULTS and "bare_fills" in RESULTS:
+        lines.append(f" fills: {BATCH} concurrent order_fills {RESULTS['adapter_fills'] * 1e6:.0f} us/order "
+                     f"(one shared trades/list poll) vs one bare trades/list per order "
+                     f"{RESULTS['bare_fills'] * 1e6:.0f} us/order")
     print("\nNobitex adapter vs bare httpx, same simulator, same loop:\n" + "\n".join(lines))
 
 

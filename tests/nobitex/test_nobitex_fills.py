@@ -383,3 +383,17 @@ async def test_no_poll_possible_within_fills_wait_is_a_rate_limited_error(script
         with pytest.raises(ex.RateLimitedError):
             await exchange.order_fills(filled("70"))
     assert len(scripted.hits("/market/trades/list")) == 1
+
+
+def test_a_page_size_nobitex_does_not_accept_is_refused_at_config_time() -> None:
+    from hrkernel.config import load_config_text
+    from hrkernel.config.plugin_tables import validate_plugin_config
+    from hrkernel.errors import ConfigError
+    from hrkernel.plugins import PluginHost
+
+    host = PluginHost(strict=True)
+    host.discover()
+    host.collect()
+    text = '[exchanges.nobitex]\ntype = "nobitex"\ntoken = "t"\nfills_page_size = 500\n'
+    with pytest.raises(ConfigError, match="fills_page_size must be 1..100"):
+        validate_plugin_config(load_config_text(text, "hr.toml", environ={}), host)
