@@ -20,7 +20,9 @@ answers ``order_fills`` from them:
   instead of failing.
 * If a poll sent after the call did not cover the order (its trades are older than the feed's
   first poll, were dropped from the cache, or appeared out of id order), the call scans the
-  order's market newest first, a few pages, down to the order's creation time.
+  order's market newest first, a few pages, down to the order's creation time. One scan serves
+  every call left short by the same poll: if it read back past their orders, their trades are
+  simply not listed yet, and they wait for the next poll instead of scanning again.
 
 A poll that fails for another reason than a rate limit fails every call waiting on it; the
 caller retries (the pipeline does, with its own back-off). Takes the transport's clock and sleep.
