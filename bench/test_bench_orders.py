@@ -6,7 +6,9 @@ The overhead is measured three ways, each over ``N`` orders one after the other:
 
 - ``router signal->submit``: the path users get — a bus delivery of a ``SignalEvent`` handed to
   the kernel's :class:`SignalRouter` (validation, journal, execution task) until ``place_order``
-  is called; PREPARED and SUBMITTING are journaled in one commit;
+  is called; PREPARED and SUBMITTING are journaled in one commit. It is split into that commit
+  (``of which journal commit``) and everything else (``of which the rest``: look-up, checks,
+  task hand-off, logging), per order;
 - ``pipeline.submit``: the same through ``TransactionVerificationPipeline.submit`` directly;
 - ``two commits``: ``create_transaction`` then ``execute_transaction`` (PREPARED and SUBMITTING
   committed separately: the path of an order that had to wait for an execution slot).
@@ -110,13 +112,28 @@ class Delivery:
         self.acked.set()
 
 
+class TimedJournal(OrderJournal):
+    """The journal, timing each new order's commit (to split the overhead into commit and the rest)."""
+
+    commits: list[float]
+
+    def create(self, record: OrderRecord, **kw: Any) -> OrderRecord:
+        t0 = time.perf_counter()
+        try:
+            return super().create(record, **kw)
+        finally:
+            self.commits.append(time.perf_counter() - t0)
+
+
 def _pipeline(path: Path) -> tuple[TransactionVerificationPipeline, InstantExchange]:
     db = duckdb.connect(str(path))
     ledger = Ledger(db)
     ledger.deposit("bench", "RLS", Decimal("1e12"))
     exchange = InstantExchange()
+    journal = TimedJournal(db)
+    journal.commits = []
     pipeline = TransactionVerificationPipeline(exchanges={"bench": exchange},  # type: ignore[dict-item]
-                                               journal=OrderJournal(db), ledger=ledger,
+                                               journal=journal, ledger=ledger,
                                                config=OrdersSection(max_open_orders=10 * N))
     return pipeline, exchange
 
@@ -142,7 +159,8 @@ def _measure_pipeline(path: Path, one: Callable[[TransactionVerificationPipeline
     return out
 
 
-def _measure_router(path: Path) -> list[float]:
+def _measure_router(path: Path) -> tuple[list[float], list[float]]:
+    """Signal in → ``place_order`` called, through the router; and the journal commit's share."""
     pipeline, exchange = _pipeline(path)
     router = SignalRouter(bus=None, orders=SimpleNamespace(pipeline=pipeline), topic="signals", exchanges=["bench"])
     out: list[float] = []
@@ -166,7 +184,9 @@ def _measure_router(path: Path) -> list[float]:
     for rec in records:  # every order took the fused path: PREPARED and SUBMITTING in one commit
         first, second = pipeline.journal.history(rec.client_order_id)[:2]
         assert (first.state, second.state, first.at) == (OrderState.PREPARED, OrderState.SUBMITTING, second.at)
-    return out
+    commits = pipeline.journal.commits  # type: ignore[attr-defined]
+    assert len(commits) == N
+    return out, commits
 
 
 def test_bench_journal_write_and_pipeline_overhead(tmp_path: Path, benchmark: Any) -> None:
@@ -214,12 +234,14 @@ def _run(tmp_path: Path) -> dict[str, list[float]]:
     async def two_commits(p: TransactionVerificationPipeline, i: int) -> None:
         await p.execute_transaction(await p.create_transaction(_signal(i)))
 
-    router = _measure_router(tmp_path / "router.duckdb")
+    router, commits = _measure_router(tmp_path / "router.duckdb")
     return {
         "bare insert+commit": base,
         "journal state change": writes,
         "journal PREPARED+SUBMITTING": fused,
         "router signal->submit": router,
+        "  of which journal commit": commits,
+        "  of which the rest": [total - commit for total, commit in zip(router, commits, strict=True)],
         "pipeline.submit": _measure_pipeline(tmp_path / "submit.duckdb", submit),
         "two commits signal->submit": _measure_pipeline(tmp_path / "two.duckdb", two_commits),
     }

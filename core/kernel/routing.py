@@ -20,7 +20,10 @@ signals topic. The router turns it into an order request and hands it to the pip
   rounded down to the market's amount step.
 
 Execution and verification of each order run in their own task, bounded by ``max_concurrent``,
-so a slow verification never blocks the next signal.
+so a slow verification never blocks the next signal. A signal that finds an execution slot free
+holds it from prepare on: its order leaves at once, so the pipeline journals PREPARED and
+SUBMITTING in one commit. One that must wait for a slot is journaled PREPARED and waits;
+SUBMITTING is committed when it leaves.
 """
 
 from __future__ import annotations

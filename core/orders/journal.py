@@ -5,7 +5,10 @@ Every state change of an order is committed here *before* the action that depend
 are written once to ``orders``; each change is one row appended to ``order_events`` (the audit
 trail: state, time, attempt, fencing token, exchange id, filled amount, reason, unresolved), and
 the order's current state is its latest event. DuckDB syncs its write-ahead log on commit, so a
-state returned from :meth:`OrderJournal.record` survives a SIGKILL.
+state returned from :meth:`OrderJournal.create` or :meth:`OrderJournal.record` survives a SIGKILL.
+An order that is sent as soon as it is prepared is journaled PREPARED and SUBMITTING in one
+commit (``create(record, then=SUBMITTING)``): both events, or neither, are durable before the
+request leaves.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ CREATE TABLE IF NOT EXISTS order_events (
 """
 # An order's fixed facts live in ``orders`` (written once); its current state is its latest event.
 # A state change is therefore ONE appended row committed on its own (the cheapest durable write
-# DuckDB offers), and nothing is stored twice.
+# DuckDB offers), and nothing is stored twice. A new order's row and its first event(s) share one
+# commit. ``seq`` is allocated by this process (the only writer): gap-free and increasing.
 
 _COLUMNS = [f for f in OrderRecord.__struct_fields__]
 _FIXED = ["client_order_id", "signal_id", "exchange", "symbol", "base", "quote", "side", "type", "amount", "price",

@@ -8,6 +8,13 @@ and resolves it by client order id before anything else (a resubmission happens 
 exchange has said, after its visibility window, that it has no such order), then polls the order
 until it is terminal and posts every fill to the ledger exactly once.
 
+``submit(signal)`` (and the kernel's signal router, when an execution slot is free) prepares and
+sends at once: the lease is proven first, then PREPARED and SUBMITTING are journaled in ONE commit
+and the request follows with nothing awaited in between — one durable write before the order
+leaves instead of two. A crash after that commit leaves SUBMITTING, which recovery looks up by
+client order id like any other. An order that waited after that commit is journaled SUBMITTING
+again before it leaves (see ``SEND_AT_ONCE``).
+
 An order whose state the exchange's answers cannot settle is marked *unresolved* and alerted,
 never guessed. :meth:`TransactionVerificationPipeline.recover` resumes every non-terminal order
 from the journal after a restart.
