@@ -150,6 +150,7 @@ class Replicator:
         self._last_error: str | None = None
         self._token_checked = 0.0
         self._saved_at = 0.0
+        self._started_ms = 0
         self._stopping = False
         self.applied_entries = 0
         self.ignored_entries = 0
@@ -161,6 +162,7 @@ class Replicator:
                                        socket_connect_timeout=timeout)
 
     async def start(self, tg: TaskGroup) -> None:
+        self._started_ms = int(time.time() * 1000)
         self.pos = await anyio.to_thread.run_sync(self.store.load)
         if self.pos.mode == "lead":  # a leader that stopped: it follows until it is elected again
             self.pos.mode = "follow"
@@ -190,9 +192,10 @@ class Replicator:
         while not self._stopping:
             try:
                 if self.pos.mode == "lead":
+                    began = time.monotonic()
                     more = await self._publish_once()
-                    if not more:
-                        await anyio.sleep(self.interval)
+                    if not more:  # one look every interval, however long the last one took
+                        await anyio.sleep(max(0.0, self.interval - (time.monotonic() - began)))
                 else:
                     await self._follow_once()
                 if self._last_error is not None:
@@ -373,7 +376,8 @@ class Replicator:
             pos.seq, pos.tx = max(self.pos.seq, entry.last_seq), max(self.pos.tx, entry.last_tx)
             await anyio.to_thread.run_sync(self.store.apply, rows, pos)
             self.applied_entries += 1
-            self._delays.append(max(0.0, time.time() - entry.commit_ms / 1000))
+            if entry.commit_ms >= self._started_ms:  # a backlog from before this start is catch-up, not lag
+                self._delays.append(max(0.0, time.time() - entry.commit_ms / 1000))
             self._last_commit_ms = entry.commit_ms
         self.pos = pos
         self.version += 1
@@ -398,8 +402,9 @@ class Replicator:
 
     def lag(self) -> dict[str, Any]:
         """Where this replica stands and how far behind: ``seconds`` (0 when caught up, else the
-        age of the last applied commit), ``entries`` not applied yet, and recent commit-to-apply
-        (standby) / commit-to-publish (leader) delays."""
+        age of the last applied commit), ``entries`` not applied yet, and ``p50`` / ``max`` of the
+        last 1000 commit-to-apply (standby) / commit-to-publish (leader) delays, counting rows
+        committed since this instance started (a backlog read at start-up is catch-up)."""
         behind = self._behind
         seconds = 0.0 if behind <= 0 else max(0.0, time.time() - self._last_commit_ms / 1000) if self._last_commit_ms else None
         delays = list(self._delays)

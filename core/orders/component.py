@@ -239,12 +239,13 @@ class OrdersComponent(Component):
         assert p is not None
         for name, exchange in sorted(p.exchanges.items()):
             opened = p.ledger.opened_at(name)
-            if opened is None:
-                continue  # no replicated history: the opening balance will hold these fills
             try:
-                fills = await exchange.recent_fills()
+                # Without replicated history (a rebuilt replica) the opening balance, read from
+                # the exchange by the coming reconciliation, holds every fill made so far.
+                fills = await exchange.recent_fills() if opened is not None else []
                 strangers: dict[str, Any] = {}
                 for fill in fills:
+                    assert opened is not None
                     at = fill.time if fill.time.tzinfo else fill.time.replace(tzinfo=UTC)
                     if at <= opened or fill.order_id in strangers or p.ledger.has_fill(name, fill.trade_id):
                         continue

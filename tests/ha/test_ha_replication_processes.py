@@ -88,9 +88,9 @@ required = true
 backend = "redis"
 redis_url = "{redis_server.url}"
 key_prefix = "{PREFIX}"
-lease_ttl = "1s"
-renew_interval = "150ms"
-margin = "300ms"
+lease_ttl = "2s"
+renew_interval = "200ms"
+margin = "600ms"
 replication_interval = "{interval}"
 [health.checks.duckdb_writable]
 enabled = false
