@@ -37,7 +37,8 @@ class Expect(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     level: Literal["info", "warning", "error", "critical"] = "info"
     """The lowest level that counts."""
     check: str = ""
-    """For health alerts: the check's name (the alert's ``check`` context) must equal it."""
+    """For health alerts: a regular expression the check's name (the alert's ``check`` context)
+    must match in full, e.g. ``exchange:.*``."""
     instance: Literal["any", "faulted", "other"] = "any"
     """Which kernel must raise it: any, the one the fault hit (the leader it killed, froze or cut
     off, the one whose disk it made read-only), or another one."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -78,6 +79,23 @@ class DuckDBWritable:
         took = time.monotonic() - began
         status = HealthStatus.DEGRADED if took >= self.config.degraded_after else HealthStatus.HEALTHY
         return HealthResult(status=status, detail=f"write+read {took * 1000:.1f} ms", latency=took)
+
+
+class ExchangeBreaker:
+    """An exchange adapter's circuit breaker as a health check (``exchange:<id>``, added by the
+    health monitor for every exchange that has a ``breaker`` and no ``check()`` of its own):
+    unhealthy while it is open or only probing (half-open), so an exchange outage raises the
+    health alert whether or not the adapter's breaker is in the shared registry."""
+
+    def __init__(self, breaker: Any) -> None:
+        self.breaker = breaker
+
+    async def check(self) -> HealthResult:
+        state = str(getattr(self.breaker.state, "value", self.breaker.state))
+        if state == "closed":
+            return HealthResult(status=HealthStatus.HEALTHY, detail="circuit breaker closed")
+        name = getattr(self.breaker, "name", "")
+        return HealthResult(status=HealthStatus.UNHEALTHY, detail=f"circuit breaker {name} {state}".replace("  ", " "))
 
 
 @hookimpl

@@ -1,6 +1,8 @@
 """Runs every registered health check on its interval, under its timeout, and keeps the results.
 
-Each result goes into a bounded in-memory history (and DuckDB when a store is given). The
+Besides the registered checks it runs the freshness check of every data source and the health
+of every exchange (its ``check()``, or its adapter's circuit breaker). Each result goes into a
+bounded in-memory history (and DuckDB when a store is given). The
 *reported* status of a check changes only after ``hysteresis`` consecutive results agree on the
 new status, so one blip does not flap; each change is logged and handed to listeners as a
 :class:`HealthChange`. A check may declare a recovery action (``async def recover(self)`` on the
@@ -132,12 +134,9 @@ class HealthMonitor(Component):
         default_timeout = float(kernel.config.health.default_timeout)
         names = {run.name for run in runs}
         for component in kernel.components:
-            # A data source's check() is its freshness: a feed that goes silent must raise the
-            # same health alert as any other check, not only when it is in a failover group.
-            obj = getattr(component, "obj", None)
-            if getattr(component, "kind", "") == "datasource" and callable(getattr(obj, "check", None)) \
-                    and component.name not in names:
-                runs.append(CheckRun(name=component.name, check=obj, interval=default_interval,
+            check = _component_check(component)
+            if check is not None and component.name not in names:
+                runs.append(CheckRun(name=component.name, check=check, interval=default_interval,
                                      timeout=default_timeout, plugin=getattr(component, "plugin", "")))
         options: dict[str, Any] = {}
         ha_config = getattr(kernel.config, "ha", None)
@@ -320,6 +319,26 @@ class HealthMonitor(Component):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "health", "checks": sorted(self.runs)}
+
+
+def _component_check(component: Any) -> Any:
+    """The health check a data source or exchange component brings, if any.
+
+    A data source's ``check()`` is its freshness: a feed that goes silent must raise the same
+    health alert as any other check, not only when it is in a failover group. An exchange is
+    checked through its own ``check()`` or, failing that, its adapter's circuit breaker."""
+    kind = getattr(component, "kind", "")
+    obj = getattr(component, "obj", None)
+    if kind not in ("datasource", "exchange") or obj is None:
+        return None
+    if callable(getattr(obj, "check", None)):
+        return obj
+    breaker = getattr(obj, "breaker", None)
+    if kind == "exchange" and breaker is not None and hasattr(breaker, "state"):
+        from hrkernel.ha.builtin_checks import ExchangeBreaker
+
+        return ExchangeBreaker(breaker)
+    return None
 
 
 class OrdersHalt:

@@ -40,16 +40,22 @@ def test_single_kernel_under_exchange_errors_drops_and_429s(tmp_path: Path) -> N
     assert len(report.faults) >= 6
 
 
-@pytest.mark.parametrize("deliver", ["leader", "all"])
-def test_two_kernels_leader_sigkilled_mid_stream(tmp_path: Path, needs_redis: None, deliver: str) -> None:
-    """deliver=all: every signal goes to both kernels' webhooks; both copies land in the one Redis
-    stream and the leader's journal dedupes them, so still one order per signal."""
+@pytest.mark.parametrize(("bus", "deliver"), [("redis", "leader"), ("redis", "all"), ("memory", "all")])
+def test_two_kernels_leader_sigkilled_mid_stream(tmp_path: Path, needs_redis: None, bus: str, deliver: str) -> None:
+    """deliver=all: every signal goes to both kernels' webhooks. Redis bus: both copies land in
+    the one stream and the leader's journal dedupes them. Memory bus: each kernel queues its own
+    copies; the new leader looks the ones accepted before its tenure up on the exchange and adopts
+    what the old leader placed, and its ledger must not count those fills twice (it did before
+    348dc45). Either way: one order per signal and the ledger equals the exchange."""
     scenario = load_scenario(ROOT / "scenarios" / "leader-kill.toml")
     scenario.deliver = deliver  # type: ignore[assignment]
+    scenario.bus = bus  # type: ignore[assignment]
     report = ChaosRun(scenario, workdir=tmp_path).run()
     assert report.passed, report.render()
     assert [f.to_instance for f in report.failovers] == ["hr-b"]
     assert _invariants(report)["never two instances submitting"]
+    assert _invariants(report)["ledger equals exchange balances"]
+    assert _invariants(report)["every fault produced its alert"]
 
 
 def test_two_kernels_leader_frozen_past_its_lease_then_resumed(tmp_path: Path, needs_redis: None) -> None:
