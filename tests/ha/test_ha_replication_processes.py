@@ -133,13 +133,27 @@ def verified(n: Node) -> int:
     return int((n.get("/api/orders?limit=1").get("counts") or {}).get("VERIFIED", 0))
 
 
-def orders_cli(cfg: Path) -> list[dict[str, Any]]:
+def cli(*args: str) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
-    out = subprocess.run([sys.executable, "-m", "hrkernel", "orders", "list", "--json", "--config", str(cfg)],
-                         capture_output=True, text=True, timeout=60, env={**env, "HR_SECRET": SECRET})
+    out = subprocess.run([sys.executable, "-m", "hrkernel", *args], capture_output=True, text=True, timeout=60,
+                         env={**env, "HR_SECRET": SECRET})
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def orders_cli(cfg: Path) -> list[dict[str, Any]]:
+    data = cli("orders", "list", "--json", "--config", str(cfg))
     return list(data["orders"] if isinstance(data, dict) else data)
+
+
+def status_cli(n: Node) -> dict[str, Any]:
+    return dict(cli("status", str(n.cfg), "--json"))
+
+
+def lag_metrics(n: Node) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{n.web}/metrics", timeout=5).text
+    return {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("hrkernel_replication_lag_")}
 
 
 def test_the_standby_follows_the_leader_and_takes_over_with_its_history(node: Any, simulator: str) -> None:
@@ -153,6 +167,10 @@ def test_the_standby_follows_the_leader_and_takes_over_with_its_history(node: An
                "standby caught up")
     assert b.lag()["mode"] == "follow" and a.lag()["mode"] == "lead"
     assert b.venue_balances() == a.venue_balances() == exchange_balances(simulator)
+    status = wait_until(lambda: (st := status_cli(b))["replication_seq"] == b.lag()["seq"] and st, 5, "status reported")
+    assert status["role"] == "standby" and status["replication_mode"] == "follow"
+    assert status["replication_lag"] == 0.0 and status["replication_behind"] == 0
+    assert lag_metrics(b) == {"hrkernel_replication_lag_seconds": 0.0, "hrkernel_replication_lag_entries": 0.0}
     lag = b.lag()
     print(f"\nreplication commit-to-apply delay on the standby: p50 {lag['p50'] * 1000:.1f} ms, "
           f"max {lag['max'] * 1000:.1f} ms")
@@ -186,6 +204,8 @@ def test_a_standby_behind_a_trimmed_stream_rebuilds_and_leads_with_the_exchanges
     b = node("hr-b")
     b.proc.wait_for("replication_rebuild", timeout=15)
     wait_until(lambda: b.lag().get("mode") == "rebuild", 10, "standby in rebuild")
+    status = wait_until(lambda: (st := status_cli(b))["replication_mode"] == "rebuild" and st, 5, "status reported")
+    assert status["replication_lag"] is None and "trimmed" in status["replication_reason"]
     a.proc.kill()
     b.proc.wait_for("trading_enabled", timeout=15)
     b.proc.wait_for("orders_trading_enabled", timeout=30)
@@ -235,3 +255,27 @@ def test_orders_the_killed_leader_never_published_are_adopted_and_the_ledger_equ
     wait_until(lambda: b.venue_balances() == exchange_balances(simulator), 15, "ledger equals the exchange")
     events = [e for e in b.proc.events if e.get("event") == "reconciled"]
     assert events and all(e.get("discrepancies") == [] for e in events), events
+
+
+def test_a_frozen_leader_resumes_as_a_follower_of_its_successor(node: Any, simulator: str) -> None:
+    """SIGSTOP past the lease: the successor trades; on SIGCONT the old leader's appends are
+    refused (fenced), it follows and ends with the successor's rows and balances."""
+    a = node("hr-a")
+    a.proc.wait_for("orders_trading_enabled", timeout=30)
+    b = node("hr-b")
+    send(a, 4)
+    wait_until(lambda: verified(a) == 4, 30, "4 orders verified")
+    a.proc.signal(signal.SIGSTOP)
+    try:
+        b.proc.wait_for("trading_enabled", timeout=15)
+        b.proc.wait_for("orders_trading_enabled", timeout=30)
+        send(b, 3, first=50)
+        wait_until(lambda: verified(b) == 7, 30, "7 orders verified on the successor")
+    finally:
+        a.proc.signal(signal.SIGCONT)
+    a.proc.wait_for("replication_demoted", timeout=15)
+    wait_until(lambda: a.lag().get("mode") == "follow" and a.lag().get("seq") == b.lag().get("seq")
+               and a.lag().get("tx") == b.lag().get("tx"), 15, "the old leader follows")
+    assert a.venue_balances() == b.venue_balances() == exchange_balances(simulator)
+    assert {o["client_order_id"] for o in a.get("/api/orders?limit=100")["orders"]} == \
+        {o["client_order_id"] for o in b.get("/api/orders?limit=100")["orders"]}
