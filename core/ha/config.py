@@ -84,9 +84,11 @@ class HASection(ConfigStruct, kw_only=True):
     (``<key_prefix>:replication``), so a new leader has the history and reconciles only the tail."""
     replication_interval: Duration = Duration(0.05)
     """How often the leader looks for new journal/ledger rows to publish (off the order path)."""
-    replication_maxlen: int = 100_000
-    """Entries kept in the stream (approximately; each holds up to ``replication_batch`` rows per
-    table). A standby further behind than this, or started after it was trimmed, rebuilds."""
+    replication_maxlen: int = 20_000
+    """Entries kept in the stream (approximately). The leader appends at most one entry per
+    ``replication_interval`` while rows change (an order with its fill is about 1.3 KB: 20 000
+    entries are about 17 minutes of continuous trading, 10–30 MB in Redis). A standby further behind than this, or
+    started after it was trimmed, rebuilds."""
     replication_batch: int = 500
     """Most journal events (and ledger transactions) per stream entry."""
     health: HealthTuning = msgspec.field(default_factory=HealthTuning)
