@@ -253,3 +253,27 @@ async def test_every_instance_reports_its_lag_in_redis(cluster: Any) -> None:
     assert status["seq"] == a.journal._seq and status["stream_length"] >= 2
     assert (await read_status(cluster.redis, PREFIX, "a") or {})["mode"] == "lead"
     assert await read_status(cluster.redis, PREFIX, "nobody") is None
+
+
+async def test_a_standbys_pipeline_reads_the_replicated_rows_and_cannot_write(cluster: Any) -> None:
+    from hrkernel.orders.component import _StandbyJournal, _StandbyLedger
+    from hrkernel.orders.errors import NotLeaderError
+
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    await cluster.elect(a)
+    journal = _StandbyJournal(lambda: OrderJournal.reader(b.con.cursor()), lambda: b.rep.version)
+    ledger = _StandbyLedger(lambda: Ledger(b.con.cursor()), lambda: b.rep.version)
+    a.order(1)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    assert journal.get("hra00001").state is OrderState.VERIFIED
+    assert ledger.balances() == a.ledger.balances()
+    a.order(2)  # the views follow what replication applies (no stale cache)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    assert [r.client_order_id for r in journal.query()] == ["hra00001", "hra00002"]
+    assert ledger.balances() == a.ledger.balances()
+    with pytest.raises(NotLeaderError):
+        journal.record("hra00001", OrderState.FAILED)
+    with pytest.raises(NotLeaderError):
+        ledger.deposit("nobitex", "USDT", Decimal("1"))
+    assert b.snapshot() == a.snapshot()
