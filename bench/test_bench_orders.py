@@ -190,11 +190,12 @@ def _measure_router(path: Path) -> tuple[list[float], list[float]]:
 
 
 def test_bench_journal_write_and_pipeline_overhead(tmp_path: Path, benchmark: Any) -> None:
-    configure(level="info", fmt="json", stream=(tmp_path / "bench.log").open("a"))
-    try:
-        results = benchmark.pedantic(lambda: _run(tmp_path), rounds=1, iterations=1)
-    finally:
-        structlog.reset_defaults()
+    with (tmp_path / "bench.log").open("a") as logs:
+        configure(level="info", fmt="json", stream=logs)
+        try:
+            results = benchmark.pedantic(lambda: _run(tmp_path), rounds=1, iterations=1)
+        finally:
+            structlog.reset_defaults()
     _report(results, benchmark)
 
 
