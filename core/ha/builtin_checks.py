@@ -82,7 +82,7 @@ class DuckDBWritable:
 
 
 class ExchangeBreaker:
-    """An exchange adapter's circuit breaker as a health check (``exchange:<id>``, added by the
+    """An exchange adapter's circuit breaker as a health check (``exchange:<id>:breaker``, added by the
     health monitor for every exchange that has a ``breaker`` and no ``check()`` of its own):
     unhealthy while it is open or only probing (half-open), so an exchange outage raises the
     health alert whether or not the adapter's breaker is in the shared registry."""

@@ -134,9 +134,9 @@ class HealthMonitor(Component):
         default_timeout = float(kernel.config.health.default_timeout)
         names = {run.name for run in runs}
         for component in kernel.components:
-            check = _component_check(component)
-            if check is not None and component.name not in names:
-                runs.append(CheckRun(name=component.name, check=check, interval=default_interval,
+            found = _component_check(component)
+            if found is not None and found[0] not in names:
+                runs.append(CheckRun(name=found[0], check=found[1], interval=default_interval,
                                      timeout=default_timeout, plugin=getattr(component, "plugin", "")))
         options: dict[str, Any] = {}
         ha_config = getattr(kernel.config, "ha", None)
@@ -321,23 +321,26 @@ class HealthMonitor(Component):
         return {"name": self.name, "kind": "health", "checks": sorted(self.runs)}
 
 
-def _component_check(component: Any) -> Any:
-    """The health check a data source or exchange component brings, if any.
+def _component_check(component: Any) -> tuple[str, Any] | None:
+    """The health check (name, object) a data source or exchange component brings, if any.
 
     A data source's ``check()`` is its freshness: a feed that goes silent must raise the same
     health alert as any other check, not only when it is in a failover group. An exchange is
-    checked through its own ``check()`` or, failing that, its adapter's circuit breaker."""
+    checked through its own ``check()`` or, failing that, its adapter's circuit breaker (as
+    ``exchange:<id>:breaker``, so the dashboard keeps showing the component's live breaker
+    state rather than the check's last reported status)."""
     kind = getattr(component, "kind", "")
     obj = getattr(component, "obj", None)
+    name = str(getattr(component, "name", ""))
     if kind not in ("datasource", "exchange") or obj is None:
         return None
     if callable(getattr(obj, "check", None)):
-        return obj
+        return name, obj
     breaker = getattr(obj, "breaker", None)
     if kind == "exchange" and breaker is not None and hasattr(breaker, "state"):
         from hrkernel.ha.builtin_checks import ExchangeBreaker
 
-        return ExchangeBreaker(breaker)
+        return f"{name}:breaker", ExchangeBreaker(breaker)
     return None
 
 
