@@ -246,7 +246,6 @@ class TransactionVerificationPipeline:
             return existing
         self.stats["prepared"] += 1
         if token is not None:
-            self.stats["submitted"] += 1
             fault_point("after_submitting")
         else:
             fault_point("after_prepared")
@@ -384,6 +383,7 @@ class TransactionVerificationPipeline:
         journaled SUBMITTING again after a fresh lease check, so the journal's SUBMITTING time —
         which the visibility window counts from — stays the time the request left."""
         if self._clock() - committed_at <= SEND_AT_ONCE and self.lease.token == token and self.lease.holds_with_margin():
+            self.stats["submitted"] += 1
             return await self._place(rec, token)
         try:
             return await self._submit(rec, attempt=rec.attempts, reason="waited after prepare; journaled again before sending")
