@@ -36,6 +36,10 @@ class OrdersSection(ConfigStruct, kw_only=True):
     """Placements per order at most (a resubmission only after the exchange said it has none)."""
     lookup_attempts: int = 8
     lookup_backoff: Duration = Duration(0.25)
+    rate_limit_wait: Duration = Duration(120.0)
+    """How long one order's look-up or verification may wait out the exchange's rate limit (its
+    retry-after) in all. A rate-limited call is not a failed one: it counts against this budget,
+    not against ``lookup_attempts`` or ``verify_deadline``."""
     visibility_window: Duration = Duration(3.0)
     """How long after a placement the exchange may still not show it; an order not found later
     than this is known not to exist."""

@@ -123,6 +123,26 @@ _STATUS_STATE = {
 }
 
 
+class _RateLimitBudget:
+    """One order's allowance for waiting out the exchange's rate limits."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, total: float) -> None:
+        self.left = total
+
+    def wait_for(self, exc: BaseException) -> float | None:
+        """How long to wait before trying again if ``exc`` is a rate limit that fits the budget
+        (its retry-after, or a second when it gave none); ``None`` otherwise."""
+        if not isinstance(exc, ex.RateLimitedError):
+            return None
+        wait = max(float(exc.retry_after), 0.05) if exc.retry_after is not None else 1.0
+        if wait > self.left:
+            return None
+        self.left -= wait
+        return wait
+
+
 class TransactionVerificationPipeline:
     """Prepare, execute and verify orders against one or more exchanges (by name)."""
 
@@ -449,10 +469,16 @@ class TransactionVerificationPipeline:
         cfg = self.config
         delay = float(cfg.lookup_backoff)
         failures = 0
+        limited = _RateLimitBudget(float(cfg.rate_limit_wait))
         while True:
             try:
                 found = await exchange.find_order_by_client_id(rec.client_order_id, symbol=rec.symbol)
             except Exception as exc:
+                wait = limited.wait_for(exc)
+                if wait is not None:
+                    log.info("order_lookup_rate_limited", client_order_id=rec.client_order_id, wait=round(wait, 3))
+                    await self._sleep(wait)
+                    continue
                 failures += 1
                 log.warning("order_lookup_failed", client_order_id=rec.client_order_id, attempt=failures,
                             error=f"{type(exc).__name__}: {exc}")
@@ -520,6 +546,7 @@ class TransactionVerificationPipeline:
         exchange = self._exchange(rec.exchange)
         cfg = self.config
         deadline = self._clock() + cfg.verify_deadline
+        limited = _RateLimitBudget(float(cfg.rate_limit_wait))
         delay = float(cfg.poll_initial)
         last_error: str | None = None
         order: Order | None = None
@@ -534,6 +561,14 @@ class TransactionVerificationPipeline:
                 last_error = None
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
+                wait = limited.wait_for(exc)
+                if wait is not None:
+                    # Waiting out the exchange's rate limit is not the order's fault: the verify
+                    # deadline moves by the wait.
+                    log.info("order_verify_rate_limited", client_order_id=rec.client_order_id, wait=round(wait, 3))
+                    deadline += wait
+                    await self._sleep(wait)
+                    continue
                 log.warning("order_verify_poll_failed", client_order_id=rec.client_order_id, error=last_error)
             else:
                 fault_point("mid_verify")

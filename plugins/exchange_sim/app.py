@@ -106,7 +106,7 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
         market = state.market_of_request(endpoint, dict(request.path_params), dict(request.query_params))
         if market in state.silent_feeds:
             rec["fault"] = "feed_silent"
-            await _hold(state, request, float(state.config.faults.hang_for))
+            await _hold(state, request, float(state.faults.config.hang_for))
             state.abort_connection(request.scope.get("client"))
             return _Dropped()
     decision = state.faults.decide(endpoint)
@@ -123,10 +123,10 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
         return Response(b"<html><body>502 Bad Gateway</body></html>", status_code=502,
                         media_type="text/html")
     if kind == "error_429":
-        back = state.config.faults.back_off
+        back = state.faults.config.back_off
         return _too_many(back, 0, headers={"Retry-After": str(back)})
     if kind == "hang":
-        await _hold(state, request, float(state.config.faults.hang_for))
+        await _hold(state, request, float(state.faults.config.hang_for))
         state.abort_connection(request.scope.get("client"))
         return _Dropped()
     client = request.scope.get("client") or ("?", 0)

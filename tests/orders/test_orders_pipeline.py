@@ -15,6 +15,7 @@ from hrkernel.exchange import OrderType, Side
 from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
 from hrkernel.orders.journal import OrderState
 from hrkernel.orders.pipeline import Signal, client_order_id_for
+from hrkernel.types import Duration
 
 pytestmark = pytest.mark.anyio
 
@@ -152,6 +153,28 @@ async def test_unresolvable_lookup_is_put_aside_and_alerted(make_pipeline, sim_a
     again = await pipeline.execute_transaction(rec)
     assert again.state in (OrderState.ACKED, OrderState.VERIFIED) and again.attempts == 1
     assert len(await sim_orders(sim_admin)) == 1
+
+
+async def test_a_rate_limited_lookup_waits_out_the_limit_instead_of_going_unresolved(make_pipeline, sim_admin) -> None:
+    """The placement's response is lost, then the look-up answers 429
+    (backOff 3 s) more times than ``lookup_attempts`` allows failures: the rate limit is waited out, not
+    counted as failures, and the order is found and verified with no critical alert."""
+    alerts: list[tuple[str, str]] = []
+    pipeline = make_pipeline(lookup_attempts=2, alert=lambda level, msg, details: alerts.append((level, msg)))
+    # backOff 3 s: longer than the adapter waits out by itself, so the pipeline sees each 429
+    await sim_admin.put("/_sim/faults", json={"back_off": 3})
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "drop_after_accept"})
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_status", "kind": "error_429", "count": 3})
+    rec = await pipeline.submit(buy("s-429", price_at(await mid(sim_admin), "1.02")))
+    assert rec.state is OrderState.VERIFIED and not rec.unresolved, rec
+    assert alerts == [] and rec.attempts == 1 and len(await sim_orders(sim_admin)) == 1
+    # with no budget for waiting, the same storm is a failure and the order is put aside
+    tight = make_pipeline(db="tight.duckdb", lookup_attempts=2, rate_limit_wait=Duration(0),
+                          alert=lambda level, msg, details: alerts.append((level, msg)))
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "drop_after_accept"})
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_status", "kind": "error_429", "count": 8})
+    lost = await tight.submit(buy("s-429b", price_at(await mid(sim_admin), "1.02")))
+    assert lost.unresolved and alerts and alerts[0][0] == "critical"
 
 
 LOST_RUNS = int(os.environ.get("HRKERNEL_LOST_RESPONSE_RUNS", "40"))
