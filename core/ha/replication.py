@@ -142,6 +142,7 @@ class Replicator:
         self._lock = anyio.Lock()
         self._client: aioredis.Redis | None = None
         self._reader: aioredis.Redis | None = None
+        self._script: Any = None
         self._delays: deque[float] = deque(maxlen=1000)
         """Commit-to-apply (standby) or commit-to-publish (leader) delays of recent entries, seconds."""
         self._last_commit_ms = 0
@@ -181,7 +182,7 @@ class Replicator:
                     await client.aclose()
                 except (RedisError, OSError):
                     pass
-        self._client = self._reader = None
+        self._client = self._reader = self._script = None
         try:
             await anyio.to_thread.run_sync(self.store.save, msgspec.structs.replace(self.pos))
         except duckdb.Error as exc:
@@ -222,7 +223,9 @@ class Replicator:
         args: list[Any] = [str(self.my_token), self.maxlen, expect_last]
         for key, value in fields.items():
             args += [key, value]
-        reply = await self._client.eval(_APPEND, 3, self.keys["token"], self.keys["stream"], self.keys["counter"], *args)
+        if self._script is None:
+            self._script = self._client.register_script(_APPEND)  # EVALSHA, reloaded after a Redis restart
+        reply = await self._script(keys=[self.keys["token"], self.keys["stream"], self.keys["counter"]], args=args)
         return int(reply[0]), str(reply[1])
 
     def _fields(self, kind: str, batch: Batch) -> dict[str, Any]:

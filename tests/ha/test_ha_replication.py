@@ -277,3 +277,25 @@ async def test_a_standbys_pipeline_reads_the_replicated_rows_and_cannot_write(cl
     with pytest.raises(NotLeaderError):
         ledger.deposit("nobitex", "USDT", Decimal("1"))
     assert b.snapshot() == a.snapshot()
+
+
+async def test_after_a_redis_restart_without_persistence_the_standby_follows_again(cluster: Any) -> None:
+    a = await cluster.add("a")
+    b = await cluster.add("b")
+    await cluster.elect(a)
+    for i in range(5):
+        a.order(i)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    await anyio.to_thread.run_sync(cluster.server.restart)  # stream, token counter and all gone
+    # RedisLease seeds a missing counter with the server's clock in ms: tokens keep rising
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        await cluster.redis.set(f"{PREFIX}:token", int(time.time() * 1000))
+    except RedisConnectionError:  # this test's own connection died with the server: once more
+        await cluster.redis.set(f"{PREFIX}:token", int(time.time() * 1000))
+    await until(lambda: a.demoted == 1)  # its token is no longer the current one
+    await cluster.elect(a)
+    a.order(10)
+    await until(lambda: b.rep.pos.seq == a.journal._seq and b.rep.pos.mode == "follow", timeout=15)
+    assert b.snapshot() == a.snapshot()
