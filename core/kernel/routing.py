@@ -41,10 +41,15 @@ from hrkernel.bus.events import SignalAction, SignalEvent
 from hrkernel.exchange.types import OrderType, Side
 from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
-from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
+from hrkernel.orders.errors import (
+    JournalError,
+    NotLeaderError,
+    OrderRejectedError,
+    TradingHaltedError,
+)
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.journal import OrderState
-from hrkernel.orders.pipeline import Signal
+from hrkernel.orders.pipeline import Signal, client_order_id_for
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -237,7 +242,18 @@ class SignalRouter(Component):
             return existing
         signal = await self.to_signal(event, exchange)
         elsewhere = self._maybe_placed_elsewhere(event)
-        record = await pipeline.create_transaction(signal, submit=submit and not elsewhere)
+        try:
+            record = await pipeline.create_transaction(signal, submit=submit and not elsewhere)
+        except JournalError:
+            # Its client order id is journaled under another signal id: the order was adopted
+            # from the exchange (an orphan, or placed by a predecessor after its last replicated
+            # row) before this delivery came again. It is that order; nothing is placed twice.
+            adopted = pipeline.journal.get(client_order_id_for(exchange, event.signal_id))
+            if adopted is None:
+                raise
+            self.stats["duplicates"] += 1
+            log.info("signal_order_adopted_earlier", signal_id=event.signal_id, client_order_id=adopted.client_order_id)
+            return adopted
         if record.state is OrderState.PREPARED and elsewhere:
             # Another instance may have led when this signal arrived (every kernel of a pair gets
             # the webhook; journals are per instance) and placed its order: UNKNOWN makes the
