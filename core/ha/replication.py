@@ -152,6 +152,7 @@ class Replicator:
         self._token_checked = 0.0
         self._saved_at = 0.0
         self._started_ms = 0
+        self._deferred_at = -1e9
         self._stopping = False
         self.applied_entries = 0
         self.ignored_entries = 0
@@ -285,6 +286,8 @@ class Replicator:
         Raises if the stream keeps moving (an append slipped in after the drain five times) or
         Redis cannot be reached: the takeover fails and the lease is given up."""
         async with self._lock:
+            if self.pos.mode == "rebuild":
+                await self._defer_to_a_replica()
             self.my_token = token
             for _ in range(5):
                 last = await self._drain()
@@ -309,6 +312,29 @@ class Replicator:
                 self._behind = 0
                 return
             raise RuntimeError("replication: the stream kept moving during the takeover")
+
+    async def _defer_to_a_replica(self) -> None:
+        """A replica that lost its history should not lead while another one has it: leading, it
+        would start a fresh history that every standby then follows (their copies wiped). If an
+        instance reported following in the last 3 s, raise once (the takeover fails, the lease is
+        released and that instance acquires it); at most once a minute, so a replica that cannot
+        lead after all never keeps this one out."""
+        assert self._client is not None
+        now = time.monotonic()
+        if now - self._deferred_at < 60.0:
+            return
+        pattern = self.keys["status"].rsplit(":", 1)[0] + ":*"
+        fresh_ms = time.time() * 1000 - 3000
+        async for key in self._client.scan_iter(match=pattern, count=100):
+            if key == self.keys["status"]:
+                continue
+            mode, updated = await self._client.hmget(key, ["mode", "updated_ms"])
+            if mode == "follow" and updated and int(updated) >= fresh_ms:
+                self._deferred_at = now
+                other = key.rsplit(":", 1)[1]
+                self.log.warning("replication_leadership_deferred", to=other,
+                                 reason="this replica lost its history; another one has it")
+                raise RuntimeError(f"replication: this replica is rebuilding; {other} has the history and should lead")
 
     async def _drain(self) -> str:
         """Apply every entry after this replica's position; returns the stream's last id."""

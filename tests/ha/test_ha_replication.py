@@ -299,3 +299,23 @@ async def test_after_a_redis_restart_without_persistence_the_standby_follows_aga
     a.order(10)
     await until(lambda: b.rep.pos.seq == a.journal._seq and b.rep.pos.mode == "follow", timeout=15)
     assert b.snapshot() == a.snapshot()
+
+
+async def test_a_rebuilding_replica_defers_leadership_once_to_one_that_has_the_history(cluster: Any) -> None:
+    a = await cluster.add("a", batch=5)
+    b = await cluster.add("b")
+    await cluster.elect(a)
+    for i in range(10):
+        a.order(i)
+    await until(lambda: b.rep.pos.seq == a.journal._seq)
+    await cluster.redis.xtrim(f"{PREFIX}:replication", maxlen=2)
+    c = await cluster.add("c")
+    await until(lambda: c.rep.pos.mode == "rebuild")
+    await anyio.sleep(1.2)  # b has reported that it follows
+    with pytest.raises(RuntimeError, match="b has the history"):
+        await cluster.elect(c)  # the takeover fails: the lease would go to b
+    assert c.rep.pos.mode == "rebuild" and b.snapshot() == a.snapshot()
+    await cluster.elect(c)  # once a minute at most: if it wins again, it leads
+    assert c.rep.pos.mode == "lead"
+    await until(lambda: b.rep.pos.seq == 0 and b.rep.pos.mode == "follow")
+    assert b.snapshot() == c.snapshot() == {t: [] for t in TABLES}
