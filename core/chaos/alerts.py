@@ -170,10 +170,10 @@ def _matches(expect: Expect, got: Received, fault: Injected) -> bool:
 
 def find_alert(expect: Expect, fault: Injected, received: list[Received]) -> Received | None:
     """The first delivered alert that satisfies ``expect`` for ``fault``: raised within
-    ``within`` s after it (1 s of clock slack before); failing that, one raised earlier that was
+    ``within`` s after it (kernels and runner share this machine's clock); failing that, one raised earlier that was
     still firing when the fault ended (a repeat of an open alert only bumps its count and is not
     notified again), never one resolved while the fault lasted."""
-    start, end = fault.at - 1.0, fault.at + expect.within
+    start, end = fault.at, fault.at + expect.within
     resolved: dict[str, float] = {}
     for got in received:
         if got.alert.get("status") == "resolved":

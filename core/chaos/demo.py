@@ -16,21 +16,23 @@ def demo_scenario(fast: bool = False, kernels: int | None = None) -> Scenario:
     if kernels is None:
         kernels = 2 if shutil.which("redis-server") else 1
     n = 16 if fast else 40
-    interval = 0.15 if fast else 0.5
+    interval = 0.3 if fast else 0.5
 
     def at(fraction: float) -> int:
         return max(1, int(n * fraction))
 
     faults = [
         # exchange errors: every placement fails for a moment, the adapter's breaker opens
-        Fault(at=at(0.2), kind="sim_errors", endpoint="*", fault="error_503", rate=1.0, duration=2.0 if fast else 4.0),
+        Fault(at=at(0.15), kind="sim_errors", endpoint="*", fault="error_503", rate=1.0, duration=2.0 if fast else 4.0),
         # the exchange takes an order and the answer never arrives: looked up, never duplicated
         Fault(at=at(0.45), kind="sim_script", endpoint="orders_add", fault="drop_after_accept", count=1),
     ]
+    # late enough that the leader has alerted about the breaker before it dies: the exchange's
+    # health check reports it after two results a second apart, the alert follows within a second
     if kernels > 1:
-        faults.append(Fault(at=at(0.6), kind="kill_leader"))
+        faults.append(Fault(at=at(0.85), kind="kill_leader"))
     else:
-        faults.append(Fault(at=at(0.6), kind="sim_down", duration=2.0))
+        faults.append(Fault(at=at(0.85), kind="sim_down", duration=2.0))
     return Scenario(
         name="demo" + (" (fast)" if fast else ""),
         description="exchange errors open a breaker, a dropped answer, the leader is killed",

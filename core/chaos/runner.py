@@ -832,7 +832,7 @@ class ChaosRun:
                     continue
                 seen += 1
                 first = float(got.alert.get("first_seen") or got.at)
-                when = f"raised {first - f.at:+.1f}s" if first >= f.at - 1.0 else "already firing"
+                when = f"raised {first - f.at:+.1f}s" if first >= f.at else "already firing"
                 lines.append(f"#{f.index} {f.what}: {got.alert.get('source')} '{got.alert.get('title')}' "
                              f"[{got.alert.get('level')}] from {got.instance} ({when}, delivered {got.at - f.at:+.1f}s)")
         self.report.alerts = lines
