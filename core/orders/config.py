@@ -56,6 +56,10 @@ class OrdersSection(ConfigStruct, kw_only=True):
     balance_tolerance: dict[str, Amount] = msgspec.field(default_factory=dict)
     """Per-asset drift corrected with an adjusting transaction; beyond it: critical alert."""
     default_tolerance: Amount = Amount("0")
+    drift_defer_max: int = 3
+    """A drift seen while orders are being worked on (their fills may be on the exchange and not
+    yet in the ledger) is looked at again next reconciliation, at most this many times in a row
+    before it is acted on as usual."""
     halt_on_drift: bool = True
     """Beyond-tolerance drift halts new orders until acknowledged (``hrkernel reconcile --ack``)."""
 

@@ -74,7 +74,8 @@ class BalanceDrift(msgspec.Struct, frozen=True, kw_only=True):
     """``exchange_total - ledger_total``."""
     tolerance: Decimal
     action: str
-    """``adjusted``, ``opening balance``, ``alerted``, or ``would ...`` in a dry run."""
+    """``adjusted``, ``opening balance``, ``alerted``, ``deferred`` (orders were being worked on;
+    looked at again next time), or ``would ...`` in a dry run."""
 
 
 class ReconciliationReport(msgspec.Struct, kw_only=True):
@@ -106,6 +107,8 @@ class StateReconciliation:
         self._lock = threading.Lock()
         self.last: dict[str, ReconciliationReport] = {}
         self.startup_done = False
+        self._deferred: dict[str, int] = {}
+        """Exchange → reconciliations in a row whose drift was set aside because orders were in flight."""
 
     async def reconcile_on_startup(self) -> list[ReconciliationReport]:
         """Resume the journal's non-terminal orders, then reconcile every exchange. Trading (the
@@ -285,6 +288,22 @@ class StateReconciliation:
         on_exchange = {b.currency: b.total for b in await exchange.balances()}
         opening = not p.ledger.has_kind(name, "deposit")
         ledger = p.ledger.venue_balances(name)
+        # An order the pipeline is working on right now (placing, looking up, verifying) may have
+        # fills the exchange's balance already holds and the ledger gets a moment later: a drift
+        # seen then is not trusted (no adjustment, no alert, no halt) until it is seen with
+        # nothing in flight, or `drift_defer_max` times in a row (continuous trading).
+        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.order_lock(r.client_order_id).locked()]
+        drifting = any(on_exchange.get(c, Decimal(0)) != ledger.get(c, Decimal(0)) for c in set(on_exchange) | set(ledger))
+        defer = False
+        if not opening and busy and drifting:
+            count = self._deferred.get(name, 0) + 1
+            defer = count <= cfg.drift_defer_max
+            if not dry_run:
+                self._deferred[name] = count
+            if defer:
+                log.info("reconcile_drift_deferred", exchange=name, orders_in_flight=len(busy), times=count)
+        elif not dry_run:
+            self._deferred.pop(name, None)
         beyond: list[str] = []
         for ccy in sorted(set(on_exchange) | set(ledger)):
             ex_total = on_exchange.get(ccy, Decimal(0))
@@ -293,7 +312,9 @@ class StateReconciliation:
             if drift == 0:
                 continue
             tolerance = cfg.tolerance(ccy)
-            if opening:
+            if defer:
+                action = "deferred"
+            elif opening:
                 action = "opening balance"
                 if not dry_run:
                     p.ledger.deposit(name, ccy, drift, reason="opening balance (first reconciliation)", at=read_at)

@@ -138,3 +138,41 @@ async def test_drift_within_tolerance_is_adjusted_beyond_it_halts_until_acknowle
                                                  amount=Decimal("0.001"), price=at(await mid(sim_admin), "0.95")))
     recon.acknowledge("test")
     assert pipeline.halts == {}
+
+
+async def test_drift_from_an_order_in_flight_is_deferred_not_alerted_or_adjusted(make_pipeline, exchange, sim_admin) -> None:
+    """An order the pipeline is working on has filled on the exchange, its fills not yet read:
+    reconciliation running then sees the exchange ahead of the ledger. It neither adjusts, nor
+    alerts, nor halts; once the pipeline posts the fills the drift is gone. A drift that outlasts
+    `drift_defer_max` reconciliations with orders always in flight is acted on as usual."""
+    alerts: list[tuple[str, str]] = []
+    pipeline = make_pipeline(drift_defer_max=2, alert=lambda level, msg, details: alerts.append((level, msg)))
+    recon = StateReconciliation(pipeline)
+    assert (await recon.reconcile("nobitex")).drift == []
+
+    async def filled_while_busy(signal_id: str) -> OrderRecord:
+        tx = await pipeline.create_transaction(Signal(signal_id=signal_id, exchange="nobitex", symbol="BTCIRT",
+                                                      side=Side.BUY, amount=Decimal("0.001"),
+                                                      price=at(await mid(sim_admin), "1.02")))
+        rec = pipeline.journal.record(tx.client_order_id, OrderState.SUBMITTING, attempts=1)
+        placed = await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT,
+                                                         amount=rec.amount, price=rec.price,
+                                                         client_order_id=rec.client_order_id))
+        assert placed.filled_amount == rec.amount
+        return rec
+
+    rec = await filled_while_busy("busy")
+    async with pipeline.order_lock(rec.client_order_id):  # the pipeline is verifying it right now
+        for _ in range(2):
+            report = await recon.reconcile("nobitex")
+            assert report.drift and {d.action for d in report.drift} == {"deferred"}, report.drift
+    assert alerts == [] and pipeline.halts == {} and not pipeline.ledger.has_kind("nobitex", "adjustment")
+    assert (await pipeline.execute_transaction(rec)).state is OrderState.VERIFIED  # fills posted
+    assert (await recon.reconcile("nobitex")).drift == []
+    await ledger_matches_exchange(pipeline, exchange)
+
+    stuck = await filled_while_busy("stuck")
+    async with pipeline.order_lock(stuck.client_order_id):  # in flight three reconciliations running
+        actions = [{d.action for d in (await recon.reconcile("nobitex")).drift} for _ in range(3)]
+    assert actions == [{"deferred"}, {"deferred"}, {"alerted"}]
+    assert alerts and alerts[0][0] == "critical" and "drift" in pipeline.halts
