@@ -3,6 +3,7 @@ invariant report (README: "Chaos testing and the demo")."""
 
 from hrkernel.chaos.runner import ChaosRun, Invariant, Report, run_scenario
 from hrkernel.chaos.scenario import (
+           Expect,
            Fault,
            RandomFaults,
            Scenario,
@@ -11,5 +12,5 @@ from hrkernel.chaos.scenario import (
            parse_scenario,
 )
 
-__all__ = ["ChaosRun", "Fault", "Invariant", "RandomFaults", "Report", "Scenario", "ScenarioError",
+__all__ = ["ChaosRun", "Expect", "Fault", "Invariant", "RandomFaults", "Report", "Scenario", "ScenarioError",
            "load_scenario", "parse_scenario", "run_scenario"]
