@@ -43,3 +43,29 @@ def test_unknown_fault_kind_is_refused() -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="no such scenario file"):
         load_scenario(tmp_path / "nope.toml")
+
+
+def test_the_readme_scenario_example_loads() -> None:
+    """The TOML example in the README's chaos section is a valid scenario (fault kinds, expect)."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    at = readme.index('name = "my-game-day"')
+    block = readme[readme.rindex("```toml", 0, at) + len("```toml"):readme.index("```", at)]
+    scenario = parse_scenario(tomllib.loads(block), "README.md")
+    assert scenario.name == "my-game-day"
+    assert [f.kind for f in scenario.faults] == ["sim_script"]
+
+
+def test_new_fault_kinds_are_checked() -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario({"name": "x", "signals": 5, "faults": [
+            {"at": 1, "kind": "redis_cut", "mode": "unplug"},
+            {"at": 2, "kind": "duckdb_readonly", "target": "standby"},
+            {"at": 3, "kind": "feed_stale", "expect": [{"source": "health", "title": "(unclosed"}]},
+        ]}, "new.toml")
+    message = str(info.value)
+    assert "faults[0].kind: redis_cut needs kernels >= 2" in message
+    assert "faults[0].mode: 'unplug'" in message
+    assert "faults[1].target: standby needs kernels >= 2" in message
+    assert "faults[2].expect[0].title: not a regular expression" in message
