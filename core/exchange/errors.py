@@ -111,8 +111,11 @@ class RateLimitedError(ExchangeError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, sent: bool = True, **kwargs: object) -> None:
         self.retry_after = retry_after
+        self.sent = sent
+        """``False`` when the adapter refused the call itself (its client-side limit) before
+        anything left the process: a placement refused so certainly did not reach the exchange."""
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 

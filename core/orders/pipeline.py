@@ -176,6 +176,8 @@ class TransactionVerificationPipeline:
         self._unsent: dict[str, tuple[float, int]] = {}
         """Orders journaled PREPARED+SUBMITTING in one commit and not handed to execution yet
         (client order id → (clock at the commit, fencing token))."""
+        self._send_waits: dict[str, _RateLimitBudget] = {}
+        """Per order being sent: what is left of its budget for waiting out client-side rate limits."""
         self.halts: dict[str, str] = {}
         """Why new orders are refused right now (key → reason); empty means trading is allowed."""
         self.stats: dict[str, int] = {"prepared": 0, "submitted": 0, "unknown": 0, "resubmitted": 0,
@@ -440,14 +442,44 @@ class TransactionVerificationPipeline:
             return await self._resolve_unknown(rec)
         except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
             return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+        except ex.RateLimitedError as exc:
+            if not exc.sent:
+                return await self._not_sent(rec, exc)
+            return await self._outcome_unknown(rec, exc)
         except Exception as exc:
-            # Timeout, dropped connection, 5xx, rate limit...: whether it landed is not known.
-            self.stats["unknown"] += 1
-            log.warning("order_outcome_unknown", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
-            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
-            return await self._resolve_unknown(rec)
+            return await self._outcome_unknown(rec, exc)
+        self._send_waits.pop(rec.client_order_id, None)
         fault_point("after_accept")
         return await self._acknowledged(rec, order)
+
+    async def _outcome_unknown(self, rec: OrderRecord, exc: Exception) -> OrderRecord:
+        # Timeout, dropped connection, 5xx, the exchange's 429...: whether it landed is not known.
+        self._send_waits.pop(rec.client_order_id, None)
+        self.stats["unknown"] += 1
+        log.warning("order_outcome_unknown", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
+        rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
+        return await self._resolve_unknown(rec)
+
+    async def _not_sent(self, rec: OrderRecord, exc: ex.RateLimitedError) -> OrderRecord:
+        """The adapter's own rate limit refused the placement before it left: it certainly did not
+        land, so there is nothing to look up. Wait for the slot (within ``rate_limit_wait`` for
+        this order in all) and send it then, as the same attempt; past that budget the order is
+        FAILED (never sent) rather than placed minutes after its signal. Meanwhile the journal
+        says SUBMITTING, so a crash while waiting is resolved by look-up like any other."""
+        budget = self._send_waits.setdefault(rec.client_order_id, _RateLimitBudget(float(self.config.rate_limit_wait)))
+        wait = budget.wait_for(exc)
+        if wait is None:
+            self._send_waits.pop(rec.client_order_id, None)
+            rec = self.journal.record(
+                rec.client_order_id, OrderState.FAILED,
+                reason=f"never sent: the exchange's rate limit left no slot within rate_limit_wait ({exc})")
+            await self.alert("warning", f"order {rec.client_order_id} not placed: rate limited for too long",
+                             client_order_id=rec.client_order_id, exchange=rec.exchange, symbol=rec.symbol)
+            return rec
+        log.info("order_send_rate_limited", client_order_id=rec.client_order_id, wait=round(wait, 3))
+        await self._sleep(wait)
+        return await self._submit(rec, reason="waited for the exchange's rate limit; nothing was sent before",
+                                  attempt=rec.attempts)
 
     async def _acknowledged(self, rec: OrderRecord, order: Order) -> OrderRecord:
         if order.status is OrderStatus.REJECTED and order.filled_amount == 0:

@@ -213,7 +213,7 @@ class Transport:
             if wait > float(self.config.rate_limit_max_wait):
                 raise ex.RateLimitedError(
                     f"local rate limit for {endpoint!r} (Nobitex's documented limit); next slot in {wait:.1f}s",
-                    retry_after=wait, exchange=wire.EXCHANGE, endpoint=endpoint,
+                    retry_after=wait, sent=False, exchange=wire.EXCHANGE, endpoint=endpoint,
                 )
             await self.sleep(wait)
         try:

@@ -8,6 +8,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 
@@ -393,3 +394,49 @@ async def test_the_router_fuses_the_commit_only_when_an_execution_slot_is_free(m
     assert two[0].at < two[1].at and one[0].at == one[1].at
     assert two[-1].state is one[-1].state is OrderState.VERIFIED
     assert len(await sim_orders(sim_admin)) == 2 and router._limiter.borrowed_tokens == 0
+
+
+async def test_a_placement_refused_by_the_client_side_limit_waits_for_its_slot_not_looked_up(
+        sim, sim_admin, tmp_path) -> None:
+    """The adapter's own limit (here 1 placement per 3 s) refuses the second order before anything
+    is sent: the pipeline knows it did not land, waits for the slot and sends it as the same
+    attempt: no UNKNOWN, no look-up, one order each on the exchange. With too small a budget it is
+    FAILED as never sent, with nothing on the exchange."""
+    import duckdb
+
+    from hrkernel.ledger import Ledger
+    from hrkernel.orders.journal import OrderJournal
+    from hrkernel.orders.pipeline import TransactionVerificationPipeline
+    from hrkernel_nobitex.config import EndpointLimit, NobitexConfig
+    from hrkernel_nobitex.exchange import NobitexExchange
+
+    from .conftest import BALANCES, SIM_TOKEN, fast_config
+
+    config = NobitexConfig(token=SIM_TOKEN, base_url=sim.base_url, bot_name="orders-tests", rate_limit=True,
+                           rate_limits={"place": EndpointLimit(requests=1, per=Duration(3.0))},
+                           rate_limit_max_wait=Duration(0.2), retry_base_delay=Duration(0.01),
+                           retry_max_delay=Duration(0.05))
+    async with NobitexExchange(config, instance_id="hr-orders-test") as limited:
+        def pipeline(db: str, **overrides: Any) -> TransactionVerificationPipeline:
+            con = duckdb.connect(str(tmp_path / db))
+            ledger = Ledger(con)
+            for ccy, amount in BALANCES.items():
+                ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
+            return TransactionVerificationPipeline(exchanges={"nobitex": limited}, journal=OrderJournal(con),
+                                                   ledger=ledger, config=fast_config(**overrides))
+
+        p = pipeline("a.duckdb")
+        price = price_at(await mid(sim_admin), "1.02")
+        first = await p.submit(buy("s-first", price))
+        second = await p.submit(buy("s-second", price))
+        for rec in (first, second):
+            states = [e.state for e in p.journal.history(rec.client_order_id)]
+            assert rec.state is OrderState.VERIFIED and OrderState.UNKNOWN not in states, states
+        assert second.attempts == 1 and len(await sim_orders(sim_admin)) == 2
+
+        hasty = pipeline("b.duckdb", rate_limit_wait=Duration(0.5))
+        await anyio.sleep(3.1)  # the slot the second order used is free again
+        assert (await hasty.submit(buy("s-third", price))).state is OrderState.VERIFIED
+        never = await hasty.submit(buy("s-fourth", price))
+        assert never.state is OrderState.FAILED and "never sent" in (never.reason or ""), never
+        assert len(await sim_orders(sim_admin)) == 3
