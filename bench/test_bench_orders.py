@@ -33,7 +33,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio
-import duckdb
 import structlog
 
 from hrkernel.bus.events import SignalAction, SignalEvent
@@ -51,7 +50,7 @@ from hrkernel.kernel.routing import SignalRouter
 from hrkernel.ledger import Ledger
 from hrkernel.logging import configure
 from hrkernel.orders.config import OrdersSection
-from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import Signal, TransactionVerificationPipeline
 
 N = int(os.environ.get("HRKERNEL_BENCH_ORDERS", "300"))
@@ -126,7 +125,7 @@ class TimedJournal(OrderJournal):
 
 
 def _pipeline(path: Path) -> tuple[TransactionVerificationPipeline, InstantExchange]:
-    db = duckdb.connect(str(path))
+    db = open_database(str(path))  # as the kernel opens it
     ledger = Ledger(db)
     ledger.deposit("bench", "RLS", Decimal("1e12"))
     exchange = InstantExchange()
@@ -201,7 +200,7 @@ def test_bench_journal_write_and_pipeline_overhead(tmp_path: Path, benchmark: An
 
 def _run(tmp_path: Path) -> dict[str, list[float]]:
     # Baseline: one bare insert + commit on a file database.
-    con = duckdb.connect(str(tmp_path / "base.duckdb"))
+    con = open_database(str(tmp_path / "base.duckdb"))  # the same settings as the journal's
     con.execute("CREATE TABLE t (a BIGINT, b VARCHAR)")
     base: list[float] = []
     for i in range(N):
@@ -214,7 +213,7 @@ def _run(tmp_path: Path) -> dict[str, list[float]]:
 
     # One durable journal state change (one appended event, one commit); and a new order
     # journaled PREPARED + SUBMITTING (orders row and two events, one commit).
-    journal = OrderJournal(str(tmp_path / "journal.duckdb"))
+    journal = OrderJournal(open_database(str(tmp_path / "journal.duckdb")))
     writes: list[float] = []
     fused: list[float] = []
     for i in range(N):

@@ -33,7 +33,7 @@ from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import NotLeaderError
-from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
 
@@ -119,7 +119,7 @@ class OrdersComponent(Component):
 
     async def start(self, tg: TaskGroup) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.db_path))
+        self._con = open_database(str(self.db_path))
         exchanges = {name: getattr(obj, "obj", obj) for name, obj in self._exchanges.items()}
         ledger = Ledger(self._con)
         writer = LedgerWriter(ledger)
