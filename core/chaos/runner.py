@@ -8,33 +8,27 @@ from __future__ import annotations
 
 import json
 import random
-import signal as signals
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hrkernel.chaos.alerts import (
-    AlertReceiver,
-    Injected,
-    default_expectations,
-    describe,
-    find_alert,
-)
+from hrkernel.chaos.alerts import AlertReceiver, Injected, describe, find_alert
+from hrkernel.chaos.faults import ADMIN, FaultInjection
 from hrkernel.chaos.netcut import TcpProxy
 from hrkernel.chaos.procs import Child, Processes, free_port, wait_for_port
 from hrkernel.chaos.readonly import ReadOnlyDir
+from hrkernel.chaos.report import Failover, Invariant, KernelInfo, Report
 from hrkernel.chaos.scenario import Fault, Scenario
 from hrkernel.orders.pipeline import client_order_id_for
 
-ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
+__all__ = ["ADMIN", "ChaosRun", "Failover", "Invariant", "KernelInfo", "Report", "run_scenario"]
 SECRET = "chaos-webhook-secret"
 EXCHANGE = "sim"
 FINAL = {"Done", "Canceled"}
@@ -57,74 +51,6 @@ READONLY_ERRORS = {
 Say = Callable[[str], None]
 
 
-@dataclass
-class Invariant:
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass
-class Failover:
-    cause: str
-    from_instance: str
-    to_instance: str | None
-    seconds: float | None
-
-
-@dataclass
-class Report:
-    scenario: str
-    seed: int
-    invariants: list[Invariant] = field(default_factory=list)
-    figures: dict[str, Any] = field(default_factory=dict)
-    failovers: list[Failover] = field(default_factory=list)
-    faults: list[str] = field(default_factory=list)
-    alerts: list[str] = field(default_factory=list)
-    """Per fault: the alert it was expected to raise and what arrived (or that none is expected)."""
-    workdir: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.invariants) and all(i.ok for i in self.invariants)
-
-    def render(self) -> str:
-        lines = [f"Chaos report: {self.scenario} (seed {self.seed})", ""]
-        width = max(len(i.name) for i in self.invariants) if self.invariants else 10
-        lines.append(f"  {'invariant'.ljust(width)}  result  detail")
-        for inv in self.invariants:
-            lines.append(f"  {inv.name.ljust(width)}  {'PASS' if inv.ok else 'FAIL'}    {inv.detail}")
-        lines.append("")
-        for key, value in self.figures.items():
-            lines.append(f"  {key}: {value}")
-        for fo in self.failovers:
-            took = f"{fo.seconds:.2f}s" if fo.seconds is not None else "did not happen"
-            lines.append(f"  failover ({fo.cause}): {fo.from_instance} -> {fo.to_instance or '-'} in {took}")
-        if self.faults:
-            lines.append(f"  faults injected ({len(self.faults)}): " + "; ".join(self.faults[:12])
-                         + (" ..." if len(self.faults) > 12 else ""))
-        if self.alerts:
-            lines.append("  alerts per fault:")
-            lines.extend(f"    {line}" for line in self.alerts[:40])
-            if len(self.alerts) > 40:
-                lines.append(f"    ... {len(self.alerts) - 40} more")
-        lines.append(f"  logs: {self.workdir}")
-        lines.append("")
-        lines.append("RESULT: " + ("PASS" if self.passed else "FAIL"))
-        return "\n".join(lines)
-
-
-@dataclass
-class KernelInfo:
-    name: str
-    config: Path
-    web: int
-    child: Child
-    past: list[Child] = field(default_factory=list)
-    """Earlier processes of this kernel (killed and started again)."""
-
-    def all_children(self) -> list[Child]:
-        return [*self.past, self.child]
 
 
 def _kernel_config(name: str, data: Path, web: int, sim: int, redis_url: str | None, prefix: str,
@@ -207,7 +133,9 @@ token = "sim-token-feed"
 """
 
 
-class ChaosRun:
+class ChaosRun(FaultInjection):
+    """One run of a scenario: start the processes, drive the signals and faults, check."""
+
     def __init__(self, scenario: Scenario, *, seed: int | None = None, workdir: Path | None = None,
                  say: Say | None = None, single_process: bool = False) -> None:
         self.scenario = scenario
@@ -368,217 +296,6 @@ class ChaosRun:
                 break
             time.sleep(0.2)
         self.sent.append(record)
-
-    # -- faults ----------------------------------------------------------------------------------
-
-    def _later(self, seconds: float, fn: Callable[[], None]) -> None:
-        def run() -> None:
-            time.sleep(seconds)
-            fn()
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        self.threads.append(t)
-
-    def _put_faults(self, extra: dict[str, Any]) -> None:
-        config = dict(self.base_faults)
-        config.update(extra)
-        self.http.put(f"{self.sim}/_sim/faults", headers=ADMIN, json=config).raise_for_status()
-
-    def _restore_faults(self) -> None:
-        try:
-            self._put_faults({})
-        except httpx.HTTPError:
-            pass
-
-    def inject(self, fault: Fault) -> None:
-        """Inject ``fault`` and record it (time, the kernels it hit, the alerts it must raise)."""
-        self._fault_index += 1
-        lasts = fault.duration if fault.kind not in ("sim_script", "kill_leader") else 0.0
-        record = Injected(self._fault_index, fault.kind, fault.kind, time.time(), [],
-                          default_expectations(fault, self.kernel_count, self.scenario.failover_timeout), lasts)
-        before = len(self.report.faults)
-        self._current = record
-        try:
-            self._inject(fault)
-        finally:
-            self._current = None
-        if len(self.report.faults) > before:
-            record.what = self.report.faults[-1]
-        if "skipped" in record.what:
-            record.expects = []
-        self.injected.append(record)
-
-    def _hit(self, *names: str) -> None:
-        if self._current is not None:
-            self._current.faulted.extend(names)
-
-    def _targets(self, target: str, default: str) -> list[KernelInfo]:
-        target = target or default
-        if target == "all":
-            return [k for k in self.kernels if k.child.alive]
-        leader = self.leader(timeout=self.scenario.failover_timeout)
-        if target == "leader":
-            return [leader] if leader is not None else []
-        return [k for k in self.kernels if k is not leader and k.child.alive]
-
-    def _inject(self, fault: Fault) -> None:
-        kind = fault.kind
-        if kind == "sim_script":
-            self.http.post(f"{self.sim}/_sim/faults/script", headers=ADMIN,
-                           json={"endpoint": fault.endpoint, "kind": fault.fault, "count": fault.count}).raise_for_status()
-            self._note(f"{fault.fault} x{fault.count} on {fault.endpoint}")
-        elif kind == "sim_errors":
-            self._put_faults({"endpoints": {fault.endpoint: {fault.fault: fault.rate}}})
-            self._note(f"{fault.fault} at rate {fault.rate} on {fault.endpoint} for {fault.duration}s")
-            self._later(fault.duration, self._restore_faults)
-        elif kind == "sim_down":
-            self._put_faults({"endpoints": {"*": {"error_503": 1.0}}})
-            self._note(f"exchange down (503 everywhere) for {fault.duration}s")
-            self._later(fault.duration, self._restore_faults)
-        elif kind == "sim_latency":
-            self._put_faults({"latency": {"fixed": f"{int(fault.latency * 1000)}ms"}})
-            self._note(f"latency {fault.latency}s on every request for {fault.duration}s")
-            self._later(fault.duration, self._restore_faults)
-        elif kind == "kill_leader":
-            self._kill_leader(fault)
-        elif kind == "pause_leader":
-            self._pause_leader(fault)
-        elif kind == "redis_restart":
-            self._redis_restart(fault)
-        elif kind == "redis_cut":
-            self._redis_cut(fault)
-        elif kind == "feed_stale":
-            self._feed_stale(fault)
-        elif kind == "duckdb_readonly":
-            self._duckdb_readonly(fault)
-
-    def _note(self, what: str) -> None:
-        self.report.faults.append(what)
-        self.say(f"fault: {what}")
-
-    def _kill_leader(self, fault: Fault) -> None:
-        leader = self.leader(timeout=self.scenario.failover_timeout)
-        if leader is None:
-            self._note("kill_leader skipped: no leader")
-            return
-        t0 = time.time()
-        self._hit(leader.name)
-        leader.child.send(signals.SIGKILL)
-        leader.child.proc.wait(10)  # type: ignore[union-attr]
-        self.killed.add(id(leader.child))
-        self._note(f"SIGKILL {leader.name} (the leader)")
-        if fault.restart:
-            leader.past.append(leader.child)
-            leader.child = self._start_kernel(leader.name, leader.config)
-        self._await_failover("SIGKILL", leader, t0)
-
-    def _await_failover(self, cause: str, old: KernelInfo, t0: float) -> None:
-        deadline = time.monotonic() + self.scenario.failover_timeout
-        while time.monotonic() < deadline:
-            for k in self.kernels:
-                if k is old and cause != "SIGKILL":
-                    continue
-                event = k.child.find("trading_enabled", since=t0)
-                if event is not None:
-                    took = event["_t"] - t0
-                    self.report.failovers.append(Failover(cause, old.name, k.name, took))
-                    self.say(f"{k.name} took over and trades (fence {event.get('fence')}) {took:.2f}s after {cause}")
-                    return
-            time.sleep(0.05)
-        self.report.failovers.append(Failover(cause, old.name, None, None))
-        self.say(f"no instance took over within {self.scenario.failover_timeout}s after {cause}")
-
-    def _pause_leader(self, fault: Fault) -> None:
-        leader = self.leader(timeout=self.scenario.failover_timeout)
-        if leader is None:
-            self._note("pause_leader skipped: no leader")
-            return
-        t0 = time.time()
-        self._hit(leader.name)
-        leader.child.send(signals.SIGSTOP)
-        leader.child.paused = True
-        self._note(f"SIGSTOP {leader.name} (the leader) for {fault.duration}s")
-
-        def resume() -> None:
-            leader.child.paused = False
-            leader.child.send(signals.SIGCONT)
-            self.say(f"SIGCONT {leader.name}")
-
-        if len(self.kernels) > 1:
-            self._await_failover("SIGSTOP", leader, t0)
-            left = fault.duration - (time.time() - t0)
-            self._later(max(0.0, left), resume)
-        else:
-            self._later(fault.duration, resume)
-
-    def _redis_restart(self, fault: Fault) -> None:
-        if self.redis is None:
-            return
-        leader = self.leader(timeout=2.0)
-        self._hit(*([leader.name] if leader is not None else []))
-        self.redis.stop(10)
-        self._note(f"redis-server stopped for {fault.duration}s")
-
-        def start_again() -> None:
-            assert self.redis is not None
-            self.redis = self.procs.redis(self.redis_port)
-            self.say("redis-server started again")
-
-        self._later(fault.duration, start_again)
-
-    def _redis_cut(self, fault: Fault) -> None:
-        mode = fault.mode or "rst"
-        targets = self._targets(fault.target, "all")
-        leader = self.leader(timeout=2.0)
-        if fault.target in ("leader", "standby"):
-            self._hit(*(k.name for k in targets))
-        else:
-            self._hit(*([leader.name] if leader is not None else []))
-        for k in targets:
-            self.proxies[k.name].cut(mode)
-        names = ", ".join(k.name for k in targets) or "nobody"
-        self._note(f"Redis cut off ({mode}) for {names} for {fault.duration}s")
-        if leader is not None and leader in targets and len(targets) < len(self.kernels):
-            self._later(0.0, lambda: self._await_failover("Redis cut", leader, time.time()))
-
-        def restore() -> None:
-            for k in targets:
-                self.proxies[k.name].restore()
-            self.say(f"Redis reachable again for {names}")
-
-        self._later(fault.duration, restore)
-
-    def _feed_stale(self, fault: Fault) -> None:
-        symbol = (fault.symbol or self.scenario.symbol).upper()
-        self.http.post(f"{self.sim}/_sim/markets/{symbol}", headers=ADMIN, json={"feed": "silent"}).raise_for_status()
-        self._note(f"market data of {symbol} silent for {fault.duration}s")
-
-        def restore() -> None:
-            try:
-                self.http.post(f"{self.sim}/_sim/markets/{symbol}", headers=ADMIN, json={"feed": "live"})
-            except httpx.HTTPError:
-                pass
-            self.say(f"market data of {symbol} flows again")
-
-        self._later(fault.duration, restore)
-
-    def _duckdb_readonly(self, fault: Fault) -> None:
-        targets = self._targets(fault.target, "leader")
-        self._hit(*(k.name for k in targets))
-        dirs = [ReadOnlyDir(self.workdir / k.name) for k in targets]
-        how = ""
-        for ro in dirs:
-            self.readonly.append(ro)
-            how = ro.make_readonly()
-        names = ", ".join(k.name for k in targets) or "nobody"
-        self._note(f"data dir of {names} read-only ({how}) for {fault.duration}s")
-
-        def restore() -> None:
-            for ro in dirs:
-                ro.restore()
-            self.say(f"data dir of {names} writable again")
-
-        self._later(fault.duration, restore)
 
     # -- the run ---------------------------------------------------------------------------------
 
