@@ -107,6 +107,8 @@ class StateReconciliation:
         self._lock = threading.Lock()
         self.last: dict[str, ReconciliationReport] = {}
         self.startup_done = False
+        self._to_send: list[str] = []
+        """Orders proven never placed that the pipeline should send (collected under their locks)."""
         self._deferred: dict[str, int] = {}
         """Exchange → reconciliations in a row whose drift was set aside because orders were in flight."""
 
@@ -176,6 +178,16 @@ class StateReconciliation:
                         await self._refresh(name, exchange, fresh, report, dry_run)
             except Exception as exc:
                 report.discrepancies.append(f"order {rec.client_order_id}: could not check: {type(exc).__name__}: {exc}")
+        to_send, self._to_send = self._to_send, []
+        for coid in to_send:  # outside its lock: the pipeline takes it
+            fresh = p.journal.get(coid)
+            if fresh is None or fresh.is_terminal:
+                continue
+            try:
+                sent = await p.execute_transaction(fresh)
+                log.info("reconcile_sent_unplaced_order", client_order_id=coid, state=sent.state.value)
+            except Exception as exc:  # not leader any more, halted...: the next leader's look-up decides
+                report.discrepancies.append(f"order {coid}: never placed, and sending it failed: {type(exc).__name__}: {exc}")
 
     async def _orphan(self, name: str, exchange: Exchange, order: Order, dry_run: bool) -> Orphan:
         policy = self.pipeline.config.orphan_policy
@@ -213,9 +225,23 @@ class StateReconciliation:
                     report.discrepancies.append(
                         f"order {rec.client_order_id}: {rec.state} and not visible yet ({waited:.1f}s)")
                     return
+                age = (datetime.now(UTC) - (rec.created_at or datetime.now(UTC))).total_seconds()
+                if rec.attempts < p.config.submit_attempts and age <= p.config.prepared_max_age:
+                    # Proven never placed, and still young: the pipeline's own rule applies (it is
+                    # sent, as a new attempt), not a silent FAILED that drops the signal. Seen
+                    # after a Redis cut: a new leader's look-up proved an order absent, lost its
+                    # lease margin before sending, and reconciliation then failed it.
+                    report.changed.append(OrderChange(client_order_id=rec.client_order_id, before=before,
+                                                      after=before, note="never placed; sent by the pipeline"))
+                    if not dry_run:
+                        self._to_send.append(rec.client_order_id)
+                    return
                 if not dry_run:
                     journal.record(rec.client_order_id, OrderState.FAILED, unresolved=False,
                                    reason="not on the exchange past its visibility window (reconciliation)")
+                    await p.alert("warning", f"order {rec.client_order_id} (signal {rec.signal_id}) failed by "
+                                             "reconciliation: never placed, too old to send now",
+                                  client_order_id=rec.client_order_id, exchange=name, symbol=rec.symbol)
                 report.changed.append(OrderChange(client_order_id=rec.client_order_id, before=before,
                                                   after=OrderState.FAILED, note="never placed"))
                 return

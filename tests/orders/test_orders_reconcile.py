@@ -82,7 +82,11 @@ async def test_orphans_are_cancelled_or_adopted_by_policy(make_pipeline, exchang
 
 
 async def test_unknown_past_the_visibility_window_fails_and_is_never_resubmitted(make_pipeline, sim_admin) -> None:
-    pipeline = make_pipeline(visibility_window=0.05)
+    """An order proven never placed that is older than prepared_max_age is FAILED (with a warning
+    alert), never sent late."""
+    alerts: list[tuple[str, str]] = []
+    pipeline = make_pipeline(visibility_window=0.05, prepared_max_age=0.05,
+                             alert=lambda level, msg, details: alerts.append((level, msg)))
     m = await mid(sim_admin)
     pipeline.journal.create(_rec("hrnever0000000000000000000000001", OrderState.UNKNOWN, m))
     await asyncio.sleep(0.1)
@@ -91,6 +95,24 @@ async def test_unknown_past_the_visibility_window_fails_and_is_never_resubmitted
     assert rec is not None and rec.state is OrderState.FAILED and "visibility window" in (rec.reason or "")
     assert [(c.before, c.after) for c in report.changed] == [("UNKNOWN", "FAILED")]
     assert await sim_orders(sim_admin) == []
+    assert alerts and alerts[0][0] == "warning" and "never placed" in alerts[0][1]
+
+
+async def test_a_young_order_proven_never_placed_is_sent_by_the_pipeline_not_dropped(make_pipeline, sim_admin) -> None:
+    """A new leader's look-up proved an order absent, then it lost its lease margin before sending
+    (seen after a Redis cut): reconciliation does not fail the signal's order, the pipeline sends
+    it as its next attempt — once."""
+    pipeline = make_pipeline(visibility_window=0.05)
+    m = await mid(sim_admin)
+    pipeline.journal.create(_rec("hryoung000000000000000000000001", OrderState.UNKNOWN, m))
+    await asyncio.sleep(0.1)
+    report = await StateReconciliation(pipeline).reconcile("nobitex")
+    rec = pipeline.journal.get("hryoung000000000000000000000001")
+    assert rec is not None and rec.state is OrderState.VERIFIED and rec.attempts == 2, rec
+    assert [c.note for c in report.changed] == ["never placed; sent by the pipeline"]
+    assert [o["clientOrderId"] for o in await sim_orders(sim_admin)] == ["hryoung000000000000000000000001"]
+    again = await StateReconciliation(pipeline).reconcile("nobitex")
+    assert again.changed == [] and len(await sim_orders(sim_admin)) == 1
 
 
 async def test_fills_missed_by_a_crash_are_posted_late_and_balances_agree(make_pipeline, exchange, sim_admin) -> None:
