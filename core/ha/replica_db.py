@@ -23,6 +23,8 @@ from typing import Any
 import duckdb
 import msgspec
 
+from hrkernel.duck import rollback
+
 __all__ = ["Batch", "Position", "ReplicaStore", "TABLES"]
 
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -226,7 +228,7 @@ class ReplicaStore:
                 self._save(pos)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                rollback(cur)
                 raise
 
     def apply(self, rows: dict[str, list[list[Any]]], pos: Position) -> None:

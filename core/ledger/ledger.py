@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import msgspec
 
+from hrkernel.duck import rollback
 from hrkernel.exchange import Fill, Side
 from hrkernel.ledger.errors import UnbalancedTransactionError
 
@@ -243,7 +244,7 @@ class Ledger:
                 con.execute(_INSERT_POSTINGS, [_SEP.join(map(str, col)) for col in (p_tx, p_acc, p_ccy, p_amt)])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
             self._next_id = next_id
             if self._totals is not None:

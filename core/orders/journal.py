@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import msgspec
 
+from hrkernel.duck import rollback
 from hrkernel.orders.errors import JournalError
 
 __all__ = ["JournalEvent", "NON_TERMINAL", "TERMINAL", "OrderJournal", "OrderRecord", "OrderState", "open_database"]
@@ -246,13 +247,13 @@ class OrderJournal:
                             [v for i, e in enumerate(events, seq + 1) for v in self._event_row(i, e, now)])
                 con.execute("COMMIT")
             except duckdb.ConstraintException as exc:
-                con.execute("ROLLBACK")
+                rollback(con)
                 self._absent.pop(record.signal_id, None)
                 raise JournalError(
                     f"order journal: client order id {rec.client_order_id!r} or signal {rec.signal_id!r} already journaled"
                 ) from exc
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
             self._seq = seq + len(events)
             self._absent.pop(rec.signal_id, None)

@@ -197,3 +197,27 @@ async def test_group_commit_writes_a_burst_of_concurrent_fills_in_few_commits(tm
     assert ledger.venue_balances("nobitex") == {"BTC": D(15), "IRT": D(-150)}
     with pytest.raises(UnbalancedTransactionError):
         await writer.post([Transaction(kind="x", postings=(Posting("a", "B", D(1)),))])
+
+
+def test_a_write_to_an_unwritable_database_reports_its_own_error_not_the_failed_rollback(tmp_path: Path) -> None:
+    """With the data dir made immutable (as the chaos `duckdb_readonly` fault does), a posting
+    fails and DuckDB ends the transaction itself: the error raised is the write's, not the
+    "no transaction is active" of the ROLLBACK after it; nothing is half-written and the ledger
+    works again once the directory is writable."""
+    import duckdb as _duckdb
+
+    from hrkernel.chaos.readonly import ReadOnlyDir
+
+    ledger = Ledger(str(tmp_path / "l.duckdb"))
+    ledger.deposit("x", "RLS", D("100"))
+    ro = ReadOnlyDir(tmp_path)
+    ro.make_readonly()
+    try:
+        with pytest.raises(_duckdb.Error) as caught:
+            ledger.deposit("x", "RLS", D("5"))
+        assert "no transaction is active" not in str(caught.value), caught.value
+    finally:
+        ro.restore()
+    assert ledger.balances_from_postings()[("x:RLS", "RLS")] == D("100")
+    ledger.deposit("x", "RLS", D("5"))
+    assert ledger.balances_from_postings()[("x:RLS", "RLS")] == D("105")

@@ -1,0 +1,24 @@
+"""Small DuckDB helpers shared by the journal, the ledger and the replica."""
+
+from __future__ import annotations
+
+import duckdb
+
+from hrkernel.logging import get_logger
+
+__all__ = ["rollback"]
+
+log = get_logger("hrkernel.duckdb")
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction after a failed write, never masking that failure.
+
+    When the write failed because the database could not be written (a read-only or full disk),
+    DuckDB has often ended the transaction itself and ``ROLLBACK`` raises "no transaction is
+    active": that second error would replace the real one in every log and report, so it is
+    logged at debug level and swallowed; the caller re-raises the original error."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        log.debug("duckdb_rollback_failed", error=f"{type(exc).__name__}: {exc}")
