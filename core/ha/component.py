@@ -312,10 +312,13 @@ class HAComponent(Component):
         local = self.clock() - began
         duration = None if event.gap is None else event.gap + local
         self.log.info("trading_enabled", fence=token, takeover_s=round(local, 4), failover_s=duration)
-        if event.gap is not None:
+        if event.gap is not None or event.previous is not None:
+            # A leadership change (not the first leader ever); without the gap (Redis lost the
+            # previous holder's last renewal) it is recorded with its duration unknown.
             await self.failover_monitor.record(
                 FailoverRecord(
-                    kind="leadership", cause="lease acquired", at=time.time(), duration=duration,
+                    kind="leadership", at=time.time(), duration=duration,
+                    cause="lease acquired" if event.gap is not None else "lease acquired (Redis lost the previous tenure)",
                     from_member=event.previous, to_member=self.instance_id,
                 )
             )

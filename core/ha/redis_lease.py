@@ -259,6 +259,10 @@ class RedisLease(ListenerMixin):
             return
         prev_instance, now_ms, prev_renewed = str(reply[1]), int(reply[2]), str(reply[3])
         gap = (now_ms - int(float(prev_renewed))) / 1000 if prev_renewed else None
+        if not prev_instance and self._highest_token and self._seen_leader:
+            # Redis lost the lease's record (restarted without its data), but this instance saw a
+            # tenure before: the last holder it saw is the previous one, the gap is unknown.
+            prev_instance = self._seen_leader
         self._holder, self._token = holder, token
         self._highest_token = max(self._highest_token, token)
         self._valid_until = sent + self.ttl - self.margin

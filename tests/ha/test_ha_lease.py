@@ -215,3 +215,26 @@ async def test_writes_behind_the_fence_come_only_from_the_current_leader(make_le
     finally:
         await client.aclose()
     assert writes == ["a:1", "a:1", "a:1", "b:2"]
+
+
+async def test_after_redis_lost_its_data_the_next_leader_names_the_last_one_it_saw(
+        make_lease: Any, redis_server: Any, fake_clock: Any) -> None:
+    """Redis restarted without its data forgets who held the lease: the instance that acquires it
+    next still reports the leader it last saw as the previous one (gap unknown), so the takeover
+    is a recorded failover, not a "first leader ever" (found by the pause-and-redis chaos run)."""
+    import redis as sync_redis
+
+    a, rec_a = make_lease("a", clock=fake_clock)
+    b, rec_b = make_lease("b", clock=fake_clock)
+    await a.tick()
+    await b.tick()
+    assert a.is_leader and rec_a.events[0].previous is None  # the first leader ever
+    with sync_redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    fake_clock.advance(1.0)  # past a's renewal deadline: it steps down
+    await a.tick()
+    assert not a.is_leader
+    await b.tick()
+    assert b.is_leader, b.status()
+    gained = rec_b.events[-1]
+    assert gained.gained and gained.previous == "a" and gained.gap is None
