@@ -19,6 +19,7 @@ from hrkernel.errors import HrkernelError
 __all__ = [
     "AuthenticationError",
     "DuplicateClientOrderIdError",
+    "DuplicateOrderError",
     "ExchangeError",
     "ExchangeTimeoutError",
     "ExchangeUnavailableError",
@@ -88,6 +89,12 @@ class InsufficientBalanceError(ExchangeError):
 
 class InvalidOrderError(ExchangeError):
     """The order was refused as invalid: precision, minimum size, price band, unknown market..."""
+
+
+class DuplicateOrderError(InvalidOrderError):
+    """The exchange ignored the placement as a repeat of an identical order placed moments ago
+    (Nobitex: ``DuplicateOrder``, for 10 seconds). That order may be this one's own earlier
+    placement: look it up by client order id before concluding anything."""
 
 
 class DuplicateClientOrderIdError(InvalidOrderError):

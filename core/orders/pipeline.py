@@ -176,6 +176,9 @@ class TransactionVerificationPipeline:
         self._unsent: dict[str, tuple[float, int]] = {}
         """Orders journaled PREPARED+SUBMITTING in one commit and not handed to execution yet
         (client order id → (clock at the commit, fencing token))."""
+        self._prepared_here: dict[str, int | None] = {}
+        """Orders this process journaled PREPARED (alone), with the lease token then: only those may
+        be sent without a look-up first."""
         self._send_waits: dict[str, _RateLimitBudget] = {}
         """Per order being sent: what is left of its budget for waiting out client-side rate limits."""
         self.halts: dict[str, str] = {}
@@ -260,6 +263,7 @@ class TransactionVerificationPipeline:
                 self._unsent[coid] = (self._clock(), token)
             else:
                 rec = self.journal.create(record)
+                self._prepared_here[coid] = self.lease.token
         except JournalError:
             # The same signal prepared concurrently: the first one journaled wins.
             existing = self.journal.by_signal(signal.signal_id)
@@ -387,6 +391,18 @@ class TransactionVerificationPipeline:
             if rec.is_terminal:
                 return rec
             if rec.state is OrderState.PREPARED:
+                if not self.lease.holds_with_margin():
+                    raise NotLeaderError(f"order {rec.client_order_id}: this instance does not hold the lease with margin")
+                here = rec.client_order_id in self._prepared_here
+                token = self._prepared_here.pop(rec.client_order_id, None)
+                if not here or token != self.lease.token:
+                    # Prepared by another process or in an earlier tenure (a replica's copy, a
+                    # restart): whoever led then may have sent it, and its SUBMITTING may never
+                    # have reached this journal. Nobitex keeps client order ids unique only among
+                    # OPEN orders, so a blind send could place a filled order twice: look it up.
+                    rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=(
+                        "prepared before this trading tenure or by another instance; looking it up before placing"))
+                    return await self._resolve_unknown(rec)
                 return await self._submit(rec)
             if rec.state is OrderState.SUBMITTING and unsent is not None:
                 return await self._send_prepared(rec, *unsent)
@@ -436,9 +452,10 @@ class TransactionVerificationPipeline:
         exchange = self._exchange(rec.exchange)
         try:
             order = await exchange.place_order(self._request(rec), fencing_token=token)
-        except ex.DuplicateClientOrderIdError:
-            # The exchange already holds an order with this id: an earlier placement landed.
-            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="duplicate client order id")
+        except (ex.DuplicateClientOrderIdError, ex.DuplicateOrderError) as exc:
+            # The exchange holds an order with this id, or ignored this as a repeat of an identical
+            # recent one: an earlier placement (ours, perhaps by a predecessor) may have landed.
+            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
             return await self._resolve_unknown(rec)
         except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
             return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")

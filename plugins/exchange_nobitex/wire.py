@@ -180,7 +180,7 @@ _CODE_ERRORS: dict[str, type[ex.ExchangeError]] = {
     "InvalidExecutionType": ex.InvalidOrderError,
     "InvalidOrderType": ex.InvalidOrderError,
     "ParseError": ex.InvalidOrderError,
-    "DuplicateOrder": ex.InvalidOrderError,
+    "DuplicateOrder": ex.DuplicateOrderError,
     "MarketClosed": ex.InvalidOrderError,
     "NullIdAndClientOrderId": ex.InvalidOrderError,
     "DuplicateClientOrderId": ex.DuplicateClientOrderIdError,

@@ -12,7 +12,7 @@ import anyio
 import msgspec
 import pytest
 
-from hrkernel.exchange import OrderType, Side
+from hrkernel.exchange import OrderRequest, OrderType, Side
 from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
 from hrkernel.orders.journal import OrderState
 from hrkernel.orders.pipeline import Signal, client_order_id_for
@@ -440,3 +440,28 @@ async def test_a_placement_refused_by_the_client_side_limit_waits_for_its_slot_n
         never = await hasty.submit(buy("s-fourth", price))
         assert never.state is OrderState.FAILED and "never sent" in (never.reason or ""), never
         assert len(await sim_orders(sim_admin)) == 3
+
+
+async def test_a_prepared_order_from_another_process_is_looked_up_before_it_is_sent(
+        make_pipeline, sim_admin, exchange) -> None:
+    """A replica (or a restart) holds an order PREPARED whose placement another process made and
+    never journaled (its SUBMITTING lost with it). The exchange keeps client order ids unique only
+    among OPEN orders, so once that order filled a blind send would be accepted a second time: the
+    order is looked up first, found, and verified — one order on the exchange."""
+    first = make_pipeline(db="shared.duckdb")
+    tx = await first.create_transaction(buy("s-elsewhere", price_at(await mid(sim_admin), "1.02")))
+    assert tx.state is OrderState.PREPARED
+    placed = await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT,
+                                                     amount=tx.amount, price=tx.price,
+                                                     client_order_id=tx.client_order_id))
+    assert placed.filled_amount == tx.amount  # filled: no longer "open", its id may be reused
+    first.journal.connection.close()
+    second = make_pipeline(db="shared.duckdb")  # the next process over the same journal
+    rec = await second.execute_transaction(tx)
+    assert rec.state is OrderState.VERIFIED and rec.exchange_order_id == placed.exchange_id, rec
+    assert [o["clientOrderId"] for o in await sim_orders(sim_admin)] == [tx.client_order_id]
+    # this process's own PREPARED order is sent at once (no look-up, no visibility wait)
+    own = await second.create_transaction(buy("s-own", price_at(await mid(sim_admin), "1.02")))
+    sent = await second.execute_transaction(own)
+    assert [e.state for e in second.journal.history(own.client_order_id)][:3] == [
+        OrderState.PREPARED, OrderState.SUBMITTING, OrderState.ACKED] and sent.state is OrderState.VERIFIED
