@@ -175,8 +175,12 @@ class Processes:
             raise RuntimeError("redis-server is not on PATH (needed for more than one kernel)")
         rdir = self.workdir / "redis"
         rdir.mkdir(exist_ok=True)
-        child = Child("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                "--dir", str(rdir), "--daemonize", "no", "--loglevel", "warning"],
+        # The deployment the README documents: AOF persistence, fsynced on every write, so a
+        # restart keeps the bus's signals, the lease and the replication stream (a Redis that
+        # comes back empty is covered by tests/ha; the bus cannot keep signals it lost).
+        child = Child("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                                "--appendfsync", "always", "--dir", str(rdir), "--daemonize", "no",
+                                "--loglevel", "warning"],
                       self.workdir / "redis.log")
         self.start(child)
         wait_for_port(port, 10, child.proc)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import redis.exceptions
 from anyio.abc import TaskGroup
 
 from hrkernel.ha.config import HASection
@@ -51,6 +52,9 @@ __all__ = ["HAComponent", "RedisReachable", "build_ha", "probes"]
 
 TakeoverStep = Callable[[int], Awaitable[None]]
 Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
+
+_TRANSIENT = (OSError, TimeoutError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+"""Errors of a takeover step that mean "Redis or the network went away", not a bug."""
 
 
 class HAComponent(Component):
@@ -301,7 +305,10 @@ class HAComponent(Component):
             try:
                 await step(token)
             except Exception as exc:
-                self.log.error("takeover_step_failed", fence=token, step=repr(step), error=f"{type(exc).__name__}: {exc}")
+                # Redis going away mid-takeover (restarting, cut off) is the weather, not a fault
+                # in the step: the lease is given up below and the takeover tried again.
+                emit = self.log.warning if isinstance(exc, _TRANSIENT) else self.log.error
+                emit("takeover_step_failed", fence=token, step=repr(step), error=f"{type(exc).__name__}: {exc}")
                 release = getattr(self.lease, "release", None)
                 if release is not None:
                     await release(reason=f"takeover failed: {type(exc).__name__}: {exc}")
