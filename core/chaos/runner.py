@@ -45,7 +45,7 @@ EXPECTED_ERRORS = {
 # ... and those of a data dir made read-only (duckdb_readonly): every DuckDB write fails
 READONLY_ERRORS = {
     "alert_history_write_failed", "health_history_write_failed", "signal_inbox_write_failed",
-    "orders_reconcile_failed",
+    "orders_reconcile_failed", "replication_failed",
 }
 
 Say = Callable[[str], None]
