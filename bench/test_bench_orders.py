@@ -33,6 +33,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import duckdb
 import structlog
 
 from hrkernel.bus.events import SignalAction, SignalEvent
@@ -210,6 +211,18 @@ def _run(tmp_path: Path) -> dict[str, list[float]]:
         con.execute("COMMIT")
         base.append(time.perf_counter() - t0)
     con.close()
+    # The floor under any DuckDB journal: the same transaction in memory (no file, no fsync).
+    mem = duckdb.connect(":memory:")
+    mem.execute("SET threads = 1")
+    mem.execute("CREATE TABLE t (a BIGINT, b VARCHAR)")
+    floor: list[float] = []
+    for i in range(N):
+        t0 = time.perf_counter()
+        mem.execute("BEGIN TRANSACTION")
+        mem.execute("INSERT INTO t VALUES (?, ?)", [i, "x"])
+        mem.execute("COMMIT")
+        floor.append(time.perf_counter() - t0)
+    mem.close()
 
     # One durable journal state change (one appended event, one commit); and a new order
     # journaled PREPARED + SUBMITTING (orders row and two events, one commit).
@@ -237,6 +250,7 @@ def _run(tmp_path: Path) -> dict[str, list[float]]:
     router, commits = _measure_router(tmp_path / "router.duckdb")
     return {
         "bare insert+commit": base,
+        "in-memory insert+commit": floor,
         "journal state change": writes,
         "journal PREPARED+SUBMITTING": fused,
         "router signal->submit": router,
