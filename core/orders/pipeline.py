@@ -450,6 +450,11 @@ class TransactionVerificationPipeline:
     async def _place(self, rec: OrderRecord, token: int | None) -> OrderRecord:
         """Send the placement of ``rec`` (journaled SUBMITTING) and journal what came of it."""
         exchange = self._exchange(rec.exchange)
+        if not self.lease.holds_with_margin():
+            # Checked again after the journal write, the last await before the request: a process
+            # frozen since its fence check (SIGSTOP, a long GC pause) sees its margin gone here
+            # and sends nothing; the order stays SUBMITTING and is looked up by whoever leads.
+            raise NotLeaderError(f"order {rec.client_order_id}: the lease margin ran out before the send")
         try:
             order = await exchange.place_order(self._request(rec), fencing_token=token)
         except (ex.DuplicateClientOrderIdError, ex.DuplicateOrderError) as exc:

@@ -37,7 +37,8 @@ async def main(url: str, instance: str, prefix: str, ttl: float, renew: float, m
         await lease.start(tg)
         say(event="started")
         while True:
-            if lease.holds_with_margin() and await lease.fence_check():
+            # The local margin again after the fence's round trip: frozen during it, it sends nothing.
+            if lease.holds_with_margin() and await lease.fence_check() and lease.holds_with_margin():
                 try:
                     await client.rpush(f"{prefix}:writes", f"{instance}:{lease.token}")
                 except RedisError:  # Redis went away between the fence and the write

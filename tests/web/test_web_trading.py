@@ -23,7 +23,10 @@ def test_ledger_and_reconciliation_of_a_kernel_on_the_simulator(sim_kernel: Any)
 
     def reconciled() -> Any:
         data = httpx.get(url + "/api/ledger").json()
-        return data if data["configured"] and data["data"]["reconciliations"] else None
+        if not (data["configured"] and data["data"]["reconciliations"]):
+            return None
+        # the report and the balances are two reads: wait until this read sees the posting too
+        return data if any(b["account"].startswith("nobitex") for b in data["data"]["balances"]) else None
 
     ledger = wait_for(reconciled)
     assert ledger, "no reconciliation report within 10 s"
