@@ -199,30 +199,25 @@ def test_bench_journal_write_and_pipeline_overhead(tmp_path: Path, benchmark: An
     _report(results, benchmark)
 
 
-def _run(tmp_path: Path) -> dict[str, list[float]]:
-    # Baseline: one bare insert + commit on a file database.
-    con = open_database(str(tmp_path / "base.duckdb"))  # the same settings as the journal's
+def _bare_commits(con: duckdb.DuckDBPyConnection) -> list[float]:
+    """N one-row insert+commit transactions on ``con`` (closed afterwards): their latencies."""
     con.execute("CREATE TABLE t (a BIGINT, b VARCHAR)")
-    base: list[float] = []
+    out: list[float] = []
     for i in range(N):
         t0 = time.perf_counter()
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO t VALUES (?, ?)", [i, "x"])
         con.execute("COMMIT")
-        base.append(time.perf_counter() - t0)
+        out.append(time.perf_counter() - t0)
     con.close()
-    # The floor under any DuckDB journal: the same transaction in memory (no file, no fsync).
-    mem = duckdb.connect(":memory:")
-    mem.execute("SET threads = 1")
-    mem.execute("CREATE TABLE t (a BIGINT, b VARCHAR)")
-    floor: list[float] = []
-    for i in range(N):
-        t0 = time.perf_counter()
-        mem.execute("BEGIN TRANSACTION")
-        mem.execute("INSERT INTO t VALUES (?, ?)", [i, "x"])
-        mem.execute("COMMIT")
-        floor.append(time.perf_counter() - t0)
-    mem.close()
+    return out
+
+
+def _run(tmp_path: Path) -> dict[str, list[float]]:
+    # Baseline: one bare insert + commit on a file database, with the journal's settings ...
+    base = _bare_commits(open_database(str(tmp_path / "base.duckdb")))
+    # ... and the floor under any DuckDB journal: the same transaction in memory (no file, no fsync).
+    floor = _bare_commits(open_database(":memory:"))
 
     # One durable journal state change (one appended event, one commit); and a new order
     # journaled PREPARED + SUBMITTING (orders row and two events, one commit).
