@@ -36,6 +36,7 @@ from hrkernel.signals.normalize import (
     pick,
     secret_of,
 )
+from hrkernel.types import parse_decimal_text
 
 log = get_logger("hrkernel.signals")
 
@@ -184,7 +185,8 @@ class WebhookIntake:
         max_lag = float(self.config.max_lag)
         if payload_max_lag is not None:
             try:
-                max_lag = min(max_lag, float(str(payload_max_lag)))
+                # ASCII decimal only: float() would also take "١٢٣", "inf" and "nan".
+                max_lag = min(max_lag, float(parse_decimal_text(str(payload_max_lag))))
             except ValueError:
                 raise Rejected(400, "schema", f"expected seconds, found {str(payload_max_lag)[:40]!r}", "max_lag") from None
         lag = (received - fired).total_seconds()
