@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -348,6 +348,8 @@ async def run_action(request: Request, action: str, target: str, do: Callable[[]
         return refused
     try:
         result = await do()
+    except ClientDisconnect:
+        raise  # the body never arrived, nothing was done: the guard logs it once (no audit entry)
     except ValueError as exc:
         state.audit.record(action, target, "bad_request", str(exc), client)
         return error(400, "bad_request", str(exc))

@@ -19,6 +19,7 @@ import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
@@ -29,6 +30,7 @@ from hrkernel.logging import get_logger
 from hrkernel.web import api, sources
 from hrkernel.web.auth import AuditLog
 from hrkernel.web.config import DashboardSection
+from hrkernel.web.guard import RequestGuard
 from hrkernel.web.metrics import build_registry
 
 if TYPE_CHECKING:
@@ -78,12 +80,16 @@ def extension_routes(host: sources.Host) -> list[BaseRoute]:
 def create_app(host: sources.Host, config: DashboardSection | None = None, instance_id: str = "hr-1") -> Starlette:
     config = config or DashboardSection()
     state = WebState(host, config, instance_id)
+    extensions = extension_routes(host)
     routes: list[BaseRoute] = [
         *api.routes(),
-        *extension_routes(host),
+        *extensions,
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: component_failed})
+    # The guard (Host check, security headers, body deadline, disconnects) wraps every route;
+    # routes offered by components authenticate themselves and skip the Host check.
+    guard = Middleware(RequestGuard, config=config, exempt=extensions)
+    app = Starlette(routes=routes, middleware=[guard], exception_handlers={Exception: component_failed})
     app.state.web = state
     return app
 

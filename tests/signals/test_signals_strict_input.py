@@ -3,6 +3,7 @@ other scripts, no letters that only become ASCII through Unicode case folding.""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -83,3 +84,25 @@ async def test_over_http_each_is_a_400_naming_the_field(intake_server: Any, fiel
     assert r.status_code == 400, r.text
     assert r.json()["field"] == field
     assert srv.intake.stats()["accepted"] == 0
+
+
+@pytest.mark.anyio
+async def test_a_stalled_webhook_body_gets_408_naming_the_body(intake_server: Any) -> None:
+    import anyio
+
+    from hrkernel.types import Duration
+
+    async with intake_server(body_timeout=Duration(0.5)) as srv:
+        port = int(srv.url.split(":")[2].split("/")[0])
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        head = "POST /webhooks/tradingview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 80\r\n\r\n"
+        await stream.send(head.encode() + b'{"secret": ')  # and then nothing
+        answer = b""
+        with anyio.fail_after(10):
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                answer += await stream.receive()
+        await stream.aclose()
+    status = int(answer.split()[1])
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert status == 408 and body["error"] == "body_timeout" and body["field"] == "body"
+    assert srv.intake.stats()["rejected_body_timeout"] == 1
