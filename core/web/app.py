@@ -19,6 +19,7 @@ import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -89,9 +90,18 @@ def create_app(host: sources.Host, config: DashboardSection | None = None, insta
     # The guard (Host check, security headers, body deadline, disconnects) wraps every route;
     # routes offered by components authenticate themselves and skip the Host check.
     guard = Middleware(RequestGuard, config=config, exempt=extensions)
-    app = Starlette(routes=routes, middleware=[guard], exception_handlers={Exception: component_failed})
+    app = Starlette(routes=routes, middleware=[guard],
+                    exception_handlers={HTTPException: http_error, Exception: component_failed})
     app.state.web = state
     return app
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown path (404), wrong method (405): JSON like every other refusal, not Starlette's text."""
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    detail = f"{exc.detail}: {request.method} {request.url.path[:200]}"
+    return JSONResponse({"error": kind, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def component_failed(request: Request, exc: Exception) -> JSONResponse:

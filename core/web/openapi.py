@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 _ERROR = {
     "type": "object",
     "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {"type": "string"},
+        "field": {"type": "string", "description": "The query parameter, `body` or header refused (400, 403 Host, 408)"},
+    },
 }
 _AREA = {
     "type": "object",
