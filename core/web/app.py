@@ -33,6 +33,7 @@ from hrkernel.web.auth import AuditLog
 from hrkernel.web.config import DashboardSection
 from hrkernel.web.guard import RequestGuard
 from hrkernel.web.metrics import build_registry
+from hrkernel.web.protocol import head_deadline_protocol
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -168,8 +169,10 @@ class WebComponent(Component):
         # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from any loopback
         # peer, letting a local process pose as a TradingView address; [webhook] trusted_proxies
         # is the one place that decides whose forwarding headers count.
+        # http=: uvicorn's h11 protocol plus a deadline for the request head (see web.protocol).
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2, proxy_headers=False)
+                                timeout_graceful_shutdown=2, proxy_headers=False,
+                                http=head_deadline_protocol(float(self.config.header_timeout)))
         self.server = _Server(config)
         self._done = anyio.Event()
 

@@ -32,6 +32,10 @@ class DashboardSection(ConfigStruct, kw_only=True):
     """``Host`` names the dashboard answers besides IP literals, ``localhost`` and ``host``
     (DNS-rebinding defence): the name a reverse proxy forwards, e.g. ``["hr.example.com"]``;
     ``".example.com"`` allows its subdomains, ``["*"]`` turns the check off. Other names get 403."""
+    header_timeout: Duration = Duration(10.0)
+    """A connection must deliver a whole request head (request line and headers) within this long
+    of being opened or of the previous answer, else it is closed: an idle or trickling client
+    cannot hold a connection forever."""
     body_timeout: Duration = Duration(10.0)
     """A request body (an action's, the webhook's) must arrive within this long of the request,
     else 408 and the connection is closed."""
@@ -46,6 +50,8 @@ class DashboardSection(ConfigStruct, kw_only=True):
             self.token = None  # "${VAR:-}" with VAR unset: no token, actions disabled
         if self.token is not None and len(self.token) < 8:
             raise ValueError("token must be at least 8 characters")
+        if not 0 < float(self.header_timeout) <= 3600:
+            raise ValueError(f"header_timeout must be more than 0 and at most 1h, found {float(self.header_timeout):g} s")
         if not 0 < float(self.body_timeout) <= 3600:
             raise ValueError(f"body_timeout must be more than 0 and at most 1h, found {float(self.body_timeout):g} s")
         if self.max_incomplete_bodies < 1:

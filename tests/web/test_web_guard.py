@@ -180,3 +180,25 @@ def test_every_answer_carries_the_security_headers(make_kernel: Callable[[str], 
     assert "no-store" not in httpx.get(k.url + "/static/style.css", timeout=5).headers.get("cache-control", "")
     refused = httpx.post(k.url + "/api/killswitch", json={"on": True}, timeout=5)
     assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "], ids=["idle", "trickling-head"])
+def test_a_connection_without_a_whole_request_head_is_closed_after_header_timeout(make_kernel: Callable[[str], Any], sent: bytes) -> None:
+    k = make_kernel('header_timeout = "1s"')
+    port = int(k.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    started = time.monotonic()
+    sock.sendall(sent)
+    for _ in range(3):  # keep trickling: each byte must not restart the deadline
+        time.sleep(0.2)
+        if sent:
+            sock.sendall(b"x")
+    assert sock.recv(1024) == b"", "the server should close the connection without an answer"
+    assert 0.5 < time.monotonic() - started < 10
+    sock.close()
+    # A client that sends its request in time is served, also on a kept-alive connection after
+    # an answer, and a slow handler is not cut off by the head deadline.
+    with httpx.Client(base_url=k.url, timeout=5) as c:
+        assert c.get("/api/status").status_code == 200
+        time.sleep(0.3)
+        assert c.get("/api/status").status_code == 200
