@@ -134,7 +134,7 @@ class WebhookIntake:
         limit = self.config.max_body
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 raise Rejected(400, "bad_request", "Content-Length is not a number", "Content-Length")
             if int(declared) > limit:
                 raise Rejected(413, "too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes", "body")
