@@ -9,6 +9,7 @@ kernel logs no traceback and no error for any of it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -21,7 +22,10 @@ from hypothesis import strategies as st
 
 from hrkernel.web.api import ENDPOINTS
 
+from .conftest import start_kernel
+
 TOKEN = "web-test-token-123"  # tests/web/conftest.py's kernels
+SECRET = "fuzz-webhook-secret"
 # The event stream never ends; a fuzzed GET of it would only wait for the client timeout.
 PATHS = sorted({e.path for e in ENDPOINTS if e.path != "/api/events"})
 QUERY_NAMES = ["limit", "since", "bucket", "check", "x"]
@@ -64,9 +68,14 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def client(shared_kernel: Any) -> Any:
-    with httpx.Client(base_url=shared_kernel.url, timeout=10) as c:
-        yield c
+def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A kernel like tests/web's, with the TradingView webhook on the same listener."""
+    running, stop = start_kernel(tmp_path_factory.mktemp("web-fuzz"), f'[webhook]\nenabled = true\nsecret = "{SECRET}"\n')
+    try:
+        with httpx.Client(base_url=running.url, timeout=10) as c:
+            yield c
+    finally:
+        stop()
 
 
 @settings(max_examples=400, deadline=None, derandomize=True, database=None,
@@ -106,3 +115,41 @@ def test_an_unknown_path_or_method_is_a_json_refusal(client: httpx.Client) -> No
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     wrong = client.delete("/api/status")
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed" and "GET" in wrong.headers["allow"]
+
+
+webhook_values = st.one_of(junk, st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(
+    ["buy", "sell", "close", "BTCIRT", "NOBITEX:BTCIRT", "BTCıRT", "limit", "market", "mar\u212aet", "0.01", "50%", "١٢٣"]))
+webhook_keys = st.sampled_from(["ticker", "action", "amount", "percent", "price", "order_type", "strategy", "id",
+                                "time", "max_lag", "size", "symbol", "data", "order", "passphrase"])
+
+
+@st.composite
+def webhook_bodies(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.binary(max_size=300))
+    if kind == 1:
+        return draw(st.text(max_size=200)).encode()
+    body: dict[str, Any] = {"ticker": "BTCIRT", "action": "buy", "amount": "0.01"} if kind == 2 else {}
+    body.update(draw(st.dictionaries(webhook_keys, webhook_values, max_size=4)))
+    if draw(st.integers(0, 4)):
+        body["secret"] = SECRET
+    return json.dumps(body, allow_nan=True).encode()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=webhook_bodies(), content_type=st.sampled_from(["application/json", "text/plain", None]),
+       host=st.sampled_from([None, "hooks.example.com", "evil.example"]))
+def test_every_webhook_body_through_the_kernel_gets_a_2xx_or_a_json_4xx_naming_the_field(
+        client: httpx.Client, capsys: Any, caplog: Any, body: bytes, content_type: str | None, host: str | None) -> None:
+    caplog.set_level(logging.WARNING)
+    headers = {k: v for k, v in (("content-type", content_type), ("host", host)) if v}
+    r = client.post("/webhooks/tradingview", content=body, headers=headers)
+    assert r.status_code < 500 and r.status_code != 403, (r.status_code, r.text, body)  # no Host check on the webhook
+    answer = r.json()
+    assert ("status" in answer) if r.status_code == 200 else (answer.get("error") and answer.get("message") and answer.get("field")), answer
+    out, err = capsys.readouterr()
+    logged = out + err + "".join(rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info)
+    caplog.clear()
+    assert "Traceback" not in logged and "[error" not in logged, logged[-3000:]
