@@ -70,7 +70,7 @@ class AlertLevel(enum.StrEnum):
 
 _RANK = {AlertLevel.INFO: 0, AlertLevel.WARNING: 1, AlertLevel.ERROR: 2, AlertLevel.CRITICAL: 3}
 
-_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_SOURCE_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # fullmatch: "$" would accept "x\n"
 
 
 class AlertSource(str):
@@ -98,7 +98,7 @@ class AlertSource(str):
     def __new__(cls, name: str) -> AlertSource:
         if isinstance(name, AlertSource):
             return name
-        if not isinstance(name, str) or not _SOURCE_NAME.match(name):
+        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
             raise ValueError(
                 f"alert source must be a lower-case name such as 'exchange' or 'my_plugin', found {name!r}"
             )
