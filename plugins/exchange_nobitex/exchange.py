@@ -31,6 +31,7 @@ from hrkernel.exchange import (
     OrderRequest,
     OrderType,
     Side,
+    canonical_symbol,
 )
 from hrkernel.exchange import errors as ex
 from hrkernel.resilience import TTLCache
@@ -161,7 +162,7 @@ class NobitexExchange:
         return out
 
     async def market(self, symbol: str) -> Market:
-        wanted = symbol.upper()
+        wanted = canonical_symbol(symbol)  # "BTC/USDT" names the market BTCUSDT
         for m in await self.markets():
             if m.symbol == wanted:
                 return m
