@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from hrkernel.resilience import BreakerState
 from hrkernel.types import Duration
 from hrkernel_nobitex.config import TESTNET_URL, NobitexConfig
 from hrkernel_nobitex.exchange import NobitexExchange
@@ -86,3 +87,10 @@ class EnhancedNobitexAdapter(NobitexExchange):
 
     async def close(self) -> None:
         await self.aclose()
+
+    async def is_healthy(self) -> bool:
+        """The probe failover groups use: the breaker is not open and a public read answers."""
+        if self.breaker.state == BreakerState.OPEN:
+            return False
+        await self.ping()
+        return True
