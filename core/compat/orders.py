@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import inspect
 import uuid
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -49,8 +51,28 @@ def parse_type(value: str) -> tuple[OrderType, Side]:
                          f"found {value!r}") from None
 
 
+_files: dict[str, duckdb.DuckDBPyConnection] = {}
+_stores: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[OrderJournal, Ledger]] = weakref.WeakKeyDictionary()
+
+
 def _database(database: str | duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    return open_database(database) if isinstance(database, str) else database
+    """One connection per database file in this process (``:memory:`` is always a new one)."""
+    if not isinstance(database, str):
+        return database
+    if database == ":memory:":
+        return open_database(database)
+    path = str(Path(database).resolve())
+    if path not in _files:
+        _files[path] = open_database(path)
+    return _files[path]
+
+
+def _journal_and_ledger(con: duckdb.DuckDBPyConnection) -> tuple[OrderJournal, Ledger]:
+    """The journal and ledger of a connection, shared by every compat object using it: a Ledger
+    keeps running totals and numbers its transactions itself, so it must be the only writer."""
+    if con not in _stores:
+        _stores[con] = (OrderJournal(con), Ledger(con))
+    return _stores[con]
 
 
 class TransactionVerificationPipeline:
@@ -86,8 +108,7 @@ class TransactionVerificationPipeline:
         self.exchange_name = str(getattr(exchange_adapter, "name", "") or "exchange")
         self.message_bus = message_bus
         self.database = _database(database)
-        self.journal = OrderJournal(self.database)
-        self.ledger = Ledger(self.database)
+        self.journal, self.ledger = _journal_and_ledger(self.database)
         self.pipeline = _KernelPipeline(exchanges={self.exchange_name: exchange_adapter}, journal=self.journal,
                                         ledger=self.ledger, config=self.config, lease=lease)
         self.last_result: OrderRecord | None = None
@@ -182,7 +203,8 @@ class StateReconciliation:
     """``StateReconciliation(exchange_connector, database, cache).reconcile_on_startup()``.
 
     ``database``: the DuckDB file or connection holding the journal and ledger (a compat
-    pipeline's ``database``), or a compat :class:`TransactionVerificationPipeline`. ``cache``
+    pipeline's ``database``: both then share one journal and ledger), or a compat
+    :class:`TransactionVerificationPipeline`. ``cache``
     (optional): anything with ``set(key, value)`` (a Redis client, sync or async), given the
     report as JSON under ``hrkernel:reconciliation:last``.
     """
@@ -194,10 +216,10 @@ class StateReconciliation:
         if isinstance(database, TransactionVerificationPipeline):
             pipeline = database.pipeline
         else:
-            con = _database(database)
+            journal, ledger = _journal_and_ledger(_database(database))
             name = str(getattr(exchange_connector, "name", "") or "exchange")
-            pipeline = _KernelPipeline(exchanges={name: exchange_connector}, journal=OrderJournal(con),
-                                       ledger=Ledger(con), config=config)
+            pipeline = _KernelPipeline(exchanges={name: exchange_connector}, journal=journal, ledger=ledger,
+                                       config=config)
         self.pipeline = pipeline
         self.cache = cache
         self.reconciliation = _KernelReconciliation(pipeline)

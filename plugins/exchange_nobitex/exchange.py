@@ -361,7 +361,7 @@ class NobitexExchange:
         return await self.market_data_cache.get(key, load)  # type: ignore[no-any-return]
 
     async def order_book(self, symbol: str) -> OrderBook:
-        sym = symbol.upper()
+        sym = canonical_symbol(symbol)
         wire.split_symbol(sym)
 
         async def load() -> OrderBook:
@@ -371,7 +371,7 @@ class NobitexExchange:
         return await self._cached(f"book:{sym}", load)
 
     async def recent_trades(self, symbol: str) -> list[MarketTrade]:
-        sym = symbol.upper()
+        sym = canonical_symbol(symbol)
         wire.split_symbol(sym)
 
         async def load() -> list[MarketTrade]:
@@ -381,7 +381,7 @@ class NobitexExchange:
         return await self._cached(f"trades:{sym}", load)
 
     async def market_stats(self, symbol: str) -> MarketStats:
-        sym = symbol.upper()
+        sym = canonical_symbol(symbol)
         src, dst = wire.request_codes(sym)
 
         async def load() -> MarketStats:

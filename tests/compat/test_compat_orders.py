@@ -61,6 +61,9 @@ async def test_base_quote_symbols_name_the_same_market(adapter: Any) -> None:
     market = await adapter.market("BTC/USDT")
     assert market.symbol == "BTCUSDT" and market.quote == "USDT"
     assert await adapter.list_open_orders("BTC/USDT") == []
+    assert (await adapter.order_book("BTC/USDT")).symbol == "BTCUSDT"
+    assert (await adapter.recent_trades("btc-usdt")) is not None
+    assert (await adapter.market_stats("BTC/IRT")).symbol == "BTCIRT"
 
 
 async def test_pipeline_from_the_documents_places_verifies_and_reports_true(adapter: Any) -> None:
@@ -134,5 +137,8 @@ async def test_startup_reconciliation_cancels_an_orphan_and_reports_in_the_docum
         cancelled = await adapter.get_order(exchange_id=orphan.exchange_id)
         assert cancelled.status.value == "canceled"
         assert b'"orders_cancelled":1' in await cache.get(StateReconciliation.CACHE_KEY)
+        # Reconciliation and pipeline share the database's one journal and ledger: trading goes on.
+        tx = await pipeline.create_transaction(type="market_sell", symbol="BTC/USDT", amount=0.002)
+        assert await pipeline.execute_transaction(tx) is True
     finally:
         await cache.aclose()
