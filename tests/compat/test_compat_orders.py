@@ -142,3 +142,14 @@ async def test_startup_reconciliation_cancels_an_orphan_and_reports_in_the_docum
         assert await pipeline.execute_transaction(tx) is True
     finally:
         await cache.aclose()
+
+
+async def test_the_kernels_own_pipeline_takes_base_quote_signals(adapter: Any) -> None:
+    from hrkernel.orders.pipeline import Signal
+
+    kernel_pipeline = TransactionVerificationPipeline(exchange_adapter=adapter, verification_timeout=5).pipeline
+    for balance in await adapter.balances():
+        kernel_pipeline.ledger.deposit("nobitex", balance.currency, balance.total, reason="opening balance")
+    rec = await kernel_pipeline.submit(Signal(signal_id="s-slash", exchange="nobitex", symbol="btc/usdt",
+                                              side=Side.BUY, type=OrderType.MARKET, amount=Decimal("0.001")))
+    assert rec.symbol == "BTCUSDT" and rec.state is OrderState.VERIFIED
