@@ -21,7 +21,11 @@ from typing import Any
 import anyio
 import msgspec
 
+from hrkernel.alerts.manager import AlertSystem
+from hrkernel.alerts.types import AlertLevel
+from hrkernel.compat.orders import TransactionVerificationPipeline as CompatPipeline
 from hrkernel.logging import get_logger
+from hrkernel.orders.pipeline import TransactionVerificationPipeline
 from hrkernel.resilience import BreakerState
 from hrkernel.web.app import create_health_dashboard
 
@@ -53,18 +57,24 @@ async def _maybe_await(value: Any) -> Any:
 class HealthChecker:
     """Checks an exchange, a database and Redis at once, each under ``timeout`` seconds.
 
-    Any of the three may be None (then it is not checked). The exchange passes when its
+    Any of them may be None (then it is not checked). The exchange passes when its
     ``ping()`` answers and its circuit breaker (if it has one) is not open; the database when
     ``execute("SELECT 1")`` works (a DuckDB or sqlite3 connection; run in a worker thread); Redis
-    when ``ping()`` answers (asyncio or sync client). ``health_history`` keeps the last
+    when ``ping()`` answers (asyncio or sync client); ``pipeline`` when new orders are not halted;
+    ``alerts`` when no critical alert fires. ``health_history`` keeps the last
     ``history_size`` results.
     """
 
     def __init__(self, exchange: Any = None, database: Any = None, redis_client: Any = None, *,
-                 timeout: float = 5.0, history_size: int = 100) -> None:
+                 pipeline: CompatPipeline | TransactionVerificationPipeline | None = None,
+                 alerts: AlertSystem | None = None, timeout: float = 5.0, history_size: int = 100) -> None:
         self.exchange = exchange
         self.database = database
         self.redis_client = redis_client
+        self.pipeline = pipeline
+        """An order pipeline (compat or the kernel's): a halt of new orders fails check ``trading``."""
+        self.alerts = alerts
+        """An AlertSystem: a firing critical alert fails check ``alerts``."""
         self.timeout = timeout
         self.health_history: deque[HealthCheckResult] = deque(maxlen=history_size)
         self.log = get_logger("hrkernel.compat.health")
@@ -72,7 +82,8 @@ class HealthChecker:
     async def check_health(self) -> HealthCheckResult:
         started = time.perf_counter()
         probes = {"exchange": (self.exchange, self._exchange), "database": (self.database, self._database),
-                  "redis": (self.redis_client, self._redis)}
+                  "redis": (self.redis_client, self._redis), "trading": (self.pipeline, self._trading),
+                  "alerts": (self.alerts, self._alerts)}
         outcomes: dict[str, str | None] = {}
 
         async def run(name: str, probe: Any) -> None:
@@ -127,6 +138,21 @@ class HealthChecker:
         else:
             await anyio.to_thread.run_sync(select_one)
         return None
+
+    async def _trading(self) -> str | None:
+        # Never healthy while new orders are refused: a halt is an outage of the trading service.
+        pipeline = self.pipeline.pipeline if isinstance(self.pipeline, CompatPipeline) else self.pipeline
+        assert pipeline is not None  # run only when one was given
+        halts = dict(pipeline.halts)
+        if pipeline.config.kill_switch:
+            halts["kill_switch"] = "the kill switch is on"
+        return "halted: " + "; ".join(halts.values()) if halts else None
+
+    async def _alerts(self) -> str | None:
+        assert self.alerts is not None  # run only when one was given
+        firing = [a.title for a in list(self.alerts.open.values())
+                  if a.status == "firing" and a.level is AlertLevel.CRITICAL]
+        return f"critical alert firing: {', '.join(firing)}" if firing else None
 
     async def _redis(self) -> str | None:
         ok = await _maybe_await(self.redis_client.ping())

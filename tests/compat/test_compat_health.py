@@ -68,3 +68,28 @@ async def test_create_health_dashboard_defaults_to_loopback_8080_and_serves() ->
         assert response.status_code == 200 and served.url.startswith("http://127.0.0.1:")
     finally:
         await served.stop()
+
+
+async def test_halted_trading_or_a_firing_critical_alert_is_never_healthy(adapter: Any, tmp_path: Any) -> None:
+    from hrkernel.compat import (
+        AlertLevel,
+        AlertSource,
+        AlertSystem,
+        TransactionVerificationPipeline,
+    )
+
+    pipeline = TransactionVerificationPipeline(exchange_adapter=adapter)
+    alerts = AlertSystem({"channels": {"console": True}}, data_dir=tmp_path)
+    checker = HealthChecker(adapter, pipeline=pipeline, alerts=alerts)
+    assert (await checker.check_health()).checks == {"exchange": True, "trading": True, "alerts": True}
+    pipeline.pipeline.halt("drift", "balance drift beyond tolerance")
+    halted = await checker.check_health()
+    assert not halted.healthy and halted.message == "trading: halted: balance drift beyond tolerance"
+    pipeline.pipeline.resume("drift")
+    await alerts.start()
+    try:
+        await alerts.send_alert(source=AlertSource.EXCHANGE, level=AlertLevel.CRITICAL, title="nobitex down")
+        firing = await checker.check_health()
+        assert not firing.healthy and firing.checks["alerts"] is False and "nobitex down" in firing.message
+    finally:
+        await alerts.stop()
