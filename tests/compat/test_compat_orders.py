@@ -153,3 +153,13 @@ async def test_the_kernels_own_pipeline_takes_base_quote_signals(adapter: Any) -
     rec = await kernel_pipeline.submit(Signal(signal_id="s-slash", exchange="nobitex", symbol="btc/usdt",
                                               side=Side.BUY, type=OrderType.MARKET, amount=Decimal("0.001")))
     assert rec.symbol == "BTCUSDT" and rec.state is OrderState.VERIFIED
+
+
+def test_testnet_and_the_pools_sizing_map_onto_the_adapters_config() -> None:
+    from hrkernel_nobitex.compat import nobitex_config
+
+    pool = ConnectionPool(name="p", create_client_func=httpx.AsyncClient,
+                          config={"max_connections": 7, "idle_timeout": 12, "connection_timeout": 3})
+    config = nobitex_config({"api_key": "tok", "testnet": True, "connection_pool": pool, "timeout": 4})
+    assert config.base_url == "https://testnetapiv2.nobitex.ir" and config.token == "tok"
+    assert (config.max_connections, config.idle_timeout, config.connect_timeout, config.timeout) == (7, 12, 3, 4)

@@ -85,3 +85,24 @@ def test_pool_config_errors_name_the_key() -> None:
         ConnectionPool(name="p", create_client_func=object, config={"min_connections": 5, "max_connections": 2})
     with pytest.raises(ValueError, match="idle_timeout must be a number of seconds"):
         ConnectionPool(name="p", create_client_func=object, config={"idle_timeout": "5m"})
+
+
+async def test_the_documents_decorator_guards_a_call_to_the_simulator(sim: Any, sim_admin: httpx.AsyncClient) -> None:
+    from hrkernel.compat import circuit_breaker
+    from hrkernel.resilience import BreakerRegistry
+
+    registry = BreakerRegistry()
+
+    @circuit_breaker(name="compat-options", failure_threshold=1, reset_timeout=60, registry=registry)
+    async def options() -> int:
+        async with httpx.AsyncClient(base_url=sim.base_url, timeout=5) as client:
+            response = await client.get("/v2/options")
+            response.raise_for_status()
+            return response.status_code
+
+    assert await options() == 200
+    await sim_admin.post("/_sim/faults/script", json={"endpoint": "options", "kind": "error_502", "count": 1})
+    with pytest.raises(httpx.HTTPStatusError):
+        await options()
+    with pytest.raises(CircuitOpenError):
+        await options()
