@@ -27,8 +27,8 @@ def test_the_lease_connects_where_the_callers_client_points() -> None:
 async def test_one_leader_hooks_run_and_the_standby_takes_over_on_stop(redis_server: Any) -> None:
     client = aioredis.Redis.from_url(redis_server.url)
     log: list[str] = []
-    a = LeaderElection(client, "compat-trader", ttl_seconds=1, instance_id="hr-a")
-    b = LeaderElection(client, "compat-trader", ttl_seconds=1, instance_id="hr-b")
+    a = LeaderElection(client, "compat-trader", ttl_seconds=3, instance_id="hr-a")
+    b = LeaderElection(client, "compat-trader", ttl_seconds=3, instance_id="hr-b")
     a.on_become_leader = lambda: log.append("a+")
     a.on_lose_leader = lambda: log.append("a-")
 
