@@ -94,6 +94,15 @@ class AlertSource(str):
     RESILIENCE: ClassVar[AlertSource]
     DATA: ClassVar[AlertSource]
     WEB: ClassVar[AlertSource]
+    # Names the design documents use besides the kernel's own areas.
+    EXECUTION: ClassVar[AlertSource]
+    SYSTEM: ClassVar[AlertSource]
+    RISK: ClassVar[AlertSource]
+    STRATEGY: ClassVar[AlertSource]
+    MARKET_DATA: ClassVar[AlertSource]
+    DATABASE: ClassVar[AlertSource]
+    NETWORK: ClassVar[AlertSource]
+    SECURITY: ClassVar[AlertSource]
 
     def __new__(cls, name: str) -> AlertSource:
         if isinstance(name, AlertSource):
@@ -122,7 +131,8 @@ class AlertSource(str):
 
 
 for _name in ("kernel", "exchange", "orders", "ledger", "reconciliation", "ha", "health",
-              "resilience", "data", "web"):
+              "resilience", "data", "web", "execution", "system", "risk", "strategy", "market_data",
+              "database", "network", "security"):
     setattr(AlertSource, _name.upper(), AlertSource.define(_name))
 
 
