@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from hrkernel.config.secrets import is_secret_key
-from hrkernel.errors import ConfigIssue
+from hrkernel.errors import ConfigIssue, ConfigKeyError
 from hrkernel.types import Amount, Duration, SignedAmount
 
 T = TypeVar("T")
@@ -138,6 +138,9 @@ def convert_struct(
         return None
     try:
         return struct(**values)
+    except ConfigKeyError as exc:
+        issues.append(ConfigIssue(join(path, exc.key), str(exc)))
+        return None
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
         issues.append(ConfigIssue(path or "(top level)", str(exc)))
         return None

@@ -31,7 +31,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.ha.config import HASection
 from hrkernel.ha.errors import GroupConfigError, HAError
-from hrkernel.ha.failover import FailoverManager, SwitchEvent
+from hrkernel.ha.failover import FailoverManager, GroupHealthChange, SwitchEvent
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
 from hrkernel.ha.probes import RedisReachable, probes
@@ -223,6 +223,7 @@ class HAComponent(Component):
             await anyio.to_thread.run_sync(self.store.open)
         self._configure_groups()
         self.failover.add_listener(self._alert_switch)
+        self.failover.add_health_listener(self._alert_group_health)
         self.failover_monitor.add_slow_listener(self._alert_slow)
         await self.failover.start(tg)
         await self.lease.start(tg)
@@ -246,6 +247,23 @@ class HAComponent(Component):
             fingerprint_keys=["group"],
         )
 
+    def _alert_group_health(self, change: GroupHealthChange) -> None:
+        """An error alert while a group has too few healthy serving members, resolved when it
+        has enough again (the status says the same: ``groups.<name>.healthy``)."""
+        title, context = "failover group unhealthy", {"group": change.group}
+        if not change.healthy:
+            self._alert(
+                level="error", title=title, message=f"{change.group} ({change.mode}): {change.detail}",
+                context={**context, "serving": change.serving, "needed": change.needed}, fingerprint_keys=["group"],
+            )
+            return
+        alerts = self._resolve("alerts") if self._resolve else None
+        if alerts is not None and getattr(alerts, "running", False):
+            try:
+                alerts.resolve(source="ha", title=title, context=context, fingerprint_keys=["group"])
+            except Exception as exc:  # an alert must never break a failover
+                self.log.error("ha_alert_failed", error=f"{type(exc).__name__}: {exc}")
+
     def _alert_slow(self, record: FailoverRecord, target: float) -> None:
         self._alert(
             level="error", title="failover slower than target",
@@ -259,7 +277,8 @@ class HAComponent(Component):
             self.failover.configure_group(
                 name, group.mode, auto_failback=group.auto_failback, spares=group.spares,
                 fail_after=group.fail_after, recover_after=group.recover_after,
-                check_interval=float(group.check_interval),
+                check_interval=float(group.check_interval), active=group.active, min_active=group.min_active,
+                balance=group.balance,
             )
             in_service = len(group.components) - group.spares
             for index, member in enumerate(group.components):
@@ -267,7 +286,9 @@ class HAComponent(Component):
                 if component is None:
                     raise GroupConfigError(f"ha.groups.{name}.components: no component named {member!r} in this kernel")
                 primary = index == 0 if group.mode != "n_plus_1" else index < in_service
-                self.failover.register_component(member, component, name, is_primary=primary)
+                self.failover.register_component(
+                    member, component, name, is_primary=primary, weight=group.weights.get(member, 1)
+                )
 
     async def stop(self) -> None:
         self._trading_token = None

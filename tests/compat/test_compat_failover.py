@@ -3,6 +3,7 @@ without a task group, FailoverMonitor — members are Nobitex adapters on two si
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import anyio
 import pytest
 
 from hrkernel.compat import FailoverManager, FailoverMode, FailoverMonitor, get_failover_manager
+from hrkernel.ha.config import GroupMode
 from hrkernel.ha.errors import GroupConfigError
 
 from .conftest import start_sim
@@ -19,7 +21,10 @@ pytestmark = pytest.mark.anyio
 
 def test_failover_mode_is_an_enum_equal_to_the_config_names() -> None:
     assert FailoverMode.ACTIVE_PASSIVE == "active_passive"
-    assert {m.value for m in FailoverMode} == {"active_passive", "active_active", "n_plus_1"}
+    assert {m.value for m in FailoverMode} == {"active_passive", "active_active", "n_plus_1", "cluster"}
+    assert FailoverMode.CLUSTER == "cluster"
+    # The enum and the config's accepted modes are the same set.
+    assert {m.value for m in FailoverMode} == set(typing.get_args(GroupMode))
     assert get_failover_manager() is get_failover_manager()
 
 
