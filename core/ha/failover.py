@@ -29,7 +29,6 @@ listeners.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -49,10 +48,11 @@ from hrkernel.ha.groups import (
     Member,
     SwitchEvent,
     group_settings_problem,
+    probe_member,
 )
+from hrkernel.ha.groups import target as _target
 from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
-from hrkernel.types import HealthResult, HealthStatus
 
 __all__ = ["MODES", "FailoverManager", "FailoverMode", "Group", "GroupHealthChange", "Member", "SwitchEvent"]
 
@@ -61,11 +61,6 @@ T = TypeVar("T")
 
 Listener = Callable[[SwitchEvent], Awaitable[None] | None]
 HealthListener = Callable[[GroupHealthChange], Awaitable[None] | None]
-
-
-def _target(component: Any) -> Any:
-    """The object behind a kernel PluginComponent, or the component itself."""
-    return getattr(component, "obj", component)
 
 
 async def _tell(listeners: list[Any], event: Any, log: Any, group: str) -> None:
@@ -220,26 +215,7 @@ class FailoverManager(Component):
                 await self._observe(group, member, ok, detail)
 
     async def _probe(self, member: Member) -> tuple[bool, str]:
-        target = _target(member.component)
-        check = getattr(target, "check", None)
-        probe = getattr(target, "is_healthy", None)
-        try:
-            with anyio.fail_after(self.probe_timeout):
-                if callable(check):
-                    result = await check()
-                    if isinstance(result, HealthResult):
-                        return result.status != HealthStatus.UNHEALTHY, result.detail
-                    return bool(result), ""
-                if callable(probe):
-                    value = probe()
-                    if inspect.isawaitable(value):
-                        value = await value
-                    return bool(value), ""
-        except TimeoutError:
-            return False, f"probe timed out after {self.probe_timeout:g}s"
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, ""
+        return await probe_member(member, self.probe_timeout)
 
     async def report_failure(self, group: str, member_id: str, cause: str) -> None:
         """A caller saw ``member_id`` fail; counts like a failed probe."""
@@ -505,25 +481,7 @@ class FailoverManager(Component):
 
     def status(self) -> dict[str, Any]:
         """Per group: mode, balance, who serves, whether it is healthy, and each member."""
-        out: dict[str, Any] = {}
-        for name, g in self.groups.items():
-            entry: dict[str, Any] = {
-                "mode": g.mode,
-                "balance": g.balancer.policy,
-                "healthy": g.healthy,
-                "serving": list(g.serving),
-                "members": {
-                    m.id: {
-                        "healthy": m.healthy, "primary": m.is_primary, "serving": m.id in g.serving,
-                        "weight": m.weight, "in_flight": m.in_flight, "detail": m.last_detail,
-                    }
-                    for m in g.members.values()
-                },
-            }
-            if g.mode == "cluster":
-                entry["active"], entry["min_active"] = g.active, g.min_active
-            out[name] = entry
-        return out
+        return {name: g.status() for name, g in self.groups.items()}
 
     def describe(self) -> dict[str, Any]:
         return {

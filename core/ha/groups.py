@@ -8,13 +8,16 @@ the same bad combinations with the same words.
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import msgspec
 
 from hrkernel.ha.balance import BALANCES, Balancer
+from hrkernel.types import HealthResult, HealthStatus
 
 
 class FailoverMode(enum.StrEnum):
@@ -113,6 +116,54 @@ class Group:
 
     def healthy_serving(self) -> list[Member]:
         return [self.members[m] for m in self.serving if self.members[m].healthy]
+
+    def status(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "mode": self.mode,
+            "balance": self.balancer.policy,
+            "healthy": self.healthy,
+            "serving": list(self.serving),
+            "members": {
+                m.id: {
+                    "healthy": m.healthy, "primary": m.is_primary, "serving": m.id in self.serving,
+                    "weight": m.weight, "in_flight": m.in_flight, "detail": m.last_detail,
+                }
+                for m in self.members.values()
+            },
+        }
+        if self.mode == FailoverMode.CLUSTER:
+            entry["active"], entry["min_active"] = self.active, self.min_active
+        return entry
+
+
+def target(component: Any) -> Any:
+    """The object behind a kernel PluginComponent, or the component itself."""
+    return getattr(component, "obj", component)
+
+
+async def probe_member(member: Member, timeout: float) -> tuple[bool, str]:
+    """Probe one member: ``check()`` (a HealthResult or a truthy value), else ``is_healthy()``
+    (sync or async), else healthy. A raise or a probe slower than ``timeout`` is a failure."""
+    obj = target(member.component)
+    check = getattr(obj, "check", None)
+    probe = getattr(obj, "is_healthy", None)
+    try:
+        with anyio.fail_after(timeout):
+            if callable(check):
+                result = await check()
+                if isinstance(result, HealthResult):
+                    return result.status != HealthStatus.UNHEALTHY, result.detail
+                return bool(result), ""
+            if callable(probe):
+                value = probe()
+                if inspect.isawaitable(value):
+                    value = await value
+                return bool(value), ""
+    except TimeoutError:
+        return False, f"probe timed out after {timeout:g}s"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, ""
 
 
 def group_settings_problem(
