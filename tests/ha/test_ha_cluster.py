@@ -244,3 +244,94 @@ weights = { "datasource:a" = 2 }
     assert (group.mode, group.active, group.min_active, group.balance, group.weights) == (
         "cluster", 2, 1, "weighted", {"datasource:a": 2}
     )
+
+
+async def test_kernel_cluster_group_alerts_below_min_active_and_shows_changes_on_the_api(tmp_path: Path) -> None:
+    import socket
+
+    import httpx
+
+    from hrkernel.kernel import Kernel
+    from hrkernel.plugins import PluginHost
+
+    from .test_ha_component import FeedPlugin, FileFeed, wait_until
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    feeds = "".join(f'[datasources.{n}]\ntype = "file_feed"\ndown_file = "{tmp_path / n}.down"\n' for n in "abc")
+    text = f"""
+[kernel]
+data_dir = "{tmp_path / "data"}"
+[dashboard]
+enabled = true
+host = "127.0.0.1"
+port = {port}
+token = "dash-token-5678"
+{feeds}
+[ha.groups.pool]
+mode = "cluster"
+components = ["datasource:a", "datasource:b", "datasource:c"]
+active = 2
+min_active = 2
+balance = "weighted"
+weights = {{ "datasource:a" = 2 }}
+check_interval = "20ms"
+fail_after = 1
+recover_after = 1
+"""
+    host = PluginHost(strict=True)
+    host.discover()
+    host.add(FeedPlugin(), "file_feed_plugin")
+    host.collect()
+    kernel = Kernel.build(load_config_text(text, "test.toml"), host)
+
+    def serving() -> list[str]:
+        return list(ha.failover.status()["pool"]["serving"])
+
+    def unhealthy_alert() -> Any:
+        firing = [a for a in alerts.open.values() if a.title == "failover group unhealthy" and a.status == "firing"]
+        return firing[0] if firing else None
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kernel.run)
+        ha = kernel.get("ha")
+        await wait_until(ha.may_trade, 10)
+        alerts = kernel.get("alerts")
+        assert serving() == ["datasource:a", "datasource:b"]
+        assert ha.failover.status()["pool"]["members"]["datasource:a"]["weight"] == 2
+        (tmp_path / "b.down").write_text("x")  # a standby (c) takes b's slot
+        await wait_until(lambda: serving() == ["datasource:a", "datasource:c"], 5)
+        (tmp_path / "c.down").write_text("x")  # no healthy standby left: below min_active
+        await wait_until(lambda: serving() == ["datasource:a"], 5)
+        await wait_until(lambda: unhealthy_alert() is not None, 5)
+        alert = unhealthy_alert()
+        assert alert.level == "error" and "1 healthy serving member(s), 2 needed" in alert.message
+        assert ha.status()["groups"]["pool"]["healthy"] is False
+        (tmp_path / "b.down").unlink()
+        await wait_until(lambda: serving() == ["datasource:a", "datasource:b"], 5)
+        await wait_until(lambda: unhealthy_alert() is None, 5)  # resolved once healthy again
+        assert isinstance(ha.failover.active("pool"), FileFeed)
+
+        await wait_until(lambda: len(ha.store.failover_rows()) == 3, 5)  # written just after the change
+        rows = ha.store.failover_rows()
+        assert [(r["change"], r["from"], r["to"]) for r in rows] == [
+            ("switch", "datasource:b", "datasource:c"),
+            ("deactivate", "datasource:c", None),
+            ("activate", None, "datasource:b"),
+        ]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            with anyio.fail_after(10):
+                while True:  # until the dashboard listens
+                    try:
+                        body = (await client.get("/api/failovers")).json()
+                        break
+                    except httpx.ConnectError:
+                        await anyio.sleep(0.05)
+        assert body["configured"] is True
+        data = body["data"]
+        group = data["groups"]["pool"]
+        assert (group["mode"], group["active"], group["min_active"], group["healthy"]) == ("cluster", 2, 2, True)
+        assert group["serving"] == ["datasource:a", "datasource:b"]
+        assert [h["change"] for h in data["history"] if h.get("group") == "pool"] == ["activate", "deactivate", "switch"]
+        kernel.request_stop("test")
