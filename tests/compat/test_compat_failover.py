@@ -64,6 +64,45 @@ async def test_active_passive_group_fails_over_when_the_primary_simulator_goes_d
         await backup_sim.stop()
 
 
+async def test_cluster_group_of_simulators_replaces_a_dead_member_and_takes_a_new_one_in(
+    make_adapter: Callable[..., Any],
+) -> None:
+    sims = [await start_sim() for _ in range(3)]
+    manager = FailoverManager()
+    try:
+        adapters = [await make_adapter(sim.base_url, timeout=0.5, retry_attempts=1) for sim in sims]
+        manager.configure_group("venues", FailoverMode.CLUSTER, active=2, min_active=2, balance="least_loaded",
+                                check_interval=0.1, fail_after=1, recover_after=1)
+        for name, adapter in zip("abc", adapters, strict=True):
+            manager.register_component(component_id=name, component=adapter, failover_group="venues")
+        await manager.start()
+        assert manager.status()["venues"]["serving"] == ["a", "b"]
+        await sims[0].stop()  # a serving member's exchange goes away: c stands in
+        with anyio.fail_after(10):
+            while manager.status()["venues"]["serving"] != ["c", "b"]:
+                await anyio.sleep(0.05)
+        for _ in range(6):  # every call now reaches a live simulator
+            market = await manager.call("venues", lambda ex: ex.market("BTC/USDT"))
+            assert market.symbol == "BTCUSDT"
+        assert manager.status()["venues"]["healthy"] is True
+
+        sims.append(await start_sim())  # a fourth venue joins while running, as a standby
+        joined = await manager.join("venues", "d", await make_adapter(sims[3].base_url, timeout=0.5, retry_attempts=1))
+        assert (joined.change, joined.to_member) == ("join", "d")
+        await sims[1].stop()
+        with anyio.fail_after(10):
+            while manager.status()["venues"]["serving"] != ["c", "d"]:
+                await anyio.sleep(0.05)
+        await manager.leave("venues", "a", cause="decommissioned")
+        assert [(e.change, e.from_member, e.to_member) for e in manager.history] == [
+            ("switch", "a", "c"), ("join", None, "d"), ("switch", "b", "d"), ("leave", "a", None),
+        ]
+    finally:
+        await manager.stop()
+        for sim in sims:
+            await sim.stop()
+
+
 async def test_a_manager_started_without_a_task_group_stops_its_probe_loops() -> None:
     class Counting:
         probes = 0
