@@ -335,3 +335,24 @@ recover_after = 1
         assert group["serving"] == ["datasource:a", "datasource:b"]
         assert [h["change"] for h in data["history"] if h.get("group") == "pool"] == ["activate", "deactivate", "switch"]
         kernel.request_stop("test")
+
+
+async def test_an_active_passive_group_with_no_healthy_member_is_unhealthy(fake_clock: Any) -> None:
+    manager, _ = make(fake_clock)
+    health: list[GroupHealthChange] = []
+    manager.add_health_listener(health.append)
+    manager.configure_group("feeds", "active_passive", fail_after=1, recover_after=1)
+    a, b = Feed("a"), Feed("b")
+    manager.register_component("a", a, "feeds", is_primary=True)
+    manager.register_component("b", b, "feeds")
+    a.up = False
+    await probe(manager, "feeds", 1)
+    assert manager.status()["feeds"]["healthy"] is True and not health  # b took over
+    b.up = False
+    await probe(manager, "feeds", 1)
+    assert manager.status()["feeds"]["healthy"] is False
+    assert manager.describe()["healthy"] == {"feeds": False}
+    a.up = True
+    await probe(manager, "feeds", 1)
+    assert manager.status()["feeds"]["healthy"] is True
+    assert [(h.healthy, h.needed) for h in health] == [(False, 1), (True, 1)]
