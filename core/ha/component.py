@@ -239,11 +239,16 @@ class HAComponent(Component):
             self.log.error("ha_alert_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _alert_switch(self, event: SwitchEvent) -> None:
+        if event.change in ("join", "leave"):
+            return  # asked for by whoever called join()/leave(); logged and in the history
         took = "" if event.duration is None else f" after {event.duration:.2f}s"
         self._alert(
             level="warning", title="failover group switched",
             message=f"{event.group}: {event.from_member or '-'} -> {event.to_member or '-'}{took} ({event.cause})",
-            context={"group": event.group, "from": event.from_member, "to": event.to_member, "cause": event.cause},
+            context={
+                "group": event.group, "from": event.from_member, "to": event.to_member, "cause": event.cause,
+                "change": event.change,
+            },
             fingerprint_keys=["group"],
         )
 

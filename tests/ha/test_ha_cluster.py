@@ -254,7 +254,7 @@ async def test_kernel_cluster_group_alerts_below_min_active_and_shows_changes_on
     from hrkernel.kernel import Kernel
     from hrkernel.plugins import PluginHost
 
-    from .test_ha_component import FeedPlugin, FileFeed, wait_until
+    from .test_ha_component import FeedConfig, FeedPlugin, FileFeed, wait_until
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -334,6 +334,18 @@ recover_after = 1
         assert (group["mode"], group["active"], group["min_active"], group["healthy"]) == ("cluster", 2, 2, True)
         assert group["serving"] == ["datasource:a", "datasource:b"]
         assert [h["change"] for h in data["history"] if h.get("group") == "pool"] == ["activate", "deactivate", "switch"]
+
+        def switch_alerts() -> int:
+            return sum(a.count for a in alerts.open.values() if a.title == "failover group switched")
+
+        before = switch_alerts()
+        assert before >= 3
+        extra = FileFeed(FeedConfig(down_file=str(tmp_path / "extra.down")))
+        await ha.failover.join("pool", "datasource:extra", extra)  # both slots taken: a standby
+        await ha.failover.leave("pool", "datasource:extra", cause="test over")
+        await wait_until(lambda: len(ha.store.failover_rows()) == 5, 5)
+        assert [r["change"] for r in ha.store.failover_rows()[3:]] == ["join", "leave"]
+        assert switch_alerts() == before  # asked-for membership changes raise no alert
         kernel.request_stop("test")
 
 
