@@ -368,3 +368,20 @@ async def test_an_active_passive_group_with_no_healthy_member_is_unhealthy(fake_
     await probe(manager, "feeds", 1)
     assert manager.status()["feeds"]["healthy"] is True
     assert [(h.healthy, h.needed) for h in health] == [(False, 1), (True, 1)]
+
+
+def test_a_history_file_from_before_the_change_column_gets_it_on_open(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "ha.duckdb"
+    with duckdb.connect(str(path)) as old:  # the table as earlier versions created it
+        old.execute(
+            "CREATE TABLE failovers (ts TIMESTAMP NOT NULL, kind VARCHAR NOT NULL, grp VARCHAR, from_member VARCHAR,"
+            " to_member VARCHAR, cause VARCHAR NOT NULL, duration_s DOUBLE)"
+        )
+        old.execute("INSERT INTO failovers VALUES ('2020-01-01 00:00:00', 'group', 'feeds', 'a', 'b', 'stale', 0.5)")
+    store = HAStore(path).open()
+    store.record_failover(1.7e9, "group", "pool", None, "c", "joined", None, "join")
+    rows = store.failover_rows()
+    assert [(r["from"], r["to"], r["change"]) for r in rows] == [("a", "b", None), (None, "c", "join")]
+    store.close()
