@@ -14,7 +14,8 @@ Other parts find it as ``kernel.get("ha")`` and use:
 
 Leadership changes and health status changes are also published on the bus (topics
 ``leadership`` and ``health``), best effort, in the background; group switches and slow
-failovers raise alerts.
+failovers raise alerts, and a failover group with too few healthy serving members raises an
+error alert, resolved when it has enough again.
 """
 
 from __future__ import annotations
