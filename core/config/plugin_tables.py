@@ -11,7 +11,7 @@ from typing import Any
 
 from hrkernel.config.load import LoadedConfig
 from hrkernel.config.validate import decode, join
-from hrkernel.errors import ConfigError, ConfigIssue
+from hrkernel.errors import ConfigIssue
 from hrkernel.plugins import PluginHost, Registration
 from hrkernel.types import Duration
 
@@ -125,5 +125,5 @@ def validate_plugin_config(loaded: LoadedConfig, host: PluginHost) -> PluginConf
         health_checks=validate_health_checks(loaded, host.registrations("health_check"), issues),
     )
     if issues:
-        raise ConfigError(loaded.source, issues)
+        raise loaded.error(issues)
     return result

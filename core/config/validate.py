@@ -9,6 +9,7 @@ own, so one bad value never hides the next.
 from __future__ import annotations
 
 import enum
+import json
 import re
 import types
 import typing
@@ -38,9 +39,16 @@ def dec_hook(tp: type, value: object) -> object:
     return parser(value)
 
 
+_PLAIN_KEY = re.compile(r"[^.\[\]\"'\s]+")
+
+
 def join(path: str, key: str | int) -> str:
+    """``path.key`` (``path[i]`` for an index); a key that is empty or holds dots, brackets,
+    quotes or spaces is quoted as TOML writes it (``[""]`` → ``""``) so the path stays readable."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key):
+        key = json.dumps(key, ensure_ascii=False)
     return f"{path}.{key}" if path else key
 
 
@@ -74,9 +82,10 @@ def _choices(tp: Any) -> list[Any] | None:
 def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) -> object:
     """Convert one value; on failure append an issue at ``path`` and return None.
 
-    The value found is quoted in the message, except under a credential-looking key.
+    The value found is quoted in the message, except under a credential-looking key or table
+    (values from the environment are replaced by their ``${VAR}`` form by the loader).
     """
-    describe = (lambda v: "a value (hidden: secret key)") if is_secret_key(path.rsplit(".", 1)[-1]) else _describe
+    describe = (lambda v: "a value (hidden: secret key)") if is_secret_key(path) else _describe
     struct = _struct_of(tp)
     if struct is not None:
         return convert_struct(value, struct, path, issues)
@@ -106,7 +115,7 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
         if where:
             message = message[: where.start()]
             inner = where.group(1)
-            path = f"{path}{inner}" if inner.startswith("[") else join(path, inner.lstrip("."))
+            path = f"{path}{inner}" if path or inner.startswith("[") else inner.lstrip(".")
         if message.startswith("Expected"):
             message = message[0].lower() + message[1:] + f" ({describe(value)})"
         issues.append(ConfigIssue(path, message))
