@@ -151,8 +151,15 @@ class HealthMonitor(Component):
             }
         if ha is not None:
             options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
-            for name, check in ha.health_checks().items():
-                runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout, plugin="hrkernel.ha"))
+        # Kernel components that report on themselves (HA, orders) offer checks by name.
+        for component in kernel.components:
+            offered = getattr(component, "health_checks", None)
+            if not callable(offered):
+                continue
+            for name, check in offered().items():
+                if name not in {run.name for run in runs}:
+                    runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout,
+                                         plugin=f"hrkernel.{component.name}"))
         monitor = cls(runs, **options)
         if ha is not None:
             ha.attach_health(monitor)

@@ -32,10 +32,11 @@ from hrkernel.kernel.component import Component
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
-from hrkernel.orders.errors import NotLeaderError
+from hrkernel.orders.errors import NotLeaderError, ReconciliationFailedError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
+from hrkernel.orders.watch import OrdersHealth, ReconciliationAlerts
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -129,6 +130,7 @@ class OrdersComponent(Component):
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
+        self.reconciliation.on_outcome = ReconciliationAlerts(self._alerts)
         self._writer = writer
         if self._replication is not None:
             from hrkernel.ha.replication import Replicator
@@ -179,10 +181,19 @@ class OrdersComponent(Component):
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
 
+    def is_leader(self) -> bool:
+        """This instance holds the lease with margin (it reconciles and trades)."""
+        return self._leader()
+
+    def health_checks(self) -> dict[str, Any]:
+        """Checks the health monitor runs for this component (see :class:`OrdersHealth`)."""
+        return {self.name: OrdersHealth(self)}
+
     async def _run(self) -> None:
         assert self.reconciliation is not None
         recon = self.reconciliation
         next_at = 0.0
+        retry = 1.0
         while not self._stopping:
             self._check_ack()
             now = anyio.current_time()
@@ -195,6 +206,7 @@ class OrdersComponent(Component):
                     else:
                         await recon.reconcile_all()
                     next_at = anyio.current_time() + float(self.config.reconcile_interval)
+                    retry = 1.0
                 if self._leader() and recon.startup_done and recon.pipeline.lease.token != self._recovered_token:
                     # A new tenure trades: resume what the journal left unfinished. Not inside the
                     # takeover step: orders can only be sent once trading is enabled, and a step
@@ -202,6 +214,12 @@ class OrdersComponent(Component):
                     token = recon.pipeline.lease.token
                     await recon.pipeline.recover()
                     self._recovered_token = token
+            except ReconciliationFailedError as exc:
+                # Already logged (reconcile_failed) and alerted per exchange. Retried with a
+                # growing delay: an exchange blocks an IP that keeps sending a refused token.
+                log.warning("orders_trading_still_halted", reason=str(exc), retry_in_s=retry)
+                next_at = anyio.current_time() + retry
+                retry = min(retry * 2, float(self.config.reconcile_interval))
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
                 next_at = anyio.current_time() + 1.0

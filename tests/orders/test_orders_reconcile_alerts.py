@@ -1,0 +1,80 @@
+"""Reconciliation failures are critical alerts and make the ``orders`` health check unhealthy:
+an exchange plugin that returns the wrong types (a real adapter on the simulator, wrapped by a
+plugin with that bug), start-up stays halted until a reconciliation completes, then the alert is
+resolved and the check is healthy again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from hrkernel.alerts import AlertSystem
+from hrkernel.alerts.config import AlertsSection
+from hrkernel.orders.component import OrdersComponent
+from hrkernel.orders.config import OrdersSection
+from hrkernel.orders.errors import ExchangeContractError
+from hrkernel.orders.reconcile import checked_list
+from hrkernel.orders.watch import CONTRACT_BROKEN, OrdersHealth
+from hrkernel.types import Duration, HealthStatus
+
+pytestmark = pytest.mark.anyio
+
+
+class BalancesAsADict:
+    """An exchange plugin with a bug: ``balances()`` returns ``{currency: total}`` instead of a
+    list of Balance, until ``fixed`` (everything else is the real adapter)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.fixed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def balances(self) -> Any:
+        real = await self.inner.balances()
+        return real if self.fixed else {b.currency: str(b.total) for b in real}
+
+
+def test_a_wrong_type_names_the_exchange_the_method_and_what_came_back() -> None:
+    with pytest.raises(ExchangeContractError, match=r"'nobitex': balances\(\) returned a dict, expected a list of int"):
+        checked_list({"BTC": 1}, int, "nobitex", "balances")
+    with pytest.raises(ExchangeContractError, match="a list holding str"):
+        checked_list([1, "2"], int, "nobitex", "balances")
+
+
+async def test_a_plugin_returning_wrong_types_is_a_critical_alert_and_unhealthy_until_fixed(
+    exchange: Any, tmp_path: Path
+) -> None:
+    plugin = BalancesAsADict(exchange)
+    alerts = AlertSystem(AlertsSection(channels={}, group_wait=Duration(0)), channels={}, data_dir=tmp_path)
+    component = OrdersComponent(OrdersSection(reconcile_interval=60.0), db_path=tmp_path / "orders.duckdb",
+                                exchanges={"nobitex": plugin}, lease=None, alerts=alerts)
+    health = OrdersHealth(component)
+    async with alerts, anyio.create_task_group() as tg:
+        await component.start(tg)
+        recon = component.reconciliation
+        assert recon is not None and component.pipeline is not None
+        with anyio.fail_after(10):
+            while "nobitex" not in recon.failed:
+                await anyio.sleep(0.02)
+        assert "startup" in component.pipeline.halts and not recon.startup_done  # safe: no trading
+        [firing] = await alerts.query(status="firing")
+        assert (firing["source"], firing["level"], firing["title"]) == ("exchange", "critical", CONTRACT_BROKEN)
+        assert "balances() returned a dict" in firing["message"]
+        result = await health.check()
+        assert result.status == HealthStatus.UNHEALTHY and CONTRACT_BROKEN in result.detail
+
+        plugin.fixed = True
+        with anyio.fail_after(15):  # the start-up retry comes after a growing delay (1 s, 2 s, ...)
+            while not recon.startup_done:
+                await anyio.sleep(0.05)
+        assert component.pipeline.halts == {}
+        assert await alerts.query(status="firing") == []
+        assert [r["status"] for r in await alerts.query()] == ["resolved"]
+        assert (await health.check()).status == HealthStatus.HEALTHY
+        await component.stop()
+        tg.cancel_scope.cancel()
