@@ -36,7 +36,7 @@ from hrkernel.orders.errors import NotLeaderError, ReconciliationFailedError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
-from hrkernel.orders.watch import OrdersHealth, ReconciliationAlerts
+from hrkernel.orders.watch import AUTH_REFUSED, OrdersHealth, ReconciliationAlerts
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -114,6 +114,12 @@ class OrdersComponent(Component):
 
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
         if self._alerts is None:
+            return
+        if message == AUTH_REFUSED:  # the same alert reconciliation raises, so it resolves it too
+            await self._alerts.send_alert(source="exchange", level=level, title=message,
+                                          message=f"{details.get('exchange')}: order {details.get('order')}: "
+                                                  f"{details.get('error')}",
+                                          context={"exchange": str(details.get("exchange"))}, fingerprint_keys=["exchange"])
             return
         await self._alerts.send_alert(source="reconciliation" if "drift" in message or "orphan" in message else "orders",
                                       level=level, title=message, context={k: str(v) for k, v in details.items()})

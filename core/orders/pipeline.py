@@ -57,6 +57,7 @@ from hrkernel.orders.errors import (
 )
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+from hrkernel.orders.watch import AUTH_REFUSED
 
 __all__ = [
     "AlertHook",
@@ -462,7 +463,13 @@ class TransactionVerificationPipeline:
             # recent one: an earlier placement (ours, perhaps by a predecessor) may have landed.
             rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
             return await self._resolve_unknown(rec)
-        except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
+        except ex.AuthenticationError as exc:
+            # Not this order's fault: every order will be refused until the token is fixed.
+            rec = self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+            await self.alert("critical", AUTH_REFUSED, exchange=rec.exchange, order=rec.client_order_id,
+                             error=f"{type(exc).__name__}: {exc}")
+            return rec
+        except (ex.InvalidOrderError, ex.InsufficientBalanceError) as exc:
             return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         except ex.RateLimitedError as exc:
             if not exc.sent:

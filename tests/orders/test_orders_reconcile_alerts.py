@@ -78,3 +78,39 @@ async def test_a_plugin_returning_wrong_types_is_a_critical_alert_and_unhealthy_
         assert (await health.check()).status == HealthStatus.HEALTHY
         await component.stop()
         tg.cancel_scope.cancel()
+
+
+
+async def test_an_order_refused_for_authentication_is_a_critical_exchange_alert(sim: Any, sim_admin: Any,
+                                                                              tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    import duckdb
+
+    from hrkernel.exchange import Side
+    from hrkernel.ledger import Ledger
+    from hrkernel.orders.journal import OrderJournal, OrderState
+    from hrkernel.orders.pipeline import Signal, TransactionVerificationPipeline
+    from hrkernel.orders.watch import AUTH_REFUSED
+    from hrkernel_nobitex.config import NobitexConfig
+    from hrkernel_nobitex.exchange import NobitexExchange
+
+    wrong = NobitexExchange(NobitexConfig(token="not-the-sim-token-1", base_url=sim.base_url, rate_limit=False,
+                                          timeout=Duration(2.0), breaker_failure_threshold=1000),
+                            instance_id="hr-refused")
+    raised: list[tuple[str, str, dict[str, Any]]] = []
+    con = duckdb.connect(str(tmp_path / "orders.duckdb"))
+    ledger = Ledger(con)
+    ledger.deposit("nobitex", "RLS", Decimal("100000000000"), reason="opening balance")
+    pipeline = TransactionVerificationPipeline(
+        exchanges={"nobitex": wrong}, journal=OrderJournal(con), ledger=ledger, config=OrdersSection(),
+        alert=lambda level, title, details: raised.append((level, title, details)))
+    async with wrong:
+        m = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
+        rec = await pipeline.submit(Signal(signal_id="refused", exchange="nobitex", symbol="BTCIRT", side=Side.BUY,
+                                           amount=Decimal("0.0001"), price=(m * Decimal("0.97") / 10).to_integral_value() * 10))
+    con.close()
+    assert rec.state == OrderState.REJECTED and "AuthenticationError" in (rec.reason or "")
+    [(level, title, details)] = raised
+    assert (level, title, details["exchange"]) == ("critical", AUTH_REFUSED, "nobitex")
+    assert "not-the-sim-token-1" not in str(details)
