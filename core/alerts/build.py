@@ -78,7 +78,10 @@ def channels_from_config(
         routing = routings[item.id]
         if not routing.enabled:
             continue
-        obj = item.registration.factory(item.config, context)
+        try:
+            obj = item.registration.factory(item.config, context)
+        except (ValueError, TypeError) as exc:  # e.g. apprise not installed: name the table
+            raise ConfigError(source, [ConfigIssue(item.path, str(exc))]) from None
         if not callable(getattr(obj, "send", None)):
             raise ConfigError(source, [ConfigIssue(item.path, f"alert channel type {item.registration.name!r} "
                                                    f"(plugin {item.registration.plugin!r}) built an object without send()")])
