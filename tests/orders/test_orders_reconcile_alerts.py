@@ -22,6 +22,9 @@ from hrkernel.types import Duration, HealthStatus
 
 pytestmark = pytest.mark.anyio
 
+SIM_TOKEN = "orders-token-0001"
+"""The token the ``exchange`` fixture's adapter sends (tests/orders/conftest.py)."""
+
 
 class BalancesAsADict:
     """An exchange plugin with a bug: ``balances()`` returns ``{currency: total}`` instead of a
@@ -114,3 +117,38 @@ async def test_an_order_refused_for_authentication_is_a_critical_exchange_alert(
     [(level, title, details)] = raised
     assert (level, title, details["exchange"]) == ("critical", AUTH_REFUSED, "nobitex")
     assert "not-the-sim-token-1" not in str(details)
+
+
+async def test_a_token_revoked_while_trading_is_alerted_and_unhealthy_until_it_works_again(
+    exchange: Any, sim_admin: Any, tmp_path: Path
+) -> None:
+    from hrkernel.orders.watch import AUTH_REFUSED
+
+    alerts = AlertSystem(AlertsSection(channels={}, group_wait=Duration(0)), channels={}, data_dir=tmp_path)
+    component = OrdersComponent(OrdersSection(reconcile_interval=Duration(0.3)), db_path=tmp_path / "orders.duckdb",
+                                exchanges={"nobitex": exchange}, lease=None, alerts=alerts)
+    health = OrdersHealth(component)
+    async with alerts, anyio.create_task_group() as tg:
+        await component.start(tg)
+        recon = component.reconciliation
+        assert recon is not None
+        with anyio.fail_after(10):
+            while not recon.startup_done:
+                await anyio.sleep(0.02)
+        assert (await health.check()).status == HealthStatus.HEALTHY
+        # The operator rotates the token in the exchange's panel: the kernel's one is now refused.
+        assert (await sim_admin.put("/_sim/accounts/default/token", json={"token": "rotated-0002"})).status_code == 200
+        with anyio.fail_after(10):
+            while "nobitex" not in recon.failed:
+                await anyio.sleep(0.02)
+        [firing] = await alerts.query(status="firing")
+        assert (firing["source"], firing["level"], firing["title"]) == ("exchange", "critical", AUTH_REFUSED)
+        assert (await health.check()).status == HealthStatus.UNHEALTHY
+        assert (await sim_admin.put("/_sim/accounts/default/token", json={"token": SIM_TOKEN})).status_code == 200
+        with anyio.fail_after(10):
+            while recon.failed:
+                await anyio.sleep(0.02)
+        assert await alerts.query(status="firing") == []
+        assert (await health.check()).status == HealthStatus.HEALTHY
+        await component.stop()
+        tg.cancel_scope.cancel()
