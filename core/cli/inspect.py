@@ -16,7 +16,9 @@ def check(config: str) -> None:
     """Validate CONFIG, load plugins and build every component without starting anything.
 
     Prints what would run, or every error found (exit 2). Warns when a credential-looking key
-    (token, secret, password, api_key) holds a literal instead of a ${VAR} reference.
+    (token, secret, password, api_key), or a value inside such a table, holds a literal instead
+    of a ${VAR} reference. Secrets are printed as ***; an error shows a value taken from the
+    environment as its ${VAR} reference, never in clear.
     """
     loaded = load(config)
     host = discover(loaded)
