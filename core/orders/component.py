@@ -36,7 +36,7 @@ from hrkernel.orders.errors import NotLeaderError, ReconciliationFailedError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
-from hrkernel.orders.watch import AUTH_REFUSED, OrdersHealth, ReconciliationAlerts
+from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -115,7 +115,7 @@ class OrdersComponent(Component):
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
         if self._alerts is None:
             return
-        if message == AUTH_REFUSED:  # the same alert reconciliation raises, so it resolves it too
+        if message in (AUTH_REFUSED, CONTRACT_BROKEN):  # as reconciliation raises them: it resolves them too
             await self._alerts.send_alert(source="exchange", level=level, title=message,
                                           message=f"{details.get('exchange')}: order {details.get('order')}: "
                                                   f"{details.get('error')}",

@@ -49,6 +49,7 @@ from hrkernel.ledger import Ledger, LedgerWriter, Transaction, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
+    ExchangeContractError,
     JournalError,
     NotLeaderError,
     OrderRejectedError,
@@ -57,7 +58,7 @@ from hrkernel.orders.errors import (
 )
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
-from hrkernel.orders.watch import AUTH_REFUSED
+from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN
 
 __all__ = [
     "AlertHook",
@@ -477,6 +478,12 @@ class TransactionVerificationPipeline:
             return await self._outcome_unknown(rec, exc)
         except Exception as exc:
             return await self._outcome_unknown(rec, exc)
+        if not isinstance(order, Order):
+            # A plugin bug: the order may well be on the exchange, so it is looked up like any
+            # placement whose answer was lost, and the operator hears of the bug at once.
+            bug = ExchangeContractError(rec.exchange, "place_order", "an Order", order)
+            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug))
+            return await self._outcome_unknown(rec, bug)
         self._send_waits.pop(rec.client_order_id, None)
         fault_point("after_accept")
         return await self._acknowledged(rec, order)

@@ -152,3 +152,50 @@ async def test_a_token_revoked_while_trading_is_alerted_and_unhealthy_until_it_w
         assert (await health.check()).status == HealthStatus.HEALTHY
         await component.stop()
         tg.cancel_scope.cancel()
+
+
+class PlacementAsADict:
+    """An exchange plugin whose ``place_order`` places the order for real but returns a dict."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def place_order(self, request: Any, **kwargs: Any) -> Any:
+        order = await self.inner.place_order(request, **kwargs)
+        return {"id": order.exchange_id, "status": "new"}
+
+
+async def test_a_placement_answered_with_the_wrong_type_is_alerted_and_looked_up(
+    exchange: Any, sim_admin: Any, tmp_path: Path
+) -> None:
+    from decimal import Decimal
+
+    import duckdb
+
+    from hrkernel.exchange import Side
+    from hrkernel.ledger import Ledger
+    from hrkernel.orders.journal import OrderJournal, OrderState
+    from hrkernel.orders.pipeline import Signal, TransactionVerificationPipeline
+
+    from .conftest import BALANCES, fast_config
+
+    raised: list[tuple[str, str, dict[str, Any]]] = []
+    con = duckdb.connect(str(tmp_path / "orders.duckdb"))
+    ledger = Ledger(con)
+    for ccy, amount in BALANCES.items():
+        ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
+    pipeline = TransactionVerificationPipeline(
+        exchanges={"nobitex": PlacementAsADict(exchange)}, journal=OrderJournal(con), ledger=ledger,
+        config=fast_config(), alert=lambda level, title, details: raised.append((level, title, details)))
+    m = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
+    rec = await pipeline.submit(Signal(signal_id="dict", exchange="nobitex", symbol="BTCIRT", side=Side.BUY,
+                                       amount=Decimal("0.0001"), price=(m * Decimal("0.97") / 10).to_integral_value() * 10))
+    con.close()
+    assert [(lvl, title) for lvl, title, _ in raised] == [("critical", CONTRACT_BROKEN)]
+    assert "place_order() returned a dict, expected an Order" in raised[0][2]["error"]
+    # The order did land: the look-up found it, so it is followed like any other, never re-sent.
+    assert rec.state in (OrderState.ACKED, OrderState.VERIFIED) and rec.exchange_order_id
+    assert len((await sim_admin.get("/_sim/orders")).json()["orders"]) == 1
