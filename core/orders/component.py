@@ -32,7 +32,7 @@ from hrkernel.kernel.component import Component
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
-from hrkernel.orders.errors import NotLeaderError, ReconciliationFailedError
+from hrkernel.orders.errors import NotLeaderError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
@@ -205,14 +205,23 @@ class OrdersComponent(Component):
             now = anyio.current_time()
             try:
                 if self._leader() and now >= next_at:
+                    delay = float(self.config.reconcile_interval)
                     if not recon.startup_done:
                         await recon.reconcile_on_startup()
-                        self._recovered_token = recon.pipeline.lease.token
-                        log.info("orders_trading_enabled")
+                        if recon.startup_done:
+                            self._recovered_token = recon.pipeline.lease.token
+                            log.info("orders_trading_enabled")
+                            retry = 1.0
+                        else:
+                            # Already logged (reconcile_failed) and alerted per exchange. Tried
+                            # again after a growing delay: an exchange blocks an IP that keeps
+                            # sending a refused token.
+                            log.warning("orders_trading_still_halted", reason=recon.pipeline.halts.get("startup", ""),
+                                        retry_in_s=retry)
+                            delay, retry = retry, min(retry * 2, float(self.config.reconcile_interval))
                     else:
                         await recon.reconcile_all()
-                    next_at = anyio.current_time() + float(self.config.reconcile_interval)
-                    retry = 1.0
+                    next_at = anyio.current_time() + delay
                 if self._leader() and recon.startup_done and recon.pipeline.lease.token != self._recovered_token:
                     # A new tenure trades: resume what the journal left unfinished. Not inside the
                     # takeover step: orders can only be sent once trading is enabled, and a step
@@ -220,12 +229,6 @@ class OrdersComponent(Component):
                     token = recon.pipeline.lease.token
                     await recon.pipeline.recover()
                     self._recovered_token = token
-            except ReconciliationFailedError as exc:
-                # Already logged (reconcile_failed) and alerted per exchange. Retried with a
-                # growing delay: an exchange blocks an IP that keeps sending a refused token.
-                log.warning("orders_trading_still_halted", reason=str(exc), retry_in_s=retry)
-                next_at = anyio.current_time() + retry
-                retry = min(retry * 2, float(self.config.reconcile_interval))
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
                 next_at = anyio.current_time() + 1.0

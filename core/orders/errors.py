@@ -6,7 +6,7 @@ from hrkernel.errors import HrkernelError
 
 __all__ = [
     "ExchangeContractError", "JournalError", "NotLeaderError", "OrderRejectedError", "OrdersError",
-    "ReconciliationFailedError", "TradingHaltedError",
+    "TradingHaltedError",
 ]
 
 
@@ -43,10 +43,6 @@ class ExchangeContractError(OrdersError, TypeError):
         self.exchange = exchange
         self.method = method
         super().__init__(f"exchange {exchange!r}: {method}() returned {_kind(found)}, expected {expected}")
-
-
-class ReconciliationFailedError(OrdersError):
-    """Start-up reconciliation did not complete for every exchange: new orders stay halted."""
 
 
 def _kind(value: object) -> str:

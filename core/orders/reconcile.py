@@ -30,7 +30,7 @@ import msgspec
 from hrkernel.exchange import Balance, Exchange, Fill, Order, OrderStatus
 from hrkernel.ledger import fill_transaction
 from hrkernel.logging import get_logger
-from hrkernel.orders.errors import ExchangeContractError, ReconciliationFailedError
+from hrkernel.orders.errors import ExchangeContractError
 from hrkernel.orders.journal import OrderRecord, OrderState
 from hrkernel.orders.pipeline import TransactionVerificationPipeline
 
@@ -131,7 +131,8 @@ class StateReconciliation:
 
     async def reconcile_on_startup(self) -> list[ReconciliationReport]:
         """Resume the journal's non-terminal orders, then reconcile every exchange. Trading (the
-        ``startup`` halt, if set) resumes only after this finished."""
+        ``startup`` halt, if set) resumes only once every exchange's reconciliation completed
+        (``startup_done``); if one failed, the halt stays, with the reason, and the reports say why."""
         # Orders the journal left mid-flight are resolved by the pipeline's own rules first (look up
         # by client order id; resubmit only what the exchange does not have), so that the
         # comparison below sees their fills in the ledger.
@@ -140,10 +141,11 @@ class StateReconciliation:
         failed = {r.exchange: self.failed[r.exchange] for r in reports if r.exchange in self.failed}
         if failed:
             # Trading on a journal and ledger never compared with the exchange (a refused token,
-            # an exchange down) is what start-up reconciliation exists to prevent: stay halted.
+            # an exchange down) is what start-up reconciliation exists to prevent: stay halted,
+            # ``startup_done`` stays False and the caller tries again.
             why = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failed.items())
             self.pipeline.halt("startup", f"start-up reconciliation failed ({why})")
-            raise ReconciliationFailedError(f"start-up reconciliation failed, new orders stay halted: {why}")
+            return reports
         self.startup_done = True
         self.pipeline.resume("startup")
         return reports
