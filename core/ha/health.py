@@ -149,17 +149,16 @@ class HealthMonitor(Component):
                 "recovery_backoff": float(tuning.recovery_backoff),
                 "recovery_backoff_max": float(tuning.recovery_backoff_max),
             }
-        if ha is not None:
-            options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
-        # Kernel components that report on themselves (HA, orders) offer checks by name.
         for component in kernel.components:
-            offered = getattr(component, "health_checks", None)
-            if not callable(offered):
-                continue
-            for name, check in offered().items():
-                if name not in {run.name for run in runs}:
+            # Kernel parts that bring checks of their own (bus: fallback; orders: execution).
+            if component is not ha and callable(getattr(component, "health_checks", None)):
+                for name, check in component.health_checks().items():
                     runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout,
                                          plugin=f"hrkernel.{component.name}"))
+        if ha is not None:
+            options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
+            for name, check in ha.health_checks().items():
+                runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout, plugin="hrkernel.ha"))
         monitor = cls(runs, **options)
         if ha is not None:
             ha.attach_health(monitor)
