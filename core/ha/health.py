@@ -150,9 +150,10 @@ class HealthMonitor(Component):
                 "recovery_backoff_max": float(tuning.recovery_backoff_max),
             }
         for component in kernel.components:
-            # Kernel parts that bring checks of their own (bus: fallback; orders: execution).
-            if component is not ha and callable(getattr(component, "health_checks", None)):
-                for name, check in component.health_checks().items():
+            # Kernel parts that bring checks of their own (orders: reconciliation).
+            offered = getattr(component, "health_checks", None)
+            if component is not ha and callable(offered):
+                for name, check in offered().items():
                     runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout,
                                          plugin=f"hrkernel.{component.name}"))
         if ha is not None:
