@@ -101,9 +101,13 @@ def build_alerts(kernel: Kernel) -> None:
     config: AlertsSection = getattr(kernel.config, "alerts", None) or AlertsSection()
     if not config.enabled:
         return
+    from hrkernel.config.validate import showing_env
+
     try:
-        channels = channels_from_config(config, kernel.host, kernel.context, source=kernel.loaded.source)
-    except ConfigError as exc:  # a value from the environment is shown as its ${VAR}, never in clear
+        # A rejected value from the environment is quoted as its ${VAR}; secrets never appear.
+        with showing_env(kernel.loaded.env_shown_as):
+            channels = channels_from_config(config, kernel.host, kernel.context, source=kernel.loaded.source)
+    except ConfigError as exc:
         raise kernel.loaded.error(exc.issues) from None
     system: AlertSystem = AlertSystem(
         config,

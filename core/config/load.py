@@ -12,7 +12,7 @@ from pathlib import Path
 from hrkernel.config.env import expand
 from hrkernel.config.schema import Config
 from hrkernel.config.secrets import conceal, shown_as_mask
-from hrkernel.config.validate import decode
+from hrkernel.config.validate import decode, showing_env
 from hrkernel.errors import ConfigError, ConfigIssue
 
 _TOML_POSITION = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$")
@@ -30,20 +30,22 @@ class LoadedConfig:
     secrets: frozenset[str] = frozenset()
     """Values masked as ``***`` in logs, alerts and CLI output (rules in :mod:`hrkernel.config.secrets`)."""
     warnings: list[ConfigIssue] = field(default_factory=list)
-    shown_as: Mapping[str, str] = field(default_factory=dict)
-    """Secrets → ``***`` and environment-derived text → its ``${VAR}`` form, for errors and output."""
+    env_shown_as: Mapping[str, str] = field(default_factory=dict)
+    """Environment-derived text → its ``${VAR}`` form (``***`` for a secret whole value): how a
+    rejected value is quoted (:func:`hrkernel.config.validate.showing_env`)."""
 
     def conceal(self, text: str) -> str:
-        """``text`` with every secret masked and every value from the environment shown as ``${VAR}``."""
-        return conceal(text, self.shown_as)
+        """``text`` with every secret masked as ``***``."""
+        return conceal(text, shown_as_mask(self.secrets))
 
     def error(self, issues: Iterable[ConfigIssue]) -> ConfigError:
-        """A :class:`ConfigError` for this file whose messages carry no secret or environment value."""
-        return concealed_error(self.source, issues, self.shown_as)
+        """A :class:`ConfigError` for this file whose messages carry no secret."""
+        return concealed_error(self.source, issues, self.secrets)
 
 
-def concealed_error(source: str, issues: Iterable[ConfigIssue], shown_as: Mapping[str, str]) -> ConfigError:
-    return ConfigError(source, [ConfigIssue(i.path, conceal(i.message, shown_as)) for i in issues])
+def concealed_error(source: str, issues: Iterable[ConfigIssue], secrets: Iterable[str]) -> ConfigError:
+    mask = shown_as_mask(secrets)
+    return ConfigError(source, [ConfigIssue(i.path, conceal(i.message, mask)) for i in issues])
 
 
 def _position(text: str, offset: int) -> str:
@@ -102,16 +104,16 @@ def load_config_text(
 ) -> LoadedConfig:
     data = parse_toml(text, source)
     expansion = expand(data, os.environ if environ is None else environ)
-    shown_as = {**shown_as_mask(expansion.secrets), **expansion.shown_as}
-    config, issues = decode(expansion.data, Config)
+    with showing_env(expansion.shown_as):
+        config, issues = decode(expansion.data, Config)
     issues = expansion.issues + issues
     if issues or config is None:
-        raise concealed_error(source, issues, shown_as)
+        raise concealed_error(source, issues, expansion.secrets)
     return LoadedConfig(
         config=config,
         source=source,
         raw=expansion.data,
         secrets=frozenset(expansion.secrets),
         warnings=expansion.warnings,
-        shown_as=shown_as,
+        env_shown_as=expansion.shown_as,
     )

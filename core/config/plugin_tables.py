@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hrkernel.config.load import LoadedConfig
-from hrkernel.config.validate import decode, join
+from hrkernel.config.validate import decode, join, showing_env
 from hrkernel.errors import ConfigIssue
 from hrkernel.plugins import PluginHost, Registration
 from hrkernel.types import Duration
@@ -119,11 +119,13 @@ def validate_plugin_config(loaded: LoadedConfig, host: PluginHost) -> PluginConf
             installed = ", ".join(sorted(host.records)) or "none"
             issues.append(ConfigIssue(f"plugins.disable[{index}]", f"no installed plugin named {name!r} (installed: {installed})"))
     config = loaded.config
-    result = PluginConfig(
-        exchanges=validate_tables("exchanges", config.exchanges, host.registrations("exchange"), "exchange", issues),
-        datasources=validate_tables("datasources", config.datasources, host.registrations("datasource"), "datasource", issues),
-        health_checks=validate_health_checks(loaded, host.registrations("health_check"), issues),
-    )
+    with showing_env(loaded.env_shown_as):
+        result = PluginConfig(
+            exchanges=validate_tables("exchanges", config.exchanges, host.registrations("exchange"), "exchange", issues),
+            datasources=validate_tables("datasources", config.datasources, host.registrations("datasource"),
+                                        "datasource", issues),
+            health_checks=validate_health_checks(loaded, host.registrations("health_check"), issues),
+        )
     if issues:
         raise loaded.error(issues)
     return result

@@ -12,8 +12,9 @@ Masking rules (README "Configuration reference" says the same; keep them in step
    as a whole (webhook and apprise URLs usually carry a credential in their path);
 4. the password of any ``scheme://user:password@host`` URL.
 
-Separately, config *errors* never print a value that came from the environment: it is shown as
-the ``${VAR}`` reference it was written as (see :func:`conceal`).
+Separately, a config *error* never quotes a rejected value that came from the environment: it
+is shown as the ``${VAR}`` reference it was written as (``hrkernel.config.validate.showing_env``),
+and secrets are masked in every error (:func:`conceal`).
 """
 
 from __future__ import annotations

@@ -86,3 +86,16 @@ def test_an_empty_table_name_is_named_and_other_errors_are_reported_too(
     assert any(line.startswith("- kernel.instance_id: expected `str`") for line in lines), result.stderr
     assert "3 config errors" in result.stderr
     assert all(not line.startswith("- :") and not line.startswith("- unknown") for line in lines)
+
+
+def test_only_the_rejected_value_is_replaced_by_its_reference() -> None:
+    from hrkernel.config import load_config_text
+    from hrkernel.errors import ConfigError
+
+    text = '[ha]\nbackend = "${HA_BACKEND}"\n[bus]\nbackend = "${BUS_BACKEND}"\n[logging]\nlevel = "${HA_BACKEND}"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, environ={"HA_BACKEND": "redis", "BUS_BACKEND": "redus"})
+    by_path = {i.path: i.message for i in info.value.issues}
+    # The choices still read as themselves, though one of them came from the environment too.
+    assert by_path["bus.backend"] == "expected one of 'memory', 'redis', 'rabbitmq', found '${BUS_BACKEND}'"
+    assert by_path["logging.level"].endswith("found '${HA_BACKEND}'")
