@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hrkernel.config.load import LoadedConfig
-from hrkernel.config.validate import decode, join, showing_env
+from hrkernel.config.validate import decode, hide_found, join, showing_env
 from hrkernel.errors import ConfigIssue
 from hrkernel.plugins import PluginHost, Registration
 from hrkernel.types import Duration
@@ -94,10 +94,11 @@ def validate_health_checks(
             issues.append(ConfigIssue(join(path, "enabled"), f"expected true or false, found {enabled!r}"))
         for key in ("interval", "timeout"):
             if key in body:
+                value = body.pop(key)
                 try:
-                    timing[key] = Duration.parse(body.pop(key))
+                    timing[key] = Duration.parse(value)
                 except ValueError as exc:
-                    issues.append(ConfigIssue(join(path, key), str(exc)))
+                    issues.append(ConfigIssue(join(path, key), hide_found(str(exc), value)))
         config = _decode_body(registration, body, path, issues)
         if enabled is True and config is not _INVALID:
             out.append(ConfiguredCheck(name, registration, config, timing["interval"], timing["timeout"]))

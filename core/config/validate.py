@@ -47,7 +47,7 @@ def showing_env(shown_as: Mapping[str, str]) -> Iterator[None]:
         _SHOWN_AS.reset(token)
 
 
-def _hide_found(message: str, value: object) -> str:
+def hide_found(message: str, value: object) -> str:
     """``message`` with this rejected value, where it is quoted, replaced by its reference.
 
     Only this value, only quoted: an environment value that is also a word of the message (a
@@ -133,7 +133,7 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
     choices = _choices(tp)
     if choices is not None and value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        issues.append(ConfigIssue(path, f"expected one of {listed}, found {_hide_found(describe(value), value)}"))
+        issues.append(ConfigIssue(path, f"expected one of {listed}, found {hide_found(describe(value), value)}"))
         return None
     try:
         return msgspec.convert(value, tp, dec_hook=dec_hook)
@@ -146,7 +146,7 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
             path = f"{path}{inner}" if path or inner.startswith("[") else inner.lstrip(".")
         if message.startswith("Expected"):
             message = message[0].lower() + message[1:] + f" ({describe(value)})"
-        issues.append(ConfigIssue(path, _hide_found(message, value)))
+        issues.append(ConfigIssue(path, hide_found(message, value)))
         return None
 
 
