@@ -36,6 +36,7 @@ from hrkernel.orders.errors import NotLeaderError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
+from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -114,6 +115,12 @@ class OrdersComponent(Component):
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
         if self._alerts is None:
             return
+        if message in (AUTH_REFUSED, CONTRACT_BROKEN):  # as reconciliation raises them: it resolves them too
+            await self._alerts.send_alert(source="exchange", level=level, title=message,
+                                          message=f"{details.get('exchange')}: order {details.get('order')}: "
+                                                  f"{details.get('error')}",
+                                          context={"exchange": str(details.get("exchange"))}, fingerprint_keys=["exchange"])
+            return
         await self._alerts.send_alert(source="reconciliation" if "drift" in message or "orphan" in message else "orders",
                                       level=level, title=message, context={k: str(v) for k, v in details.items()})
 
@@ -129,6 +136,7 @@ class OrdersComponent(Component):
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
+        self.reconciliation.on_outcome = ReconciliationAlerts(self._alerts)
         self._writer = writer
         if self._replication is not None:
             from hrkernel.ha.replication import Replicator
@@ -179,22 +187,41 @@ class OrdersComponent(Component):
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
 
+    def is_leader(self) -> bool:
+        """This instance holds the lease with margin (it reconciles and trades)."""
+        return self._leader()
+
+    def health_checks(self) -> dict[str, Any]:
+        """Checks the health monitor runs for this component (see :class:`OrdersHealth`)."""
+        return {self.name: OrdersHealth(self)}
+
     async def _run(self) -> None:
         assert self.reconciliation is not None
         recon = self.reconciliation
         next_at = 0.0
+        retry = 1.0
         while not self._stopping:
             self._check_ack()
             now = anyio.current_time()
             try:
                 if self._leader() and now >= next_at:
+                    delay = float(self.config.reconcile_interval)
                     if not recon.startup_done:
                         await recon.reconcile_on_startup()
-                        self._recovered_token = recon.pipeline.lease.token
-                        log.info("orders_trading_enabled")
+                        if recon.startup_done:
+                            self._recovered_token = recon.pipeline.lease.token
+                            log.info("orders_trading_enabled")
+                            retry = 1.0
+                        else:
+                            # Already logged (reconcile_failed) and alerted per exchange. Tried
+                            # again after a growing delay: an exchange blocks an IP that keeps
+                            # sending a refused token.
+                            log.warning("orders_trading_still_halted", reason=recon.pipeline.halts.get("startup", ""),
+                                        retry_in_s=retry)
+                            delay, retry = retry, min(retry * 2, float(self.config.reconcile_interval))
                     else:
                         await recon.reconcile_all()
-                    next_at = anyio.current_time() + float(self.config.reconcile_interval)
+                    next_at = anyio.current_time() + delay
                 if self._leader() and recon.startup_done and recon.pipeline.lease.token != self._recovered_token:
                     # A new tenure trades: resume what the journal left unfinished. Not inside the
                     # takeover step: orders can only be sent once trading is enabled, and a step

@@ -50,6 +50,7 @@ from hrkernel.ledger import Ledger, LedgerWriter, Transaction, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
+    ExchangeContractError,
     JournalError,
     NotLeaderError,
     OrderRejectedError,
@@ -58,6 +59,7 @@ from hrkernel.orders.errors import (
 )
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN
 
 __all__ = [
     "AlertHook",
@@ -465,7 +467,13 @@ class TransactionVerificationPipeline:
             # recent one: an earlier placement (ours, perhaps by a predecessor) may have landed.
             rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
             return await self._resolve_unknown(rec)
-        except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
+        except ex.AuthenticationError as exc:
+            # Not this order's fault: every order will be refused until the token is fixed.
+            rec = self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+            await self.alert("critical", AUTH_REFUSED, exchange=rec.exchange, order=rec.client_order_id,
+                             error=f"{type(exc).__name__}: {exc}")
+            return rec
+        except (ex.InvalidOrderError, ex.InsufficientBalanceError) as exc:
             return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         except ex.RateLimitedError as exc:
             if not exc.sent:
@@ -473,6 +481,12 @@ class TransactionVerificationPipeline:
             return await self._outcome_unknown(rec, exc)
         except Exception as exc:
             return await self._outcome_unknown(rec, exc)
+        if not isinstance(order, Order):
+            # A plugin bug: the order may well be on the exchange, so it is looked up like any
+            # placement whose answer was lost, and the operator hears of the bug at once.
+            bug = ExchangeContractError(rec.exchange, "place_order", "an Order", order)
+            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug))
+            return await self._outcome_unknown(rec, bug)
         self._send_waits.pop(rec.client_order_id, None)
         fault_point("after_accept")
         return await self._acknowledged(rec, order)
