@@ -176,7 +176,10 @@ def convert_struct(
     try:
         return struct(**values)
     except ConfigKeyError as exc:
-        issues.append(ConfigIssue(join(path, exc.key), conceal(str(exc), _SHOWN_AS.get())))
+        where = path
+        for segment in (exc.key,) if isinstance(exc.key, str) else exc.key:
+            where = join(where, segment)
+        issues.append(ConfigIssue(where, conceal(str(exc), _SHOWN_AS.get())))
         return None
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
         # A check across fields may quote any of them: each environment value it holds is shown

@@ -60,7 +60,7 @@ class GroupConfig(ConfigStruct, kw_only=True):
             raise ConfigKeyError("active", f"{self.active} members cannot serve out of the {len(self.components)} listed in components")
         for name in self.weights:
             if name not in self.components:
-                raise ConfigKeyError(f"weights.{name}", f"{name!r} is not one of this group's components")
+                raise ConfigKeyError(("weights", name), f"{name!r} is not one of this group's components")
 
 
 class HealthTuning(ConfigStruct, kw_only=True):
