@@ -398,5 +398,6 @@ class NobitexExchange:
         """Latency of one uncached public order-book request (300/min budget)."""
         start = time.perf_counter()
         symbol = self.config.ping_symbol.upper()
-        await self._call("orderbook", "GET", f"/v3/orderbook/{symbol}", wire.Envelope, auth=False)
+        # Decoded as a book, not just an envelope: a gateway's {"status":"ok"} is no sign of health.
+        await self._call("orderbook", "GET", f"/v3/orderbook/{symbol}", wire.BookReply, auth=False)
         return time.perf_counter() - start
