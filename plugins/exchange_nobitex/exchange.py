@@ -86,7 +86,7 @@ class NobitexExchange:
                                    sleep=sleep, rng=rng or random.Random())
         self._call = self.transport.call
         self.limits = self.transport.limits
-        self.breaker = self.transport.breaker
+        self.breakers = self.transport.breakers
         self.bulkhead = self.transport.bulkhead
         self.retry = self.transport.retry
         self.fills = FillFeed(self.transport, config, log=self.log)
@@ -118,6 +118,11 @@ class NobitexExchange:
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    @property
+    def breaker(self) -> Any:
+        """The group breaker in the worst state (see ``Transport.breaker``)."""
+        return self.transport.breaker
+
     async def __aenter__(self) -> NobitexExchange:
         await self.start()
         return self
@@ -132,6 +137,7 @@ class NobitexExchange:
             "kind": "exchange",
             "base_url": self.config.base_url,
             "breaker": self.breaker.state.value,
+            "breakers": {group: b.state.value for group, b in self.breakers.items()},
             "bulkhead_in_flight": self.bulkhead.in_flight,
             "connections": pool.metrics().size if pool is not None else 0,
             "rate_limits": self.limits.snapshot(),
