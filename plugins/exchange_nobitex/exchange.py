@@ -66,6 +66,10 @@ def _plain(value: Decimal) -> str:
 class NobitexExchange:
     """See the module docstring. Built without I/O; ``start()`` opens the connection pool."""
 
+    brings_own_resilience = True
+    """Breakers per endpoint group, read retries, Nobitex's rate limits, a bulkhead and caches are
+    the adapter's own: the kernel's wrapper adds only its run-time contract checks."""
+
     def __init__(
         self,
         config: NobitexConfig,
