@@ -114,6 +114,7 @@ class GuardedExchange:
                     f"exchange:{exchange_id}:{group}", max_attempts=1 if group == "trading" else policy.retry_attempts,
                     retryable=_retryable, sleep=sleep, clock=clock)
         self._breached: set[str] = set()
+        self.adapter_breakers: list[Any] = []
 
     # ------------------------------------------------------------------ identity and lifecycle
 
@@ -138,6 +139,12 @@ class GuardedExchange:
         result = start(tg) if inspect.signature(start).parameters else start()
         if inspect.isawaitable(result):
             await result
+        if not self.guarded:
+            # The adapter's own breakers, one level up, where the dashboard's walk of the
+            # component finds them (an embedded adapter builds them only now, at start).
+            own = getattr(self.inner, "breakers", None)
+            self.adapter_breakers = list(own.values()) if isinstance(own, dict) else [
+                b for b in (getattr(self.inner, "breaker", None),) if b is not None]
 
     async def aclose(self) -> None:
         for method in ("aclose", "stop"):
