@@ -18,7 +18,7 @@ PUBLIC = {
     "hrkernel.alerts.types",
     "hrkernel.bus.events",
 }
-PUBLIC_PACKAGES = ("hrkernel.exchange", "hrkernel.resilience")
+PUBLIC_PACKAGES = ("hrkernel.exchange", "hrkernel.resilience", "hrkernel.testing")
 PUBLIC_FROM_ROOT = {"hookimpl", "__version__", "PROJECT_NAME"}
 
 
