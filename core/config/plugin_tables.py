@@ -24,6 +24,8 @@ class Configured:
     registration: Registration
     config: Any
     path: str
+    resilience: Any = None
+    """For exchanges: the kernel's ``[exchanges.<id>.resilience]`` (``ExchangeResilience``)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ def validate_tables(
             continue
         body = dict(table)
         type_name = body.pop("type", table_id)
+        # The kernel's own key in an exchange table; the rest is the plugin's.
+        resilience = _exchange_resilience(body.pop("resilience", {}), join(table_path, "resilience"), issues) \
+            if kind == "exchange" else None
         registration = registrations.get(type_name) if isinstance(type_name, str) else None
         if registration is None:
             known = ", ".join(sorted(registrations)) or "none installed"
@@ -58,9 +63,17 @@ def validate_tables(
             issues.append(ConfigIssue(where, f"unknown {kind} type {type_name!r} (known: {known})"))
             continue
         config = _decode_body(registration, body, table_path, issues)
-        if config is not _INVALID:
-            out.append(Configured(table_id, registration, config, table_path))
+        if config is not _INVALID and resilience is not _INVALID:
+            out.append(Configured(table_id, registration, config, table_path, resilience))
     return out
+
+
+def _exchange_resilience(body: Any, path: str, issues: list[ConfigIssue]) -> Any:
+    from hrkernel.exchange.guarded import ExchangeResilience
+
+    value, found = decode(body, ExchangeResilience, path)
+    issues.extend(found)
+    return _INVALID if found else value
 
 
 _INVALID = object()

@@ -67,6 +67,10 @@ def _plain(value: Decimal) -> str:
 class NobitexExchange:
     """See the module docstring. Built without I/O; ``start()`` opens the connection pool."""
 
+    brings_own_resilience = True
+    """Breakers per endpoint group, read retries, Nobitex's rate limits, a bulkhead and caches are
+    the adapter's own: the kernel's wrapper adds only its run-time contract checks."""
+
     def __init__(
         self,
         config: NobitexConfig,
@@ -87,7 +91,7 @@ class NobitexExchange:
                                    sleep=sleep, rng=rng or random.Random())
         self._call = self.transport.call
         self.limits = self.transport.limits
-        self.breaker = self.transport.breaker
+        self.breakers = self.transport.breakers
         self.bulkhead = self.transport.bulkhead
         self.retry = self.transport.retry
         self.fills = FillFeed(self.transport, config, log=self.log)
@@ -119,6 +123,11 @@ class NobitexExchange:
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    @property
+    def breaker(self) -> Any:
+        """The group breaker in the worst state (see ``Transport.breaker``)."""
+        return self.transport.breaker
+
     async def __aenter__(self) -> NobitexExchange:
         await self.start()
         return self
@@ -133,6 +142,7 @@ class NobitexExchange:
             "kind": "exchange",
             "base_url": self.config.base_url,
             "breaker": self.breaker.state.value,
+            "breakers": {group: b.state.value for group, b in self.breakers.items()},
             "bulkhead_in_flight": self.bulkhead.in_flight,
             "connections": pool.metrics().size if pool is not None else 0,
             "rate_limits": self.limits.snapshot(),
@@ -399,5 +409,6 @@ class NobitexExchange:
         """Latency of one uncached public order-book request (300/min budget)."""
         start = time.perf_counter()
         symbol = self.config.ping_symbol.upper()
-        await self._call("orderbook", "GET", f"/v3/orderbook/{symbol}", wire.Envelope, auth=False)
+        # Decoded as a book, not just an envelope: a gateway's {"status":"ok"} is no sign of health.
+        await self._call("orderbook", "GET", f"/v3/orderbook/{symbol}", wire.BookReply, auth=False)
         return time.perf_counter() - start

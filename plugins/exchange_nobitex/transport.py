@@ -11,8 +11,9 @@ Per request, in this order (all but the endpoint limits are the kernel's ``hrker
 primitives): reads are wrapped in a ``RetryPolicy`` (idempotent reads only; honours
 ``retry_after``); each attempt then passes the per-endpoint limits
 (:class:`~hrkernel_nobitex.guards.EndpointLimits`: local counting plus the server's 429
-``backOff``), the ``Bulkhead`` (a bound on requests in flight), the ``CircuitBreaker`` (only
-timeouts, 5xx, dropped connections and garbage count; refusals such as ``SmallOrder`` or
+``backOff``), the ``Bulkhead`` (a bound on requests in flight), the ``CircuitBreaker`` of the
+endpoint's group (market data, account reads, trading: one failing group never refuses the
+others; only timeouts, 5xx, dropped connections and garbage count; refusals such as ``SmallOrder`` or
 ``OverValueOrder`` do not), then the pool and httpx. State changes (placement, cancellation) are
 never retried, and any answer that does not prove what happened (no answer, a 5xx, garbage)
 becomes :class:`~hrkernel.exchange.errors.UnknownOutcomeError`.
@@ -52,6 +53,15 @@ Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_BACKOFF = 60.0
 
 
+GROUPS = ("market_data", "account", "trading")
+ENDPOINT_GROUPS = {
+    "options": "market_data", "orderbook": "market_data", "trades": "market_data", "stats": "market_data",
+    "status": "account", "list_orders": "account", "list_trades": "account", "wallets": "account",
+    "place": "trading", "cancel": "trading", "cancel_old": "trading",
+}
+"""Which circuit breaker guards each endpoint (the kernel's groups: see ``hrkernel.exchange.guarded``)."""
+
+
 def _is_breaker_failure(exc: BaseException) -> bool:
     return not isinstance(exc, ex.ExchangeError) or exc.counts_as_failure
 
@@ -81,17 +91,29 @@ class Transport:
             clock=clock,
             random=rng.random,
         )
-        self.breaker = CircuitBreaker(
-            f"exchange:{name}",
-            failure_threshold=config.breaker_failure_threshold,
-            reset_timeout=float(config.breaker_reset_timeout),
-            is_failure=_is_breaker_failure,
-            clock=clock,
-        )
+        # One breaker per endpoint group: an outage of the public market-data endpoints (behind
+        # their own cache layer at Nobitex) must not refuse balances, placements or cancels.
+        self.breakers = {
+            group: CircuitBreaker(
+                f"exchange:{name}:{group}",
+                failure_threshold=config.breaker_failure_threshold,
+                reset_timeout=float(config.breaker_reset_timeout),
+                is_failure=_is_breaker_failure,
+                clock=clock,
+            )
+            for group in GROUPS
+        }
         self.bulkhead = Bulkhead(f"exchange:{name}", max(1, config.max_concurrent),
                                  max_queue=config.bulkhead_queue, queue_timeout=float(config.bulkhead_wait))
         self.pool: ConnectionPool[httpx.AsyncClient] | None = None
         self._maintenance: anyio.CancelScope | None = None
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The group breaker in the worst state (open, then half-open; the first group on a tie):
+        one breaker to show where one is expected (the kernel's health check)."""
+        rank = {"open": 0, "half_open": 1, "closed": 2}
+        return min(self.breakers.values(), key=lambda b: rank.get(b.state.value, 2))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -224,7 +246,8 @@ class Transport:
             ) from exc
         try:
             self.limits.record(endpoint)
-            return await self.breaker.call(self._send, endpoint, method, path, **kw)
+            return await self.breakers[ENDPOINT_GROUPS.get(endpoint, "account")].call(
+                self._send, endpoint, method, path, **kw)
         except CircuitOpenError as exc:
             err = ex.ExchangeUnavailableError(
                 f"circuit breaker {exc.name!r} open (next trial in {exc.retry_after:.1f}s)",
