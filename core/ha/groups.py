@@ -168,7 +168,7 @@ async def probe_member(member: Member, timeout: float) -> tuple[bool, str]:
 
 def group_settings_problem(
     mode: str, *, active: int | None, min_active: int | None, balance: str, weights: Mapping[str, int],
-) -> tuple[str, str] | None:
+) -> tuple[str | tuple[str, ...], str] | None:
     """The first bad combination of a group's settings as ``(key, message)``, or None.
 
     Shared by :meth:`FailoverManager.configure_group` and ``[ha.groups.<name>]`` validation.
@@ -194,5 +194,5 @@ def group_settings_problem(
         return "weights", f"weights apply only with balance = \"weighted\" (this group balances {balance})"
     for member, weight in weights.items():
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-            return f"weights.{member}", f"must be a whole number >= 1, found {weight!r}"
+            return ("weights", member), f"must be a whole number >= 1, found {weight!r}"
     return None
