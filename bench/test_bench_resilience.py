@@ -593,9 +593,15 @@ def test_stamina_retry(benchmark, loop) -> None:
 
 
 def test_report_is_computable_from_the_figures() -> None:
-    """Runs without --benchmark-only too: the report math on fixed figures."""
+    """Runs without --benchmark-only too: the report math on fixed figures, and like for like:
+    a faster `async with` peer is never the decorator's yardstick."""
     figures = {"bare_await": 100e-9, "hrkernel_breaker_decorator": 200e-9,
-               "aiobreaker_call_async": 600e-9}
+               "circuitbreaker_async_decorator": 600e-9, "purgatory_async_with": 150e-9,
+               "hrkernel_breaker_async_with": 125e-9}
     report = compute_report(figures)
-    row = next(r for r in report["ratios"] if r["ours"] == "hrkernel_breaker_decorator")
+    row = next(r for r in report["ratios"] if r["ours"] == "hrkernel_breaker_decorator"
+               and "fastest" in r["label"])
+    assert row["peer"] == "circuitbreaker_async_decorator"
     assert row["ratio"] == pytest.approx(5.0) and row["met"] is True
+    with_row = next(r for r in report["ratios"] if r["ours"] == "hrkernel_breaker_async_with")
+    assert with_row["peer"] == "purgatory_async_with" and with_row["ratio"] == pytest.approx(2.0)

@@ -207,3 +207,15 @@ def test_bench_webhook_intake_vs_bare_starlette(benchmark: Any, production_loggi
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(data, indent=2) + "\n")
     print("\n" + json.dumps(data, indent=2))
+
+
+def test_summary_is_the_median_of_paired_steps_within_the_latency_limit() -> None:
+    """Runs without --benchmark-only too: the headline is the median step ratio, not the best
+    step, and a step where either server broke the p99 limit is left out."""
+    bare = [{"rps": 1000.0, "p99_ms": 5.0}, {"rps": 1000.0, "p99_ms": 5.0}, {"rps": 1000.0, "p99_ms": 5.0},
+            {"rps": 1000.0, "p99_ms": 80.0}]
+    intake = [{"rps": 200.0, "p99_ms": 9.0}, {"rps": 700.0, "p99_ms": 9.0}, {"rps": 300.0, "p99_ms": 9.0},
+              {"rps": 900.0, "p99_ms": 9.0}]
+    summary = summarise(bare, intake)
+    assert summary["median_ratio"] == 0.3 and summary["steps_within_p99"] == 3
+    assert summary["median_ratio_all_steps"] == 0.5
