@@ -58,7 +58,9 @@ def _fmt_seconds(seconds: float) -> str:
 
 def _fmt_ratio(ratio: Any) -> str:
     # A bench that could not form its ratio (e.g. no load step within its latency limit) says so.
-    return f"{ratio:.2f}×" if isinstance(ratio, int | float) else "n/a"
+    if not isinstance(ratio, int | float):
+        return "n/a"
+    return f"{ratio:.3f}×" if abs(ratio) < 0.1 else f"{ratio:.2f}×"
 
 
 def benchmark_groups(raw: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
