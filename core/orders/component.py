@@ -36,6 +36,7 @@ from hrkernel.orders.errors import NotLeaderError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
+from hrkernel.orders.recovery import InFlightRecovery
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -171,7 +172,7 @@ class OrdersComponent(Component):
                     tg.start_soon(writer.run, name="orders:ledger-writer")
                     if self.replicator is not None:
                         await self.replicator.start(tg)
-                    await self._run()
+                    await self._run(tg)
                     tg.cancel_scope.cancel()
         finally:
             self._done.set()
@@ -179,7 +180,7 @@ class OrdersComponent(Component):
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
 
-    async def _run(self) -> None:
+    async def _run(self, tg: TaskGroup) -> None:
         assert self.reconciliation is not None
         recon = self.reconciliation
         next_at = 0.0
@@ -189,7 +190,9 @@ class OrdersComponent(Component):
             try:
                 if self._leader() and now >= next_at:
                     if not recon.startup_done:
-                        await recon.reconcile_on_startup()
+                        # Trading resumes once the exchange's open orders are known; the journal's
+                        # unfinished orders are recovered beside new ones (reserved meanwhile).
+                        await recon.reconcile_on_startup(recover_in=tg)
                         self._recovered_token = recon.pipeline.lease.token
                         log.info("orders_trading_enabled")
                     else:
@@ -200,7 +203,8 @@ class OrdersComponent(Component):
                     # takeover step: orders can only be sent once trading is enabled, and a step
                     # that tried would fail every takeover (NotLeaderError) forever.
                     token = recon.pipeline.lease.token
-                    await recon.pipeline.recover()
+                    recovery = InFlightRecovery(recon.pipeline)
+                    tg.start_soon(recon.run_recovery, recovery, recovery.claim(), name="orders:recovery")
                     self._recovered_token = token
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")

@@ -179,6 +179,9 @@ class TransactionVerificationPipeline:
         self._prepared_here: dict[str, int | None] = {}
         """Orders this process journaled PREPARED (alone), with the lease token then: only those may
         be sent without a look-up first."""
+        self._recovering: dict[str, anyio.Event] = {}
+        """Orders claimed by in-flight recovery and not resolved yet (see ``hrkernel.orders.recovery``):
+        anything else that would execute one of them waits for recovery to resolve it first."""
         self._send_waits: dict[str, _RateLimitBudget] = {}
         """Per order being sent: what is left of its budget for waiting out client-side rate limits."""
         self.halts: dict[str, str] = {}
@@ -374,6 +377,26 @@ class TransactionVerificationPipeline:
             lock = self._locks[coid] = anyio.Lock()
         return lock
 
+    def busy(self, coid: str) -> bool:
+        """The order is being worked on (executed now, or claimed by recovery): hands off."""
+        return coid in self._recovering or self.order_lock(coid).locked()
+
+    def claim_for_recovery(self, coid: str) -> bool:
+        """Reserve an unfinished order for in-flight recovery; False if it is claimed already."""
+        if coid in self._recovering:
+            return False
+        self._recovering[coid] = anyio.Event()
+        return True
+
+    def release_recovery(self, coid: str) -> None:
+        """Recovery is done with the order (resolved, or given up): whoever waits for it goes on."""
+        claim = self._recovering.pop(coid, None)
+        if claim is not None:
+            claim.set()
+
+    def now(self) -> datetime:
+        return self._now()
+
     async def submit(self, signal: Signal) -> OrderRecord:
         """Prepare then execute one signal (PREPARED and SUBMITTING in one commit, see
         :meth:`create_transaction`)."""
@@ -382,7 +405,16 @@ class TransactionVerificationPipeline:
     async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
-        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``."""
+        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``.
+
+        An order claimed by in-flight recovery is resolved by recovery first: this waits for it."""
+        claim = self._recovering.get(tx.client_order_id)
+        if claim is not None:
+            await claim.wait()
+        return await self.execute_claimed(tx)
+
+    async def execute_claimed(self, tx: OrderRecord) -> OrderRecord:
+        """:meth:`execute_transaction` without waiting for a recovery claim (recovery's own entry)."""
         async with self.order_lock(tx.client_order_id):
             rec = self.journal.get(tx.client_order_id)
             if rec is None:
@@ -525,8 +557,11 @@ class TransactionVerificationPipeline:
         failures = 0
         limited = _RateLimitBudget(float(cfg.rate_limit_wait))
         while True:
+            self._still_leading(rec, "look-up")
             try:
                 found = await exchange.find_order_by_client_id(rec.client_order_id, symbol=rec.symbol)
+            except NotLeaderError:
+                raise
             except Exception as exc:
                 wait = limited.wait_for(exc)
                 if wait is not None:
@@ -556,6 +591,13 @@ class TransactionVerificationPipeline:
             self.stats["resubmitted"] += 1
             log.info("order_resubmitting", client_order_id=rec.client_order_id, attempt=rec.attempts + 1)
             return await self._submit(rec, reason="exchange has no order with this client order id; resubmitting")
+
+    def _still_leading(self, rec: OrderRecord, what: str) -> None:
+        """Before each call a look-up or verification makes: a deposed leader stops at once. The
+        new leader owns the order (it recovers it from the replicated journal, or reconciliation
+        finds it); polls from here would only spend the exchange budget the two share."""
+        if not self.lease.holds_with_margin():
+            raise NotLeaderError(f"order {rec.client_order_id}: {what} stopped: this instance lost the lease")
 
     async def _unresolved(self, rec: OrderRecord, why: str) -> OrderRecord:
         self.stats["unresolved"] += 1
@@ -607,12 +649,15 @@ class TransactionVerificationPipeline:
         mismatch = False
         filled = Decimal(-1)
         while True:
+            self._still_leading(rec, "verification")
             try:
                 order = await exchange.get_order(exchange_id=rec.exchange_order_id)
                 if order.filled_amount != filled or (order.status.is_terminal and mismatch):
                     # Fills are read only when the filled amount moved (they are the costly call).
                     filled = await self.post_fills(rec, order)
                 last_error = None
+            except NotLeaderError:
+                raise
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 wait = limited.wait_for(exc)
@@ -654,18 +699,9 @@ class TransactionVerificationPipeline:
     # -- recovery -------------------------------------------------------------------------------
 
     async def recover(self) -> list[OrderRecord]:
-        """Resume every non-terminal journaled order (call once at start-up, as leader)."""
-        out: list[OrderRecord] = []
-        for rec in self.journal.open_orders():
-            age = (self._now() - (rec.created_at or self._now())).total_seconds()
-            try:
-                if rec.state is OrderState.PREPARED and age > self.config.prepared_max_age:
-                    out.append(self.journal.record(rec.client_order_id, OrderState.FAILED,
-                                                   reason=f"stale: PREPARED {age:.0f}s ago, never sent"))
-                    continue
-                out.append(await self.execute_transaction(rec))
-            except NotLeaderError:
-                raise
-            except Exception as exc:
-                log.error("order_recovery_failed", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
-        return out
+        """Resume every non-terminal journaled order, concurrently up to ``recovery_concurrency``
+        (call at start-up, as leader); see :class:`hrkernel.orders.recovery.InFlightRecovery` for
+        running it in the background while trading goes on."""
+        from hrkernel.orders.recovery import InFlightRecovery  # it builds on this module
+
+        return await InFlightRecovery(self).recover()
