@@ -20,6 +20,7 @@ then reconciles.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
+from hrkernel.ha.component import HAComponent
 from hrkernel.kernel.component import Component
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
@@ -92,12 +94,14 @@ class OrdersComponent(Component):
     name = "orders"
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
-                 lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None) -> None:
+                 lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None,
+                 on_accepted: Callable[[], None] | None = None) -> None:
         self.config = config
         self.db_path = db_path
         self._exchanges = exchanges
         """name → object whose ``obj`` attribute is the Exchange (a PluginComponent), or the Exchange."""
         self._lease = lease
+        self._on_accepted = on_accepted
         self._alerts = alerts
         self.pipeline: TransactionVerificationPipeline | None = None
         self.reconciliation: StateReconciliation | None = None
@@ -126,7 +130,7 @@ class OrdersComponent(Component):
         writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
             exchanges=exchanges, journal=OrderJournal(self._con), ledger=ledger, config=self.config,
-            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer,
+            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer, on_accepted=self._on_accepted,
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
@@ -316,7 +320,8 @@ def build_orders(kernel: Kernel) -> None:
                        "interval": float(hc.replication_interval), "maxlen": hc.replication_maxlen,
                        "batch": hc.replication_batch}
     component = OrdersComponent(config, db_path=kernel.data_dir / config.db_file, exchanges=exchanges,
-                                lease=ha, alerts=kernel.get("alerts"), replication=replication)
+                                lease=ha, alerts=kernel.get("alerts"), replication=replication,
+                                on_accepted=ha.order_accepted if isinstance(ha, HAComponent) else None)
     if ha is not None and hasattr(ha, "add_takeover_step"):
         ha.add_takeover_step(component.on_takeover)
     kernel.add(component)

@@ -159,12 +159,15 @@ class TransactionVerificationPipeline:
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         writer: LedgerWriter | None = None,
+        on_accepted: Callable[[], None] | None = None,
     ) -> None:
         self.exchanges = dict(exchanges)
         self.journal = journal
         self.ledger = ledger
         self.writer = writer
         """Group commit for fills when given (its ``run`` task must be running)."""
+        self.on_accepted = on_accepted
+        """Told each time the exchange accepts a placement of ours (HA: failover ends when orders flow)."""
         self.config = config or OrdersSection()
         self.lease: LeaseView = lease or AlwaysLeader()
         self._alert = alert
@@ -503,6 +506,11 @@ class TransactionVerificationPipeline:
         except Exception as exc:
             return await self._outcome_unknown(rec, exc)
         self._send_waits.pop(rec.client_order_id, None)
+        if self.on_accepted is not None:
+            try:
+                self.on_accepted()
+            except Exception as exc:  # a metric must never break the order path
+                log.error("order_accepted_hook_failed", error=f"{type(exc).__name__}: {exc}")
         fault_point("after_accept")
         return await self._acknowledged(rec, order)
 

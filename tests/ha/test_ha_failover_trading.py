@@ -164,6 +164,17 @@ def test_the_new_leaders_first_order_is_accepted_while_twenty_in_flight_orders_a
     started = b.proc.wait_for("orders_recovery_started", timeout=5)
     assert started["orders"] == 20
     assert new[0]["instance"] == "hr-b"
+    # Failover time is SIGKILL (the old leader's last renewal) → this first accepted order; the
+    # lease takeover is reported beside it, in the API, the log and the metrics.
+    flowing = b.proc.wait_for("orders_flowing", timeout=10)
+    leadership = wait_until(lambda: (d := b.get("/api/leadership"))["failover_time"]["count"] == 1 and d, 10,
+                            "failover time recorded")
+    lease, trading = leadership["lease_takeover_time"], leadership["failover_time"]
+    assert lease["count"] == 1 and trading["last"] == pytest.approx(flowing["failover_s"], abs=1e-3)
+    assert trading["last"] > lease["last"] > 0
+    metrics = httpx.get(f"http://127.0.0.1:{b.web}/metrics", timeout=5).text
+    assert 'hrkernel_failover_duration_seconds_count{group="trading"} 1.0' in metrics
+    assert 'hrkernel_failover_duration_seconds_count{group="leadership"} 1.0' in metrics
     finished = b.proc.wait_for("orders_recovery_finished", timeout=90)
     assert finished["orders"] == 20 and finished["resolved"] == 20
     # Recovery resolved each of them exactly once: one order per client order id on the exchange.
