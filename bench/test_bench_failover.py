@@ -3,9 +3,9 @@
 Run: ``python -m pytest bench/test_bench_failover.py --benchmark-only -s`` (about 2-3 min).
 
 Each round runs what a desk runs: ``hrkernel sim serve`` (Nobitex's rate limits on, its default),
-a private Redis, and two ``hrkernel run`` kernels with the Redis lease (hr.toml's ``[ha]``
-defaults: TTL 3 s, renewal every 500 ms, margin 1 s), hot-standby replication and the webhook
-intake. The leader gets 20 resting limit buys (orders in flight: resting on the exchange, or
+a private Redis, and two ``hrkernel run`` kernels configured as the README's HA pair: the Redis
+lease (hr.toml's ``[ha]`` defaults: TTL 3 s, renewal every 500 ms, margin 1 s), hot-standby
+replication, the Redis bus and the webhook intake. The leader gets 20 resting limit buys (orders in flight: resting on the exchange, or
 journaled and waiting for an execution slot) and is SIGKILLed once the standby holds them in its
 replicated journal. From the kill on, market-buy signals are posted to both kernels' webhooks every
 0.5 s (the redundant-alert setup; 2 a second is well inside Nobitex's 300 placements per 10
@@ -90,6 +90,11 @@ port = {self.web}
 backend = "redis"
 redis_url = "{redis_url}"
 key_prefix = "{prefix}"
+[bus]
+backend = "redis"
+[bus.redis]
+url = "{redis_url}"
+prefix = "{prefix}:bus:"
 [health.checks.duckdb_writable]
 enabled = false
 [webhook]
