@@ -159,6 +159,12 @@ class Round:
              str(self.workdir / "sim.toml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.sim = f"http://127.0.0.1:{port}"
         _wait(lambda: httpx.get(f"{self.sim}/_sim/orders", headers=ADMIN, timeout=1).status_code == 200, 30, "simulator")
+        # A fresh exchange per round: the token's shared rate budget in Redis must start empty too
+        # (it would still count the previous round's sends against this simulator's empty windows).
+        import redis
+
+        with redis.Redis.from_url(redis_url) as client:
+            client.flushdb()
         prefix = f"fb{os.getpid()}-{number}"
         self.a = Kernel("hr-a", self.workdir, redis_url, prefix, self.sim)
         self.a.wait_for("orders_trading_enabled")
