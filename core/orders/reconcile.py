@@ -26,13 +26,15 @@ from typing import Any, TypeVar
 
 import duckdb
 import msgspec
+from anyio.abc import TaskGroup
 
 from hrkernel.exchange import Balance, Exchange, Fill, Order, OrderStatus
 from hrkernel.ledger import fill_transaction
 from hrkernel.logging import get_logger
-from hrkernel.orders.errors import ExchangeContractError
+from hrkernel.orders.errors import ExchangeContractError, NotLeaderError
 from hrkernel.orders.journal import OrderRecord, OrderState
 from hrkernel.orders.pipeline import TransactionVerificationPipeline
+from hrkernel.orders.recovery import InFlightRecovery
 
 __all__ = ["BalanceDrift", "OrderChange", "Orphan", "ReconciliationReport", "StateReconciliation"]
 
@@ -129,26 +131,53 @@ class StateReconciliation:
         self.on_outcome: Outcome | None = None
         """Told every outcome (the orders component raises and resolves alerts with it)."""
 
-    async def reconcile_on_startup(self) -> list[ReconciliationReport]:
-        """Resume the journal's non-terminal orders, then reconcile every exchange. Trading (the
-        ``startup`` halt, if set) resumes only once every exchange's reconciliation completed
-        (``startup_done``); if one failed, the halt stays, with the reason, and the reports say why."""
-        # Orders the journal left mid-flight are resolved by the pipeline's own rules first (look up
-        # by client order id; resubmit only what the exchange does not have), so that the
-        # comparison below sees their fills in the ledger.
-        await self.pipeline.recover()
-        reports = [await self.reconcile(name) for name in sorted(self.pipeline.exchanges)]
+    async def reconcile_on_startup(self, recover_in: TaskGroup | None = None) -> list[ReconciliationReport]:
+        """Reconcile every exchange and resume the journal's unfinished orders; trading (the
+        ``startup`` halt, if set) resumes once every exchange's reconciliation completed and so
+        its open orders are known (``startup_done``). If one failed, the halt stays, with the
+        reason, the reports say why, and the caller tries again.
+
+        With ``recover_in`` (a task group) the unfinished orders are claimed first, reconciliation
+        leaves them alone, and their recovery runs in that task group after trading resumed —
+        new signals do not wait for it (an order it claimed is reserved, and its own signal waits
+        for it). Without, recovery runs first and this returns when every order is resolved."""
+        recovery = InFlightRecovery(self.pipeline)
+        claimed: list[OrderRecord] = []
+        if recover_in is None:
+            # Orders the journal left mid-flight are resolved by the pipeline's own rules first
+            # (look up by client order id; resubmit only what the exchange does not have), so
+            # that the comparison below sees their fills in the ledger.
+            await recovery.recover()
+            reports = await self.reconcile_all()
+        else:
+            claimed = recovery.claim()
+            try:
+                reports = await self.reconcile_all()
+            except BaseException:
+                recovery.release(claimed)
+                raise
         failed = {r.exchange: self.failed[r.exchange] for r in reports if r.exchange in self.failed}
         if failed:
             # Trading on a journal and ledger never compared with the exchange (a refused token,
             # an exchange down) is what start-up reconciliation exists to prevent: stay halted,
-            # ``startup_done`` stays False and the caller tries again.
+            # ``startup_done`` stays False and the caller tries again (claiming them again).
+            recovery.release(claimed)
             why = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failed.items())
             self.pipeline.halt("startup", f"start-up reconciliation failed ({why})")
             return reports
+        if recover_in is not None:
+            recover_in.start_soon(self.run_recovery, recovery, claimed, name="orders:recovery")
         self.startup_done = True
         self.pipeline.resume("startup")
         return reports
+
+    @staticmethod
+    async def run_recovery(recovery: InFlightRecovery, claimed: list[OrderRecord]) -> None:
+        """Recovery as a background task: a lost lease ends it quietly (it logged why)."""
+        try:
+            await recovery.run(claimed)
+        except NotLeaderError:
+            pass  # logged by the recovery; the new leader resumes these orders
 
     async def reconcile_all(self, *, dry_run: bool = False) -> list[ReconciliationReport]:
         return [await self.reconcile(name, dry_run=dry_run) for name in sorted(self.pipeline.exchanges)]
@@ -209,9 +238,9 @@ class StateReconciliation:
         for rec in p.journal.open_orders(name):
             if rec.state is OrderState.PREPARED:
                 continue  # never sent; recovery decides (send or fail as stale)
+            if p.busy(rec.client_order_id):
+                continue  # the pipeline (or in-flight recovery) is working on this order right now
             lock = p.order_lock(rec.client_order_id)
-            if lock.locked():
-                continue  # the pipeline is working on this order right now
             try:
                 async with lock:
                     fresh = p.journal.get(rec.client_order_id)
@@ -360,7 +389,7 @@ class StateReconciliation:
         # fills the exchange's balance already holds and the ledger gets a moment later: a drift
         # seen then is not trusted (no adjustment, no alert, no halt) until it is seen with
         # nothing in flight, or `drift_defer_max` times in a row (continuous trading).
-        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.order_lock(r.client_order_id).locked()]
+        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.busy(r.client_order_id)]
         drifting = any(on_exchange.get(c, Decimal(0)) != ledger.get(c, Decimal(0)) for c in set(on_exchange) | set(ledger))
         defer = False
         if not opening and busy and drifting:
