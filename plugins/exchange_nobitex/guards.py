@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], float]
 
+WINDOW_MARGIN = 0.5
+"""Seconds added to every documented window when counting. A send is counted when it leaves this
+process but the exchange counts it when it arrives, and arrival delays differ per request (a new
+connection, a loaded host): without the margin the (N+1)-th send, released exactly one window
+after the first, can reach the exchange less than a window after the first did, and earn a 429
+(seen under load with two processes sharing one budget)."""
+
 
 class EndpointLimits:
     def __init__(self, limits: dict[str, tuple[int, float]], *, enabled: bool = True,
@@ -52,7 +59,7 @@ class EndpointLimits:
         if self.budget is not None and wait <= 0:
             count, per = self.limits.get(endpoint, (0, 0.0)) if self.enabled else (0, 0.0)
             try:
-                wait = await self.budget.take(endpoint, count, per)
+                wait = await self.budget.take(endpoint, count, per + WINDOW_MARGIN if per else per)
             except Exception as exc:  # the store is down: count locally rather than stop trading
                 self._store_failed(exc)
             else:
@@ -91,6 +98,7 @@ class EndpointLimits:
         if not self.enabled or endpoint not in self.limits:
             return wait
         count, per = self.limits[endpoint]
+        per += WINDOW_MARGIN
         sent = self._sent[endpoint]
         while sent and sent[0] <= now - per:
             sent.popleft()
