@@ -22,7 +22,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.types import HealthResult, HealthStatus
 
@@ -90,6 +90,7 @@ Listener = Callable[[HealthChange], Awaitable[None] | None]
 
 class HealthMonitor(Component):
     name = "health"
+    shutdown_stage = ShutdownStage.STOP_INTAKE
 
     def __init__(
         self,

@@ -10,6 +10,9 @@ Keys (all under ``<prefix>:``):
   tokens keep increasing across a Redis restart without persistence.
 - ``info``     — a hash: instance, token, holder, acquired_ms / renewed_ms (Redis server time).
 - ``stepdown`` — a step-down request from ``hrkernel failover`` (``<token>:<hmac>``).
+- ``member:<instance>`` — every running instance, leader or standby, refreshes its own key with
+  the lease TTL on each tick (value: its role) and deletes it on stop, so a leader shutting down
+  can tell whether a live standby will take over (``[shutdown] cancel_orders = "unless_standby"``).
 
 Every change of the lease is one script, so nothing is ever check-then-expire. The holder id is
 fresh for each tenure: a renewal can only extend the tenure it belongs to.
@@ -215,6 +218,7 @@ class RedisLease(ListenerMixin):
                 await self._renew()
             elif self.clock() >= self._cooldown_until:
                 await self._acquire()
+            await self._heartbeat()
             if self._failures:
                 self.log.info("lease_redis_back", after_failures=self._failures)
             self._failures, self._last_error = 0, None
@@ -236,6 +240,31 @@ class RedisLease(ListenerMixin):
         if self._token is not None and self.clock() >= self._valid_until:
             why = f"; last error: {self._last_error}" if self._last_error else ""
             await self._lose(f"renewal deadline passed ({self.ttl - self.margin:g}s without a successful renewal{why})")
+
+    def _member_key(self, instance_id: str) -> str:
+        return f"{self.keys['lease'].rsplit(':', 1)[0]}:member:{instance_id}"
+
+    async def _heartbeat(self) -> None:
+        self._script("acquire")  # makes the client
+        assert self._client is not None
+        role = "leader" if self.is_leader else "standby"
+        with anyio.fail_after(self._call_timeout()):
+            await self._client.set(self._member_key(self.instance_id), role, px=int(self.ttl * 1000))
+
+    async def live_members(self) -> dict[str, str]:
+        """Every other instance whose member key is alive (instance → role it last reported)."""
+        self._script("acquire")
+        assert self._client is not None
+        prefix = self._member_key("")
+        out: dict[str, str] = {}
+        with anyio.fail_after(self._call_timeout() * 2):
+            async for key in self._client.scan_iter(match=prefix + "*", count=100):
+                name = key[len(prefix):]
+                if name != self.instance_id:
+                    role = await self._client.get(key)
+                    if role is not None:
+                        out[name] = str(role)
+        return out
 
     def _call_timeout(self) -> float:
         if self.is_leader:
@@ -341,6 +370,11 @@ class RedisLease(ListenerMixin):
         with anyio.CancelScope(shield=True):
             await self.release(reason="shutdown")
             if self._client is not None:
+                try:
+                    with anyio.fail_after(self._call_timeout()):
+                        await self._client.delete(self._member_key(self.instance_id))
+                except (RedisError, OSError, TimeoutError):
+                    pass  # the key expires after one TTL anyway
                 try:
                     await self._client.aclose()
                 except (RedisError, OSError):

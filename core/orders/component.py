@@ -28,11 +28,13 @@ import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
+from hrkernel.orders import exposure
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import NotLeaderError
+from hrkernel.orders.exposure import SHUTDOWN_HALT, ExposureReport
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
@@ -89,6 +91,7 @@ class _StandbyLedger(_StandbyView):
 
 class OrdersComponent(Component):
     name = "orders"
+    shutdown_stage = ShutdownStage.FLUSH
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
                  lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None) -> None:
@@ -272,12 +275,36 @@ class OrdersComponent(Component):
             except Exception as exc:  # reconciliation still reports what is left as drift
                 log.error("orders_unreplicated_orders_not_checked", exchange=name, error=f"{type(exc).__name__}: {exc}")
 
+    # -- exposure at shutdown and on demand (see hrkernel.kernel.shutdown) ------------------------
+
+    async def stop_new_orders(self, reason: str) -> int:
+        """Halt new orders, then wait for the placements under way; returns how many there were."""
+        if self.pipeline is None:
+            return 0
+        self.pipeline.halt(SHUTDOWN_HALT, reason)
+        return await exposure.wait_for_placements(self.pipeline)
+
+    async def cancel_open_orders(self, reason: str) -> ExposureReport:
+        """Cancel every open order this kernel placed (shutdown stage 2, ``orders cancel-all``)."""
+        if self.pipeline is None:
+            return ExposureReport(action="cancel_open_orders", problems=["the orders component is not running"])
+        if not self._leader():
+            # Only the leader may touch the account: a standby's cancel would be fenced anyway.
+            raise NotLeaderError("cancel-all: this instance is not the leader (the leader's orders are its own to manage)")
+        return await exposure.cancel_open_orders(self.pipeline, reason=reason)
+
+    async def close_positions(self, reason: str) -> ExposureReport:
+        """Flatten this kernel's net position per market (shutdown stage 3, off by default)."""
+        if self.pipeline is None:
+            return ExposureReport(action="close_positions", problems=["the orders component is not running"])
+        return await exposure.close_positions(self.pipeline, reason=reason)
+
     async def stop(self) -> None:
         self._stopping = True
         if self._scope is not None:
             self._scope.cancel()  # the loop and the writer (which flushes) stop before the file closes
         if self.pipeline is not None:
-            self.pipeline.halt("shutdown", "the kernel is shutting down")
+            self.pipeline.halt(SHUTDOWN_HALT, "the kernel is shutting down")
         if self._scope is not None:
             with anyio.move_on_after(5):  # a replication apply in a worker thread finishes first
                 await self._done.wait()
