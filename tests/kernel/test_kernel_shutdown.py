@@ -209,7 +209,7 @@ margin = "300ms"
     assert "live standby hr-b" in done["cancel_orders"]["detail"]
     assert [_status(o) for o in sim_orders(sim) if o["id"] == resting["id"]] == ["active"]
     # The standby takes over with the replicated journal and manages the order...
-    standby.wait_for("orders_trading_enabled", timeout=30)
+    standby.wait_for("trading_enabled", timeout=30)
     time.sleep(1.5)  # a reconciliation pass or two: the order is known, so it is not an orphan
     assert [_status(o) for o in sim_orders(sim) if o["id"] == resting["id"]] == ["active"]
     # ...and, leader now with nobody behind it, cancels it when it stops.
@@ -239,9 +239,26 @@ def test_cancel_all_from_the_cli_is_token_protected_and_audited(
     assert DASH_TOKEN not in out.stdout + out.stderr
     assert [_status(o) for o in sim_orders(sim) if o["id"] == resting["id"]] == ["canceled"]
 
-    audit = httpx.get(f"http://127.0.0.1:{web}/api/audit", timeout=5).json()
-    entries = audit.get("entries", audit) if isinstance(audit, dict) else audit
+    entries = httpx.get(f"http://127.0.0.1:{web}/api/audit", timeout=5).json()["data"]
     seen = [(e["action"], e["outcome"]) for e in entries]
     assert ("orders_cancel_all", "ok") in seen and ("orders_cancel_all", "refused") in seen
     stop(kernel)
     assert DASH_TOKEN not in kernel.output()
+
+
+def test_close_positions_flattens_what_this_kernel_bought_with_a_market_order(
+    sim: str, kernel_process: Callable[..., Any], tmp_path: Path, unused_port: Callable[[], int]
+) -> None:
+    web = unused_port()
+    config = write_config(tmp_path, "hr-a", sim, web, shutdown='cancel_orders = "always"\nclose_positions = true')
+    kernel = kernel_process(config, cwd=tmp_path)
+    kernel.wait_for("orders_trading_enabled", timeout=30)
+    alert = {"secret": SECRET, "ticker": "BTCIRT", "action": "buy", "amount": "0.002", "id": "pos-1"}
+    assert httpx.post(f"http://127.0.0.1:{web}/webhooks/tradingview", json=alert, timeout=5).status_code == 200
+    wait_until(lambda: [_status(o) for o in sim_orders(sim)] == ["done"])
+
+    done = stop(kernel)
+
+    assert done["close_positions"]["outcome"] == "ok" and "done=1" in done["close_positions"]["detail"], done
+    sells = [o for o in sim_orders(sim) if str(o.get("type", "")).lower() == "sell"]
+    assert len(sells) == 1 and Decimal(str(sells[0]["matchedAmount"])) == Decimal("0.002"), sim_orders(sim)
