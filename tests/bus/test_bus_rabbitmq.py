@@ -125,7 +125,11 @@ async def test_bus_reconnects_after_the_broker_drops_the_connection() -> None:
 async def test_unreachable_broker_raises_bus_unavailable_naming_the_topic() -> None:
     from hrkernel.bus.errors import BusUnavailable
 
-    bus = RabbitBus(RabbitBusSettings(url="amqp://guest:guest@127.0.0.1:1/"))
-    with pytest.raises(BusUnavailable, match="signals"):
+    from hrkernel.bus.config import BusSection
+
+    bus = RabbitBus(RabbitBusSettings(url="amqp://guest:guest@127.0.0.1:1/"), BusSection().policy)
+    with pytest.raises(BusUnavailable, match="signals"):  # a critical topic: policy "fail"
         await bus.publish("signals", HealthEvent(time=NOW, component="c", status="ok"))
+    await bus.publish("health", HealthEvent(time=NOW, component="c", status="ok"))  # policy "buffer"
+    assert bus.stats()["buffered_now"] == 1
     await bus.aclose()
