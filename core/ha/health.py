@@ -150,6 +150,10 @@ class HealthMonitor(Component):
                 "recovery_backoff": float(tuning.recovery_backoff),
                 "recovery_backoff_max": float(tuning.recovery_backoff_max),
             }
+        bus = kernel.get("bus")
+        if bus is not None and hasattr(bus, "health_checks"):
+            for name, check in bus.health_checks().items():
+                runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout, plugin="hrkernel.bus"))
         if ha is not None:
             options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
             for name, check in ha.health_checks().items():

@@ -123,9 +123,8 @@ async def test_bus_reconnects_after_the_broker_drops_the_connection() -> None:
 
 @pytest.mark.anyio
 async def test_unreachable_broker_raises_bus_unavailable_naming_the_topic() -> None:
-    from hrkernel.bus.errors import BusUnavailable
-
     from hrkernel.bus.config import BusSection
+    from hrkernel.bus.errors import BusUnavailable
 
     bus = RabbitBus(RabbitBusSettings(url="amqp://guest:guest@127.0.0.1:1/"), BusSection().policy)
     with pytest.raises(BusUnavailable, match="signals"):  # a critical topic: policy "fail"
