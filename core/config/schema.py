@@ -87,6 +87,15 @@ class HealthSection(ConfigStruct, kw_only=True):
     default_interval: Duration = Duration(10.0)
     default_timeout: Duration = Duration(2.0)
     checks: PluginTables = msgspec.field(default_factory=dict)
+    startup_grace: Duration = Duration(0.0)
+    """For this long after start, a check that has not been healthy yet is not reported (its
+    status stays unknown: no alert, no ``/readyz`` 503); a healthy result ends the grace at once.
+    ``[health.checks.<name>] startup_grace`` or ``startup_grace_for`` override it per check."""
+    datasource_startup_grace: Duration = Duration(30.0)
+    """The same for data-source freshness checks (``datasource:<id>``), which have no data to
+    judge until the first messages arrive."""
+    startup_grace_for: dict[str, Duration] = msgspec.field(default_factory=dict)
+    """Per check name (any check: ``bus``, ``exchange:nobitex:breaker``, ``datasource:x``, ...)."""
 
 
 class Config(ConfigStruct, kw_only=True):

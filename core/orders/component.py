@@ -314,6 +314,14 @@ class OrdersComponent(Component):
             self._con.close()
             self._con = None
 
+    def health_checks(self) -> dict[str, Any]:
+        """``orders_execution``: placements acknowledged within ``ack_bound``; verification backlog."""
+        from hrkernel.orders.health import OrderExecutionCheck
+
+        return {"orders_execution": OrderExecutionCheck(
+            lambda: self.pipeline, ack_bound=float(self.config.ack_bound),
+            verify_deadline=float(self.config.verify_deadline), backlog_max=self.config.verify_backlog_max)}
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": "orders", "db": str(self.db_path),
                                "exchanges": sorted(self._exchanges)}

@@ -225,6 +225,8 @@ def test_cancel_all_from_the_cli_is_token_protected_and_audited(
     config = write_config(tmp_path, "hr-a", sim, web, shutdown='cancel_orders = "never"')
     kernel = kernel_process(config, cwd=tmp_path)
     kernel.wait_for("orders_trading_enabled", timeout=30)
+    # The order-execution health check runs in every kernel that trades.
+    kernel.wait_for("health_status", check="orders_execution", status="healthy", timeout=15)
     resting = place_resting_buy(web, sim, "rest-cli")
 
     refused = httpx.post(f"http://127.0.0.1:{web}/api/orders/cancel-all", json={}, timeout=10,
