@@ -314,6 +314,15 @@ class OrdersComponent(Component):
             self._con.close()
             self._con = None
 
+    def reader(self) -> Any:
+        """A fresh cursor on the orders database (for observers such as the event feed), or None
+        before start / after stop. Each caller uses its own: DuckDB cursors are per thread."""
+        return self._con.cursor() if self._con is not None else None
+
+    def is_leader(self) -> bool:
+        """This instance writes the journal and ledger now (holds the lease with margin)."""
+        return self._leader()
+
     def health_checks(self) -> dict[str, Any]:
         """``orders_execution``: placements acknowledged within ``ack_bound``; verification backlog."""
         from hrkernel.orders.health import OrderExecutionCheck
