@@ -271,14 +271,20 @@ class HAComponent(Component):
             self.failover.configure_group(
                 name, group.mode, auto_failback=group.auto_failback, spares=group.spares,
                 fail_after=group.fail_after, recover_after=group.recover_after,
-                check_interval=float(group.check_interval),
+                check_interval=float(group.check_interval), balance=group.balance, weights=group.weights,
+                active=group.active_count() if group.mode == "cluster" else 1, min_healthy=group.min_healthy,
             )
             in_service = len(group.components) - group.spares
             for index, member in enumerate(group.components):
                 component = self._resolve(member) if self._resolve else None
                 if component is None:
                     raise GroupConfigError(f"ha.groups.{name}.components: no component named {member!r} in this kernel")
-                primary = index == 0 if group.mode != "n_plus_1" else index < in_service
+                if group.mode == "n_plus_1":
+                    primary = index < in_service
+                elif group.mode == "cluster":
+                    primary = index < group.active_count()
+                else:
+                    primary = index == 0
                 self.failover.register_component(member, component, name, is_primary=primary)
 
     async def stop(self) -> None:

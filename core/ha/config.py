@@ -8,7 +8,8 @@ import msgspec
 
 from hrkernel.types import ConfigStruct, Duration
 
-GroupMode = Literal["active_passive", "active_active", "n_plus_1"]
+GroupMode = Literal["active_passive", "active_active", "n_plus_1", "cluster"]
+Balance = Literal["round_robin", "least_loaded", "weighted"]
 
 
 class GroupConfig(ConfigStruct, kw_only=True):
@@ -27,8 +28,35 @@ class GroupConfig(ConfigStruct, kw_only=True):
     """Consecutive failed probes before a member counts as unhealthy."""
     recover_after: int = 2
     """Consecutive good probes before an unhealthy member counts as healthy again."""
+    active: int | None = None
+    """cluster only: how many members serve at once (k of n; default: all but one)."""
+    min_healthy: int = 1
+    """cluster only: the group counts as healthy while at least this many members are."""
+    balance: Balance = "round_robin"
+    """active_active / cluster: which serving member takes the next call — ``round_robin``,
+    ``least_loaded`` (fewest calls in flight), ``weighted`` (by ``weights``)."""
+    weights: dict[str, int] = msgspec.field(default_factory=dict)
+    """balance = "weighted": component name → weight (>= 1; unlisted members weigh 1)."""
+
+    def active_count(self) -> int:
+        return self.active if self.active is not None else len(self.components) - 1
 
     def __post_init__(self) -> None:
+        if self.mode != "cluster" and (self.active is not None or self.min_healthy != 1):
+            raise ValueError("active and min_healthy apply to mode = \"cluster\" only")
+        if self.mode == "cluster" and not 1 <= self.active_count() <= len(self.components):
+            raise ValueError(f"cluster needs 1 <= active <= {len(self.components)} (the number of components)")
+        if self.mode == "cluster" and not 1 <= self.min_healthy <= len(self.components):
+            raise ValueError(f"cluster needs 1 <= min_healthy <= {len(self.components)} (the number of components)")
+        if self.balance != "round_robin" and self.mode not in ("active_active", "cluster"):
+            raise ValueError("balance applies to active_active and cluster groups (others have one member serving)")
+        unknown = sorted(set(self.weights) - set(self.components))
+        if unknown:
+            raise ValueError(f"weights names {', '.join(unknown)}, not in components")
+        if any(w < 1 for w in self.weights.values()):
+            raise ValueError("weights must be >= 1")
+        if self.weights and self.balance != "weighted":
+            raise ValueError('weights need balance = "weighted"')
         if len(self.components) < 2:
             raise ValueError("a failover group needs at least 2 components")
         if len(set(self.components)) != len(self.components):

@@ -9,6 +9,14 @@ Modes:
 - ``n_plus_1`` — the primaries are in service, the others are spares; a spare replaces any failed
   in-service member; with ``auto_failback`` the recovered member takes its place back and the
   spare returns to the pool.
+- ``cluster`` — k of n: ``active`` members serve at once (the first listed healthy ones), any
+  other healthy member replaces one that fails, and the group counts as healthy only while at
+  least ``min_healthy`` members are (crossing that line is recorded and alerted like a switch).
+  Members may join (:meth:`FailoverManager.register_component` on a running group) and leave
+  (:meth:`FailoverManager.remove_member`); both are recorded.
+
+Where several members serve (active_active, cluster) ``balance`` picks the member of each call:
+round robin, least loaded or weighted (:mod:`hrkernel.ha.balance`).
 
 A member's health comes from probing it (``check()`` returning a HealthResult, or ``is_healthy()``
 returning a bool; members with neither count as healthy) and from failures reported by callers
@@ -29,6 +37,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from hrkernel.ha.balance import BALANCES, pick
 from hrkernel.ha.errors import GroupConfigError, NoHealthyMemberError, UnknownGroupError
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.kernel.component import Component
@@ -36,7 +45,7 @@ from hrkernel.logging import get_logger
 from hrkernel.types import HealthResult, HealthStatus
 
 T = TypeVar("T")
-MODES = ("active_passive", "active_active", "n_plus_1")
+MODES = ("active_passive", "active_active", "n_plus_1", "cluster")
 
 
 class SwitchEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +72,8 @@ class Member:
     failing_since: float | None = None
     recovering_since: float | None = None
     last_detail: str = ""
+    in_flight: int = 0
+    """Calls through :meth:`FailoverManager.call` running on this member now (least_loaded)."""
 
 
 @dataclass
@@ -76,8 +87,18 @@ class Group:
     check_interval: float = 1.0
     members: dict[str, Member] = field(default_factory=dict)
     serving: list[str] = field(default_factory=list)
-    """active_passive: [the active]; n_plus_1: the in-service members; active_active: healthy members."""
+    """active_passive: [the active]; n_plus_1 / cluster: the in-service members; active_active:
+    healthy members."""
     rr: int = 0
+    balance: str = "round_robin"
+    weights: dict[str, int] = field(default_factory=dict)
+    credit: dict[str, int] = field(default_factory=dict)
+    active: int = 1
+    """cluster: how many members serve at once."""
+    min_healthy: int = 1
+    """cluster: fewer healthy members than this and the group is unhealthy."""
+    below_min: bool = False
+    started: bool = False
 
 
 Listener = Callable[[SwitchEvent], Awaitable[None] | None]
@@ -113,9 +134,14 @@ class FailoverManager(Component):
     def configure_group(
         self, name: str, mode: str = "active_passive", *, auto_failback: bool = True, spares: int = 1,
         fail_after: int = 2, recover_after: int = 2, check_interval: float = 1.0,
+        balance: str = "round_robin", weights: dict[str, int] | None = None, active: int = 1, min_healthy: int = 1,
     ) -> Group:
         if mode not in MODES:
             raise GroupConfigError(f"failover group {name!r}: mode {mode!r} is not one of {', '.join(MODES)}")
+        if balance not in BALANCES:
+            raise GroupConfigError(f"failover group {name!r}: balance {balance!r} is not one of {', '.join(BALANCES)}")
+        if mode == "cluster" and (active < 1 or min_healthy < 1):
+            raise GroupConfigError(f"failover group {name!r}: cluster needs active >= 1 and min_healthy >= 1")
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = Group(name=name, mode=mode)
@@ -123,6 +149,8 @@ class FailoverManager(Component):
             raise GroupConfigError(f"failover group {name!r} is {group.mode}, not {mode}")
         group.auto_failback, group.spares = auto_failback, spares
         group.fail_after, group.recover_after, group.check_interval = fail_after, recover_after, check_interval
+        group.balance, group.weights = balance, dict(weights or {})
+        group.active, group.min_healthy = active, min_healthy
         return group
 
     def register_component(
@@ -142,7 +170,38 @@ class FailoverManager(Component):
         if component_id in group.members:
             raise GroupConfigError(f"failover group {failover_group!r} already has a member {component_id!r}")
         group.members[component_id] = Member(component_id, component, is_primary)
-        self._initial_serving(group)
+        if not group.started:
+            self._initial_serving(group)
+        elif group.mode == "cluster":
+            # A member joining a running cluster: it starts unproven (healthy after recover_after
+            # good probes) and is put in service then if a slot is free.
+            member = group.members[component_id]
+            member.healthy, member.oks = False, 0
+            self.log.info("failover_member_joined", group=group.name, member=component_id)
+            self._record_only(group, None, None, f"{component_id} joined (in service once healthy)")
+        else:
+            self._initial_serving(group)
+
+    async def remove_member(self, group: str, member_id: str, cause: str = "left the group") -> None:
+        """Take ``member_id`` out of ``group`` (a member leaving a cluster); recorded like a switch.
+        A serving member is replaced by the next healthy one, as if it had failed."""
+        g = self._group(group)
+        if member_id not in g.members:
+            raise GroupConfigError(f"failover group {group!r} has no member {member_id!r} (members: {', '.join(g.members)})")
+        if len(g.members) <= 1:
+            raise GroupConfigError(f"failover group {group!r}: its last member cannot leave")
+        member = g.members[member_id]
+        if member.healthy:
+            member.healthy = False
+            await self._rebalance(g, member, cause)
+        if member_id in g.serving:
+            g.serving.remove(member_id)
+            await self._emit(g, member_id, None, cause, None)
+        del g.members[member_id]
+        g.credit.pop(member_id, None)
+        self.log.info("failover_member_left", group=group, member=member_id, cause=cause)
+        if g.mode == "cluster":
+            await self._check_minimum(g)
 
     def _initial_serving(self, group: Group) -> None:
         ids = list(group.members)
@@ -151,6 +210,8 @@ class FailoverManager(Component):
             group.serving = [primaries[0] if primaries else ids[0]]
         elif group.mode == "active_active":
             group.serving = ids
+        elif group.mode == "cluster":
+            group.serving = ids[: group.active]
         else:
             group.serving = [m for m in ids if group.members[m].is_primary]
 
@@ -162,6 +223,7 @@ class FailoverManager(Component):
         for group in self.groups.values():
             if group.mode == "n_plus_1" and not group.serving:
                 raise GroupConfigError(f"failover group {group.name!r}: n_plus_1 needs at least one primary (in-service) member")
+            group.started = True
             tg.start_soon(self._loop, group, name=f"failover:{group.name}")
 
     async def stop(self) -> None:
@@ -257,8 +319,48 @@ class FailoverManager(Component):
             elif changed.healthy and changed.id not in group.serving:
                 group.serving = [m for m in group.members if m in group.serving or m == changed.id]
                 await self._emit(group, None, changed.id, cause, changed.recovering_since)
+        elif group.mode == "cluster":
+            await self._rebalance_cluster(group, changed, cause)
         else:
             await self._rebalance_n_plus_1(group, changed, cause)
+
+    async def _rebalance_cluster(self, group: Group, changed: Member, cause: str) -> None:
+        if not changed.healthy and changed.id in group.serving:
+            spare = self._first_healthy(group, exclude=set(group.serving))
+            if spare is not None:
+                group.serving[group.serving.index(changed.id)] = spare.id
+                await self._emit(group, changed.id, spare.id, cause, changed.failing_since)
+            else:
+                group.serving.remove(changed.id)
+                await self._emit(group, changed.id, None, cause, changed.failing_since)
+        elif changed.healthy and changed.id not in group.serving:
+            healthy_serving = [m for m in group.serving if group.members[m].healthy]
+            if len(healthy_serving) < group.active:
+                group.serving = healthy_serving + [changed.id]
+                await self._emit(group, None, changed.id, cause, changed.recovering_since)
+        await self._check_minimum(group)
+
+    async def _check_minimum(self, group: Group) -> None:
+        """Record (and alert, through the listeners) when the cluster crosses ``min_healthy``."""
+        healthy = sum(1 for m in group.members.values() if m.healthy)
+        below = healthy < group.min_healthy
+        if below == group.below_min:
+            return
+        group.below_min = below
+        if below:
+            self.log.error("failover_group_below_minimum", group=group.name, healthy=healthy, min_healthy=group.min_healthy)
+            cause = f"group unhealthy: {healthy} of {len(group.members)} members healthy, below min_healthy {group.min_healthy}"
+        else:
+            self.log.info("failover_group_healthy_again", group=group.name, healthy=healthy, min_healthy=group.min_healthy)
+            cause = f"group healthy again: {healthy} members healthy (min_healthy {group.min_healthy})"
+        await self._emit(group, None, None, cause, None)
+
+    def group_healthy(self, group: str) -> bool:
+        """cluster: at least ``min_healthy`` members healthy; other modes: one serving member healthy."""
+        g = self._group(group)
+        if g.mode == "cluster":
+            return sum(1 for m in g.members.values() if m.healthy) >= g.min_healthy
+        return any(g.members[m].healthy for m in g.serving)
 
     async def _rebalance_n_plus_1(self, group: Group, changed: Member, cause: str) -> None:
         if not changed.healthy and changed.id in group.serving:
@@ -292,6 +394,11 @@ class FailoverManager(Component):
     async def _switch(self, group: Group, from_id: str, to_id: str, cause: str, since: float | None) -> None:
         group.serving = [to_id]
         await self._emit(group, from_id, to_id, cause, since)
+
+    def _record_only(self, group: Group, from_id: str | None, to_id: str | None, cause: str) -> None:
+        """History (in memory) of a membership change that moves no traffic (a join)."""
+        self.history.append(SwitchEvent(group=group.name, mode=group.mode, from_member=from_id, to_member=to_id,
+                                        cause=cause, at=self.wall(), duration=None))
 
     async def _emit(self, group: Group, from_id: str | None, to_id: str | None, cause: str, since: float | None) -> None:
         duration = None if since is None else max(0.0, self.clock() - since)
@@ -327,6 +434,8 @@ class FailoverManager(Component):
             raise NoHealthyMemberError(g.name, list(g.members))
         if g.mode == "active_passive":
             return serving[0]
+        if g.mode in ("active_active", "cluster"):
+            return pick(g, serving)
         g.rr = (g.rr + 1) % len(serving)
         return serving[g.rr]
 
@@ -340,11 +449,14 @@ class FailoverManager(Component):
         (and is re-raised: whether to retry is the caller's decision)."""
         member_id = self.active_id(group)
         member = self._group(group).members[member_id]
+        member.in_flight += 1
         try:
             result = await fn(_target(member.component))
         except Exception as exc:
             await self.report_failure(group, member_id, f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            member.in_flight -= 1
         return result
 
     async def failover(
@@ -359,7 +471,7 @@ class FailoverManager(Component):
         if current not in g.serving:
             raise GroupConfigError(f"failover group {group!r}: {current!r} is not serving (serving: {', '.join(g.serving)})")
         if to is None:
-            target = self._first_healthy(g, exclude=set(g.serving), prefer_spares=g.mode == "n_plus_1")
+            target = self._first_healthy(g, exclude=set(g.serving), prefer_spares=g.mode in ("n_plus_1", "cluster"))
             if target is None:
                 raise NoHealthyMemberError(group, [m for m in g.members if m not in g.serving])
             to = target.id
@@ -378,8 +490,12 @@ class FailoverManager(Component):
             name: {
                 "mode": g.mode,
                 "serving": list(g.serving),
+                "balance": g.balance,
+                "group_healthy": self.group_healthy(name),
+                **({"active": g.active, "min_healthy": g.min_healthy} if g.mode == "cluster" else {}),
                 "members": {
-                    m.id: {"healthy": m.healthy, "primary": m.is_primary, "detail": m.last_detail}
+                    m.id: {"healthy": m.healthy, "primary": m.is_primary, "detail": m.last_detail,
+                           "in_flight": m.in_flight}
                     for m in g.members.values()
                 },
             }

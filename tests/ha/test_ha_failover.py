@@ -182,3 +182,120 @@ async def test_failover_time_stats_and_slow_alert() -> None:
     assert [r.duration for r, _ in slow] == [3.0] and slow[0][1] == 2.0
     assert monitor.stats("group")["count"] == 0
     assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50) == 5
+
+
+# -- cluster mode (k of n) and balancing -------------------------------------------------------
+
+
+def cluster(fake_clock: Any, n: int = 4, **options: Any) -> tuple[FailoverManager, list[SwitchEvent], dict[str, Feed]]:
+    manager, events = make(fake_clock)
+    manager.configure_group("feeds", "cluster", fail_after=2, recover_after=2, **options)
+    feeds = {name: Feed(name) for name in "abcd"[:n]}
+    for name, feed in feeds.items():
+        manager.register_component(name, feed, "feeds")
+    return manager, events, feeds
+
+
+async def test_a_cluster_serves_k_of_n_replaces_failed_members_and_tracks_its_minimum(fake_clock: Any) -> None:
+    manager, events, feeds = cluster(fake_clock, active=2, min_healthy=3)
+    assert manager.status()["feeds"]["serving"] == ["a", "b"]
+    assert {await manager.call("feeds", Feed.fetch) for _ in range(4)} == {"a", "b"}
+    feeds["b"].up = False
+    await probe(manager, "feeds", 2, fake_clock)
+    assert manager.status()["feeds"]["serving"] == ["a", "c"]
+    assert (events[-1].from_member, events[-1].to_member) == ("b", "c")
+    assert manager.group_healthy("feeds")  # a, c, d healthy: 3 >= min_healthy
+    feeds["c"].up = False
+    await probe(manager, "feeds", 2, fake_clock)
+    assert manager.status()["feeds"]["serving"] == ["a", "d"]
+    assert not manager.group_healthy("feeds") and not manager.status()["feeds"]["group_healthy"]
+    assert "group unhealthy: 2 of 4 members healthy, below min_healthy 3" in events[-1].cause
+    assert {await manager.call("feeds", Feed.fetch) for _ in range(4)} == {"a", "d"}
+    feeds["b"].up = True
+    await probe(manager, "feeds", 2, fake_clock)
+    assert manager.group_healthy("feeds") and events[-1].cause.startswith("group healthy again: 3")
+    assert manager.status()["feeds"]["serving"] == ["a", "d"]  # k already serve: b stands by
+    feeds["a"].up = feeds["d"].up = False
+    await probe(manager, "feeds", 2, fake_clock)
+    assert manager.status()["feeds"]["serving"] == ["b"]  # fewer healthy than k: all of them serve
+
+
+async def test_members_join_and_leave_a_running_cluster_and_every_change_is_recorded(fake_clock: Any) -> None:
+    import anyio
+
+    manager, events, feeds = cluster(fake_clock, n=2, active=2, min_healthy=2)
+    async with anyio.create_task_group() as tg:
+        await manager.start(tg)
+        c = Feed("c")
+        manager.register_component("c", c, "feeds")
+        assert manager.history[-1].cause == "c joined (in service once healthy)"
+        assert not manager.status()["feeds"]["members"]["c"]["healthy"]  # unproven until probed
+        await manager.remove_member("feeds", "a")
+        assert manager.status()["feeds"]["serving"] == ["b"]
+        assert (events[-2].from_member, events[-2].to_member) == ("a", None)
+        assert "below min_healthy 2" in events[-1].cause
+        await probe(manager, "feeds", 2, fake_clock)
+        assert manager.status()["feeds"]["serving"] == ["b", "c"]
+        assert (events[-2].from_member, events[-2].to_member) == (None, "c")
+        assert events[-1].cause.startswith("group healthy again")
+        with pytest.raises(GroupConfigError, match="no member 'zz'"):
+            await manager.remove_member("feeds", "zz")
+        await manager.stop()
+        tg.cancel_scope.cancel()
+
+
+async def test_least_loaded_sends_calls_away_from_a_member_that_is_busy(fake_clock: Any) -> None:
+    import anyio
+
+    manager, _ = make(fake_clock)
+    manager.configure_group("feeds", "active_active", balance="least_loaded")
+    feeds = {name: Feed(name) for name in "ab"}
+    for name, feed in feeds.items():
+        manager.register_component(name, feed, "feeds")
+    release = anyio.Event()
+    started = anyio.Event()
+
+    async def slow(feed: Feed) -> str:
+        started.set()
+        await release.wait()
+        return feed.name
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(manager.call, "feeds", slow)
+        await started.wait()
+        busy = next(m for m, info in manager.status()["feeds"]["members"].items() if info["in_flight"] == 1)
+        others = [await manager.call("feeds", Feed.fetch) for _ in range(5)]
+        assert busy not in others and len(set(others)) == 1
+        release.set()
+    # idle again: calls spread over both in turn
+    assert {await manager.call("feeds", Feed.fetch) for _ in range(4)} == {"a", "b"}
+
+
+async def test_weighted_balancing_gives_each_member_its_share_interleaved(fake_clock: Any) -> None:
+    manager, events, feeds = cluster(fake_clock, n=3, active=2, balance="weighted", weights={"a": 3, "b": 1})
+    picks = [await manager.call("feeds", Feed.fetch) for _ in range(8)]
+    assert picks[:4] == ["a", "a", "b", "a"] and picks.count("a") == 6 and picks.count("b") == 2
+    feeds["a"].up = False
+    await probe(manager, "feeds", 2, fake_clock)
+    picks = [await manager.call("feeds", Feed.fetch) for _ in range(4)]
+    assert set(picks) == {"b", "c"}  # c (weight 1) replaced a
+
+
+def test_cluster_and_balance_options_are_checked_in_the_config() -> None:
+    from hrkernel.config import load_config_text
+    from hrkernel.errors import ConfigError
+
+    base = '[ha.groups.g]\ncomponents = ["datasource:a", "datasource:b", "datasource:c"]\n'
+    ok = load_config_text(base + 'mode = "cluster"\nactive = 2\nmin_healthy = 2\nbalance = "weighted"\n'
+                          'weights = { "datasource:a" = 2 }\n', environ={}).config.ha.groups["g"]
+    assert ok.active_count() == 2 and ok.weights == {"datasource:a": 2}
+    assert load_config_text(base + 'mode = "cluster"\n', environ={}).config.ha.groups["g"].active_count() == 2
+    for extra, error in [
+        ('mode = "cluster"\nactive = 4\n', "1 <= active <= 3"),
+        ('mode = "cluster"\nmin_healthy = 0\n', "1 <= min_healthy <= 3"),
+        ('mode = "active_passive"\nbalance = "least_loaded"\n', "balance applies to active_active and cluster"),
+        ('mode = "active_passive"\nactive = 2\n', "active and min_healthy apply to mode"),
+        ('mode = "active_active"\nbalance = "weighted"\nweights = { "datasource:x" = 2 }\n', "not in components"),
+    ]:
+        with pytest.raises(ConfigError, match=error):
+            load_config_text(base + extra, environ={})
