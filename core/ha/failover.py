@@ -12,7 +12,7 @@ Modes:
 - ``cluster`` — k of n: ``active`` members serve at once (the first listed healthy ones), any
   other healthy member replaces one that fails, and the group counts as healthy only while at
   least ``min_healthy`` members are (crossing that line is recorded and alerted like a switch).
-  Members may join (:meth:`FailoverManager.register_component` on a running group) and leave
+  Members may join (:meth:`FailoverManager.add_member`) and leave
   (:meth:`FailoverManager.remove_member`); both are recorded.
 
 Where several members serve (active_active, cluster) ``balance`` picks the member of each call:
@@ -178,9 +178,15 @@ class FailoverManager(Component):
             member = group.members[component_id]
             member.healthy, member.oks = False, 0
             self.log.info("failover_member_joined", group=group.name, member=component_id)
-            self._record_only(group, None, None, f"{component_id} joined (in service once healthy)")
         else:
             self._initial_serving(group)
+
+    async def add_member(self, group: str, member_id: str, component: Any) -> None:
+        """A member joins a running cluster: recorded now, in service once ``recover_after`` good
+        probes prove it healthy and a slot is free."""
+        g = self._group(group)
+        self.register_component(member_id, component, group)
+        await self._emit(g, None, None, f"{member_id} joined (in service once healthy)", None)
 
     async def remove_member(self, group: str, member_id: str, cause: str = "left the group") -> None:
         """Take ``member_id`` out of ``group`` (a member leaving a cluster); recorded like a switch.
@@ -394,11 +400,6 @@ class FailoverManager(Component):
     async def _switch(self, group: Group, from_id: str, to_id: str, cause: str, since: float | None) -> None:
         group.serving = [to_id]
         await self._emit(group, from_id, to_id, cause, since)
-
-    def _record_only(self, group: Group, from_id: str | None, to_id: str | None, cause: str) -> None:
-        """History (in memory) of a membership change that moves no traffic (a join)."""
-        self.history.append(SwitchEvent(group=group.name, mode=group.mode, from_member=from_id, to_member=to_id,
-                                        cause=cause, at=self.wall(), duration=None))
 
     async def _emit(self, group: Group, from_id: str | None, to_id: str | None, cause: str, since: float | None) -> None:
         duration = None if since is None else max(0.0, self.clock() - since)

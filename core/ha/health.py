@@ -159,8 +159,9 @@ class HealthMonitor(Component):
             }
         for component in kernel.components:
             # Kernel parts that bring checks of their own (bus: fallback; orders: execution).
-            if component is not ha and callable(getattr(component, "health_checks", None)):
-                for name, check in component.health_checks().items():
+            own = getattr(component, "health_checks", None)
+            if component is not ha and callable(own):
+                for name, check in own().items():
                     runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout,
                                          plugin=f"hrkernel.{component.name}"))
         if ha is not None:

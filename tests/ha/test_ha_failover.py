@@ -227,8 +227,8 @@ async def test_members_join_and_leave_a_running_cluster_and_every_change_is_reco
     async with anyio.create_task_group() as tg:
         await manager.start(tg)
         c = Feed("c")
-        manager.register_component("c", c, "feeds")
-        assert manager.history[-1].cause == "c joined (in service once healthy)"
+        await manager.add_member("feeds", "c", c)
+        assert events[-1].cause == "c joined (in service once healthy)"
         assert not manager.status()["feeds"]["members"]["c"]["healthy"]  # unproven until probed
         await manager.remove_member("feeds", "a")
         assert manager.status()["feeds"]["serving"] == ["b"]
