@@ -27,6 +27,7 @@ a :class:`SwitchEvent`, recorded by the failover-time monitor (DuckDB) and given
 
 from __future__ import annotations
 
+import enum
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,18 @@ from hrkernel.logging import get_logger
 from hrkernel.types import HealthResult, HealthStatus
 
 T = TypeVar("T")
-MODES = ("active_passive", "active_active", "n_plus_1", "cluster")
+
+
+class FailoverMode(enum.StrEnum):
+    """A group's mode; equal to its plain string, so config and callers may use either."""
+
+    ACTIVE_PASSIVE = "active_passive"
+    ACTIVE_ACTIVE = "active_active"
+    N_PLUS_1 = "n_plus_1"
+    CLUSTER = "cluster"
+
+
+MODES = tuple(m.value for m in FailoverMode)
 
 
 class SwitchEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +154,7 @@ class FailoverManager(Component):
             raise GroupConfigError(f"failover group {name!r}: balance {balance!r} is not one of {', '.join(BALANCES)}")
         if mode == "cluster" and (active < 1 or min_healthy < 1):
             raise GroupConfigError(f"failover group {name!r}: cluster needs active >= 1 and min_healthy >= 1")
+        mode = str(mode)  # a FailoverMode is kept as its plain name (status, logs, DuckDB)
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = Group(name=name, mode=mode)

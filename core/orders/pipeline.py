@@ -43,6 +43,7 @@ from hrkernel.exchange import (
     OrderStatus,
     OrderType,
     Side,
+    canonical_symbol,
 )
 from hrkernel.exchange import errors as ex
 from hrkernel.ledger import Ledger, LedgerWriter, Transaction, fill_transaction
@@ -236,6 +237,8 @@ class TransactionVerificationPipeline:
         existing = self.journal.by_signal(signal.signal_id)
         if existing is not None:
             return existing
+        if signal.symbol != canonical_symbol(signal.symbol):  # "BTC/USDT" is journaled as BTCUSDT
+            signal = msgspec.structs.replace(signal, symbol=canonical_symbol(signal.symbol))
         if self.config.kill_switch:
             raise TradingHaltedError(f"signal {signal.signal_id}: the kill switch is on ([orders] kill_switch)")
         if self.halts:

@@ -31,6 +31,7 @@ from hrkernel.exchange import (
     OrderRequest,
     OrderType,
     Side,
+    canonical_symbol,
 )
 from hrkernel.exchange import errors as ex
 from hrkernel.resilience import TTLCache
@@ -161,7 +162,7 @@ class NobitexExchange:
         return out
 
     async def market(self, symbol: str) -> Market:
-        wanted = symbol.upper()
+        wanted = canonical_symbol(symbol)  # "BTC/USDT" names the market BTCUSDT
         for m in await self.markets():
             if m.symbol == wanted:
                 return m
@@ -360,7 +361,7 @@ class NobitexExchange:
         return await self.market_data_cache.get(key, load)  # type: ignore[no-any-return]
 
     async def order_book(self, symbol: str) -> OrderBook:
-        sym = symbol.upper()
+        sym = canonical_symbol(symbol)
         wire.split_symbol(sym)
 
         async def load() -> OrderBook:
@@ -370,7 +371,7 @@ class NobitexExchange:
         return await self._cached(f"book:{sym}", load)
 
     async def recent_trades(self, symbol: str) -> list[MarketTrade]:
-        sym = symbol.upper()
+        sym = canonical_symbol(symbol)
         wire.split_symbol(sym)
 
         async def load() -> list[MarketTrade]:
@@ -380,7 +381,7 @@ class NobitexExchange:
         return await self._cached(f"trades:{sym}", load)
 
     async def market_stats(self, symbol: str) -> MarketStats:
-        sym = symbol.upper()
+        sym = canonical_symbol(symbol)
         src, dst = wire.request_codes(sym)
 
         async def load() -> MarketStats:

@@ -25,6 +25,7 @@ from hrkernel.exchange import (
     OrderType,
     PriceLevel,
     Side,
+    canonical_symbol,
 )
 from hrkernel.exchange import errors as ex
 
@@ -323,8 +324,9 @@ def currency_code(name: str | None) -> str | None:
 
 def split_symbol(symbol: str) -> tuple[str, str]:
     """``"BTCIRT"`` → ``("BTC", "RLS")``: IRT markets are quoted and settled in **Rial**
-    (Nobitex's ``rls``), whatever the symbol's ``IRT`` suggests. ``"BTCUSDT"`` → ``("BTC", "USDT")``."""
-    upper = symbol.upper()
+    (Nobitex's ``rls``), whatever the symbol's ``IRT`` suggests. ``"BTCUSDT"`` → ``("BTC", "USDT")``;
+    ``"BTC/USDT"`` is the same market."""
+    upper = canonical_symbol(symbol)
     for suffix, quote in (("USDT", "USDT"), ("IRT", "RLS"), ("RLS", "RLS")):
         if upper.endswith(suffix) and len(upper) > len(suffix):
             return upper[: -len(suffix)], quote

@@ -392,6 +392,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const input = document.getElementById("token");
   input.value = sessionStorage.getItem("hr-token") || "";
   input.addEventListener("input", () => sessionStorage.setItem("hr-token", input.value.trim()));
+  // Enter in the token field must not submit the form (an inline onsubmit would break the CSP).
+  document.getElementById("token-form").addEventListener("submit", (e) => e.preventDefault());
   refreshOnce();
   stream();
   refreshTrends();
