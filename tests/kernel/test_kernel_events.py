@@ -1,5 +1,5 @@
 """Another process follows the kernel over the bus: a consumer process subscribed to ``orders``,
-``fills``, ``ledger`` and ``alerts`` (Redis Streams on a private redis-server; RabbitMQ on the system broker)
+``fills``, ``ledger``, ``alerts`` and ``health`` (Redis Streams on a private redis-server; RabbitMQ on the system broker)
 sees an order's whole life while a real `hrkernel run` trades on its embedded simulator."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from hrkernel.bus.config import BusSection
 from hrkernel.bus.component import make_bus
 from hrkernel.bus.events import encode
 
-TOPICS = ("orders", "fills", "ledger", "alerts")
+TOPICS = ("orders", "fills", "ledger", "alerts", "health")
 
 async def declare_rabbit(section):
     # The queues must exist before the kernel publishes (RabbitMQ drops unrouted messages).
@@ -171,6 +171,8 @@ port = {sim}
         fills = [e for t, e in consumer.events if t == "fills" and e["client_order_id"] == coid]
         assert sum(float(f["amount"]) for f in fills) == pytest.approx(0.001) and fills[0]["side"] == "buy"
         consumer.until(lambda ev: any(t == "ledger" and e["tx_kind"] == "fill" and e["order_ref"] == coid for t, e in ev))
+        # Health changes (published by HA) reach the same consumer.
+        consumer.until(lambda ev: any(t == "health" and e["kind"] == "health" and e["status"] for t, e in ev))
         # The opening balance the start-up reconciliation posted was published too.
         assert any(t == "ledger" and e["tx_kind"] != "fill" for t, e in consumer.events)
         seqs = [e["seq"] for t, e in consumer.events if t == "orders"]
