@@ -40,6 +40,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.ha.balance import BALANCES, pick
 from hrkernel.ha.errors import GroupConfigError, NoHealthyMemberError, UnknownGroupError
+from hrkernel.ha.failover_modes import check_minimum, rebalance_cluster, rebalance_n_plus_1
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
@@ -220,7 +221,7 @@ class FailoverManager(Component):
         g.credit.pop(member_id, None)
         self.log.info("failover_member_left", group=group, member=member_id, cause=cause)
         if g.mode == "cluster":
-            await self._check_minimum(g)
+            await check_minimum(self, g)
 
     def _initial_serving(self, group: Group) -> None:
         ids = list(group.members)
@@ -339,40 +340,9 @@ class FailoverManager(Component):
                 group.serving = [m for m in group.members if m in group.serving or m == changed.id]
                 await self._emit(group, None, changed.id, cause, changed.recovering_since)
         elif group.mode == "cluster":
-            await self._rebalance_cluster(group, changed, cause)
+            await rebalance_cluster(self, group, changed, cause)
         else:
-            await self._rebalance_n_plus_1(group, changed, cause)
-
-    async def _rebalance_cluster(self, group: Group, changed: Member, cause: str) -> None:
-        if not changed.healthy and changed.id in group.serving:
-            spare = self._first_healthy(group, exclude=set(group.serving))
-            if spare is not None:
-                group.serving[group.serving.index(changed.id)] = spare.id
-                await self._emit(group, changed.id, spare.id, cause, changed.failing_since)
-            else:
-                group.serving.remove(changed.id)
-                await self._emit(group, changed.id, None, cause, changed.failing_since)
-        elif changed.healthy and changed.id not in group.serving:
-            healthy_serving = [m for m in group.serving if group.members[m].healthy]
-            if len(healthy_serving) < group.active:
-                group.serving = healthy_serving + [changed.id]
-                await self._emit(group, None, changed.id, cause, changed.recovering_since)
-        await self._check_minimum(group)
-
-    async def _check_minimum(self, group: Group) -> None:
-        """Record (and alert, through the listeners) when the cluster crosses ``min_healthy``."""
-        healthy = sum(1 for m in group.members.values() if m.healthy)
-        below = healthy < group.min_healthy
-        if below == group.below_min:
-            return
-        group.below_min = below
-        if below:
-            self.log.error("failover_group_below_minimum", group=group.name, healthy=healthy, min_healthy=group.min_healthy)
-            cause = f"group unhealthy: {healthy} of {len(group.members)} members healthy, below min_healthy {group.min_healthy}"
-        else:
-            self.log.info("failover_group_healthy_again", group=group.name, healthy=healthy, min_healthy=group.min_healthy)
-            cause = f"group healthy again: {healthy} members healthy (min_healthy {group.min_healthy})"
-        await self._emit(group, None, None, cause, None)
+            await rebalance_n_plus_1(self, group, changed, cause)
 
     def group_healthy(self, group: str) -> bool:
         """cluster: at least ``min_healthy`` members healthy; other modes: one serving member healthy."""
@@ -380,27 +350,6 @@ class FailoverManager(Component):
         if g.mode == "cluster":
             return sum(1 for m in g.members.values() if m.healthy) >= g.min_healthy
         return any(g.members[m].healthy for m in g.serving)
-
-    async def _rebalance_n_plus_1(self, group: Group, changed: Member, cause: str) -> None:
-        if not changed.healthy and changed.id in group.serving:
-            spare = self._first_healthy(group, exclude=set(group.serving), prefer_spares=True)
-            if spare is not None:
-                group.serving[group.serving.index(changed.id)] = spare.id
-                await self._emit(group, changed.id, spare.id, cause, changed.failing_since)
-        elif changed.healthy and changed.is_primary and changed.id not in group.serving and group.auto_failback:
-            # Take back a slot held by a spare (or by a failed member).
-            for i, holder in enumerate(group.serving):
-                held = group.members[holder]
-                if not held.is_primary or not held.healthy:
-                    group.serving[i] = changed.id
-                    await self._emit(group, holder, changed.id, "failback: member healthy again", changed.recovering_since)
-                    return
-        elif changed.healthy and changed.id not in group.serving:
-            for i, holder in enumerate(group.serving):
-                if not group.members[holder].healthy:
-                    group.serving[i] = changed.id
-                    await self._emit(group, holder, changed.id, cause, group.members[holder].failing_since)
-                    return
 
     def _first_healthy(self, group: Group, exclude: set[str], prefer_spares: bool = False) -> Member | None:
         candidates = [m for m in group.members.values() if m.healthy and m.id not in exclude]
