@@ -153,6 +153,8 @@ class RedisLease(ListenerMixin):
         self._seen_expiry: tuple[float, float] | None = None  # (clock at read, pttl seconds)
         self._stopping = anyio.Event()
         self._stopped = False
+        self._member_role: str | None = None
+        self._member_at = 0.0
         self.last_renewal: float | None = None
         """Clock time the last successful renewal (or acquisition) was sent."""
 
@@ -218,7 +220,6 @@ class RedisLease(ListenerMixin):
                 await self._renew()
             elif self.clock() >= self._cooldown_until:
                 await self._acquire()
-            await self._heartbeat()
             if self._failures:
                 self.log.info("lease_redis_back", after_failures=self._failures)
             self._failures, self._last_error = 0, None
@@ -229,6 +230,8 @@ class RedisLease(ListenerMixin):
                 self.log.warning("lease_redis_error", error=error, leader=self.is_leader, failures=self._failures)
             self._last_error = error
         await self.check_deadline()
+        if not self._failures:  # Redis answered the lease call: worth a heartbeat too
+            await self._heartbeat()
         if self.is_leader:
             return max(0.0, min(self.renew_interval, self._valid_until - self.clock()))
         if self._failures:
@@ -245,11 +248,21 @@ class RedisLease(ListenerMixin):
         return f"{self.keys['lease'].rsplit(':', 1)[0]}:member:{instance_id}"
 
     async def _heartbeat(self) -> None:
+        """Refresh this instance's member key, at most every ttl/3 and on a role change. Its own
+        round trip, outside the lease's: a failed heartbeat never counts against the lease."""
+        role = "leader" if self.is_leader else "standby"
+        now = self.clock()
+        if role == self._member_role and now - self._member_at < self.ttl / 3:
+            return
         self._script("acquire")  # makes the client
         assert self._client is not None
-        role = "leader" if self.is_leader else "standby"
-        with anyio.fail_after(self._call_timeout()):
-            await self._client.set(self._member_key(self.instance_id), role, px=int(self.ttl * 1000))
+        try:
+            with anyio.fail_after(self._call_timeout()):
+                await self._client.set(self._member_key(self.instance_id), role, px=int(self.ttl * 1000))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.log.debug("lease_member_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._member_role, self._member_at = role, now
 
     async def live_members(self) -> dict[str, str]:
         """Every other instance whose member key is alive (instance → role it last reported)."""
