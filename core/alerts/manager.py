@@ -13,7 +13,7 @@ and retry) and history writes (DuckDB, in a worker thread) happen in background 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,6 +103,7 @@ class AlertSystem(Component):
         self._stack: AsyncExitStack | None = None
         self._tg: TaskGroup | None = None
         self.watch_health: tuple[Any, float] | None = None
+        self._listeners: list[Callable[[Alert], None]] = []
         """``(find_component, interval)``: poll the kernel's health monitor (set by the builder)."""
         self.ack_refresh = 30.0
         """Seconds between looks for acknowledgements made by another process (the CLI)."""
@@ -454,6 +455,16 @@ class AlertSystem(Component):
     def _record(self, alert: OpenAlert) -> None:
         self._ops.append(("alert", alert.row()))
         self._ops_ready.set()
+        for listener in self._listeners:
+            try:
+                listener(alert.snapshot())
+            except Exception as exc:  # an observer must never break raising an alert
+                self.log.error("alert_listener_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def add_listener(self, listener: Callable[[Alert], None]) -> None:
+        """``listener(alert)`` is called (synchronously: keep it cheap) with a snapshot every time
+        an alert is recorded: fired, repeated, escalated, resolved, expired."""
+        self._listeners.append(listener)
 
     def _record_delivery(self, rt: ChannelRuntime, notification: Notification, ok: bool, reason: str | None) -> None:
         at = self.clock.now()

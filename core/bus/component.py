@@ -9,6 +9,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.bus.base import Bus
 from hrkernel.bus.config import BusSection
+from hrkernel.bus.fallback import FallbackBus
 from hrkernel.bus.memory import MemoryBus
 from hrkernel.kernel.component import Component
 from hrkernel.logging import get_logger
@@ -18,16 +19,23 @@ if TYPE_CHECKING:
 
 
 def make_bus(section: BusSection, consumer_name: str | None = None) -> Bus:
-    """The backend ``section.backend`` names (no I/O yet: ``connect()`` opens it)."""
+    """The backend ``section.backend`` names (no I/O yet: ``connect()`` opens it), wrapped in a
+    :class:`FallbackBus` when ``fallback = "memory"``."""
+    memory = MemoryBus(section.memory.queue_size, section.policy)
+    broker: Bus
     if section.backend == "redis":
         from hrkernel.bus.redis_streams import RedisStreamsBus
 
-        return RedisStreamsBus(section.redis, section.policy, consumer_name)
-    if section.backend == "rabbitmq":
+        broker = RedisStreamsBus(section.redis, section.policy, consumer_name)
+    elif section.backend == "rabbitmq":
         from hrkernel.bus.rabbitmq import RabbitBus
 
-        return RabbitBus(section.rabbitmq, section.policy)
-    return MemoryBus(section.memory.queue_size, section.policy)
+        broker = RabbitBus(section.rabbitmq, section.policy)
+    else:
+        return memory
+    if section.fallback == "memory":
+        return FallbackBus(broker, memory, retry=float(section.fallback_retry))
+    return broker
 
 
 class BusComponent(Component):
@@ -41,6 +49,8 @@ class BusComponent(Component):
 
     async def start(self, tg: TaskGroup) -> None:
         await self.bus.connect()
+        if isinstance(self.bus, FallbackBus):
+            tg.start_soon(self.bus.watch, name="bus:fallback-watch")
         flush = getattr(self.bus, "flush_buffers", None)
         if flush is not None:
             tg.start_soon(self._flusher, flush)
@@ -62,6 +72,10 @@ class BusComponent(Component):
 
     def stats(self) -> dict[str, Any]:
         return self.bus.stats()
+
+    def health_checks(self) -> dict[str, Any]:
+        """``bus``: degraded while running on the in-process fallback (``fallback = "memory"``)."""
+        return {"bus": self.bus} if isinstance(self.bus, FallbackBus) else {}
 
 
 def build_bus(kernel: Kernel) -> None:

@@ -38,6 +38,11 @@ class RabbitBusSettings(ConfigStruct, kw_only=True):
     prefetch: int = 100
     connection_name: str = "hrkernel"
     """Shown in RabbitMQ's management tools (``rabbitmqctl list_connections user_provided_name``)."""
+    publish_timeout: Duration = Duration(5.0)
+    """A publish not confirmed by the broker within this long counts as the broker being down
+    (the topic's ``on_unavailable`` policy applies)."""
+    buffer_size: int = 10_000
+    """Per topic with policy ``buffer``: events kept locally while the broker is down."""
 
 
 class TopicPolicy(ConfigStruct, kw_only=True):
@@ -60,6 +65,13 @@ class BusSection(ConfigStruct, kw_only=True):
     topics: dict[str, TopicPolicy] = msgspec.field(default_factory=dict)
     """Per-topic policy; unlisted topics use ``buffer``, except ``signals`` and ``orders``
     (``fail``, see :data:`CRITICAL_TOPICS`)."""
+    fallback: Literal["memory", "fail"] = "fail"
+    """When the broker (redis/rabbitmq) cannot be reached at start-up: ``fail`` stops start-up
+    (exit 1); ``memory`` runs on the in-process bus, reports the ``bus`` health check degraded
+    (which raises an alert) and switches to the broker as soon as it answers (for development:
+    events then never leave this process)."""
+    fallback_retry: Duration = Duration(5.0)
+    """While on the fallback: how often to try the broker again."""
 
     def policy(self, topic: str) -> TopicPolicy:
         return self.topics.get(topic) or CRITICAL_TOPICS.get(topic) or TopicPolicy()

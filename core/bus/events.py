@@ -25,6 +25,8 @@ __all__ = [
     "HealthEvent",
     "LeadershipEvent",
     "OrderEvent",
+    "PostingEvent",
+    "PostingLine",
     "SignalAction",
     "SignalEvent",
     "TickerEvent",
@@ -35,9 +37,14 @@ __all__ = [
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
-    """Base of every bus event. ``time`` is when the fact happened (UTC)."""
+    """Base of every bus event. ``time`` is when the fact happened (UTC).
+
+    ``v`` is the schema version of the event's kind: a new optional field keeps it; a change a
+    consumer written for the old schema would misread (a field removed, renamed or retyped)
+    bumps it, so a consumer can refuse what it does not understand instead of guessing."""
 
     time: datetime
+    v: int = 1
 
 
 class BookLevel(msgspec.Struct, frozen=True, array_like=True):
@@ -118,6 +125,12 @@ class SignalEvent(Event, frozen=True, kw_only=True, tag="signal"):
 
 
 class OrderEvent(Event, frozen=True, kw_only=True, tag="order"):
+    """One entry of the order journal: the order reached ``state`` (topic ``orders``).
+
+    ``seq`` is the journal's sequence number (increasing; a consumer that sees one twice after a
+    redelivery can drop it). States: PREPARED, SUBMITTING, ACKED, UNKNOWN, PARTIALLY_FILLED,
+    FILLED, CANCELED, REJECTED, VERIFIED (terminal: fills all posted), FAILED."""
+
     exchange: str
     symbol: str
     client_order_id: str
@@ -127,9 +140,15 @@ class OrderEvent(Event, frozen=True, kw_only=True, tag="order"):
     price: Decimal | None = None
     signal_id: str | None = None
     detail: str = ""
+    seq: int | None = None
+    exchange_order_id: str | None = None
+    filled_amount: Decimal | None = None
+    order_type: str | None = None
 
 
 class FillEvent(Event, frozen=True, kw_only=True, tag="fill"):
+    """A fill of one of our orders, as posted to the ledger (topic ``fills``)."""
+
     exchange: str
     symbol: str
     trade_id: str
@@ -139,6 +158,26 @@ class FillEvent(Event, frozen=True, kw_only=True, tag="fill"):
     amount: Decimal
     fee: Decimal
     fee_currency: str
+    tx_id: int | None = None
+
+
+class PostingLine(msgspec.Struct, frozen=True, array_like=True):
+    account: str
+    currency: str
+    amount: Decimal
+
+
+class PostingEvent(Event, frozen=True, kw_only=True, tag="posting"):
+    """One ledger transaction (topic ``ledger``): a fill, a deposit or opening balance, an
+    adjustment from reconciliation. Its ``postings`` sum to zero per currency."""
+
+    tx_id: int
+    tx_kind: str
+    exchange: str | None
+    postings: list[PostingLine]
+    trade_id: str | None = None
+    order_ref: str | None = None
+    reason: str | None = None
 
 
 class HealthEvent(Event, frozen=True, kw_only=True, tag="health"):
@@ -148,10 +187,16 @@ class HealthEvent(Event, frozen=True, kw_only=True, tag="health"):
 
 
 class AlertEvent(Event, frozen=True, kw_only=True, tag="alert"):
+    """An alert fired, escalated or resolved (topic ``alerts``): ``name`` is its title,
+    ``severity`` its level, ``status`` firing / resolved / expired, ``alert_id`` its id."""
+
     name: str
     severity: str
     message: str
     labels: dict[str, str] = msgspec.field(default_factory=dict)
+    status: str = "firing"
+    alert_id: str | None = None
+    source: str | None = None
 
 
 class LeadershipEvent(Event, frozen=True, kw_only=True, tag="leadership"):
@@ -169,6 +214,7 @@ AnyEvent = (
     | SignalEvent
     | OrderEvent
     | FillEvent
+    | PostingEvent
     | HealthEvent
     | AlertEvent
     | LeadershipEvent

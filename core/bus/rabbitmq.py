@@ -4,6 +4,11 @@ messages, publisher confirms, automatic reconnection (``connect_robust``).
 Each (topic, group) is a durable queue ``<exchange>.<topic>.<group>`` bound to the exchange with
 routing key ``topic``; consumers of one group share the queue. An unacknowledged message goes
 back to the queue when its consumer's channel closes (crash, restart).
+
+While the broker cannot take a message (down, connection being re-established, no confirm
+within ``publish_timeout``) the topic's ``on_unavailable`` policy applies exactly as on the
+Redis bus (:mod:`hrkernel.bus.buffer`): ``buffer`` keeps it locally and sends it in order once
+the broker is back, ``fail`` raises :class:`BusUnavailable`.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from hrkernel.bus.base import Bus, Delivery, Subscription
+from hrkernel.bus.buffer import PublishBuffer
 from hrkernel.bus.config import RabbitBusSettings, TopicPolicy
-from hrkernel.bus.errors import BusClosed, BusUnavailable
+from hrkernel.bus.errors import BusClosed
 from hrkernel.bus.events import Event, decode, encode
 from hrkernel.logging import get_logger
 
 log = get_logger("hrkernel.bus.rabbitmq")
+
+
+class _Down(Exception):
+    """The broker did not take one message (any aio-pika connection, channel or timeout error)."""
 
 
 class RabbitBus(Bus):
@@ -38,6 +48,7 @@ class RabbitBus(Bus):
         self._lock = anyio.Lock()
         self._closed = False
         self.published = 0
+        self.buffer = PublishBuffer(self.backend, self._policy, self.settings.buffer_size, log)
 
     async def connect(self) -> None:
         await self._ensure()
@@ -57,17 +68,29 @@ class RabbitBus(Bus):
                 )
             return self._exchange
 
-    async def publish(self, topic: str, event: Event) -> None:
-        message = aio_pika.Message(encode(event), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json")
+    async def _send(self, topic: str, payload: bytes) -> None:
+        message = aio_pika.Message(payload, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json")
         try:
-            exchange = await self._ensure()
-            # With publisher confirms, publish returns once the broker has taken the message.
-            await exchange.publish(message, routing_key=topic, timeout=10)
+            with anyio.fail_after(float(self.settings.publish_timeout)):
+                exchange = await self._ensure()
+                # With publisher confirms, publish returns once the broker has taken the message.
+                await exchange.publish(message, routing_key=topic)
         except BusClosed:
             raise
         except Exception as exc:  # aio-pika raises many connection/channel types
-            raise BusUnavailable(self.backend, topic, f"{type(exc).__name__}: {exc}") from exc
-        self.published += 1
+            raise _Down(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+
+    async def publish(self, topic: str, event: Event) -> None:
+        if await self.buffer.publish(topic, encode(event), self._send, (_Down,)):
+            self.published += 1
+
+    async def probe(self) -> None:
+        """Raises when the broker cannot be reached (``connect`` does the same)."""
+        await self._ensure()
+
+    async def flush_buffers(self) -> int:
+        """Send what was buffered while the broker was down; returns how many are still waiting."""
+        return await self.buffer.flush_all(self._send, (_Down,))
 
     def subscribe(self, topic: str, group: str, *, consumer: str | None = None) -> Subscription:
         return _RabbitSubscription(self, topic, group)
@@ -80,7 +103,8 @@ class RabbitBus(Bus):
         self._exchange = None
 
     def stats(self) -> dict[str, Any]:
-        return {"backend": self.backend, "published": self.published}
+        return {"backend": self.backend, "published": self.published, "buffered_now": self.buffer.waiting(),
+                "buffered_total": self.buffer.buffered, "flushed": self.buffer.flushed}
 
 
 class _RabbitSubscription(Subscription):

@@ -25,8 +25,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hrkernel.bus.base import Bus, Delivery, Subscription
+from hrkernel.bus.buffer import PublishBuffer
 from hrkernel.bus.config import RedisBusSettings, TopicPolicy
-from hrkernel.bus.errors import BusClosed, BusUnavailable
+from hrkernel.bus.errors import BusClosed
 from hrkernel.bus.events import Event, decode, encode
 from hrkernel.logging import get_logger
 
@@ -60,12 +61,9 @@ class RedisStreamsBus(Bus):
         self._policy = policy or (lambda topic: TopicPolicy())
         self.consumer_name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
         self._redis: aioredis.Redis | None = None
-        self._buffers: dict[str, collections.deque[bytes]] = {}
+        self.buffer = PublishBuffer(self.backend, self._policy, self.settings.buffer_size, log)
         self._closed = False
-        self._down_logged = False
         self.published = 0
-        self.buffered = 0
-        self.flushed = 0
         self.reclaimed = 0
 
     # ------------------------------------------------------------------ connection
@@ -97,44 +95,21 @@ class RedisStreamsBus(Bus):
     async def _xadd(self, topic: str, payload: bytes) -> None:
         await self._client().xadd(self._key(topic), {"e": payload}, maxlen=self.settings.maxlen, approximate=True)
 
-    async def _flush(self, topic: str) -> None:
-        buffer = self._buffers.get(topic)
-        while buffer:
-            await self._xadd(topic, buffer[0])
-            buffer.popleft()
-            self.flushed += 1
+    async def _send(self, topic: str, payload: bytes) -> None:
+        await self._xadd(topic, payload)
 
     async def publish(self, topic: str, event: Event) -> None:
-        payload = encode(event)
-        policy = self._policy(topic)
-        try:
-            if self._buffers.get(topic):
-                await self._flush(topic)  # keep order: older buffered events go first
-            await self._xadd(topic, payload)
+        if await self.buffer.publish(topic, encode(event), self._send, _DOWN):
             self.published += 1
-            self._down_logged = False
-            return
-        except _DOWN as exc:
-            reason = f"Redis unreachable ({type(exc).__name__}: {exc})"
-        if not self._down_logged:
-            log.warning("bus_redis_down", topic=topic, policy=policy.on_unavailable, error=reason)
-            self._down_logged = True
-        if policy.on_unavailable == "fail":
-            raise BusUnavailable(self.backend, topic, reason)
-        buffer = self._buffers.setdefault(topic, collections.deque())
-        if len(buffer) >= self.settings.buffer_size:
-            raise BusUnavailable(self.backend, topic, f"{reason}; local buffer full ({self.settings.buffer_size})")
-        buffer.append(payload)
-        self.buffered += 1
+
+    async def probe(self) -> None:
+        """PING: raises when Redis cannot be reached (the bus itself connects lazily)."""
+        with anyio.fail_after(3):
+            await self._client().ping()
 
     async def flush_buffers(self) -> int:
         """Send what was buffered while Redis was down; returns how many are still waiting."""
-        for topic in list(self._buffers):
-            try:
-                await self._flush(topic)
-            except _DOWN:
-                pass
-        return sum(len(b) for b in self._buffers.values())
+        return await self.buffer.flush_all(self._send, _DOWN)
 
     # ------------------------------------------------------------------ consume
     def subscribe(self, topic: str, group: str, *, consumer: str | None = None) -> Subscription:
@@ -144,9 +119,9 @@ class RedisStreamsBus(Bus):
         return {
             "backend": self.backend,
             "published": self.published,
-            "buffered_now": sum(len(b) for b in self._buffers.values()),
-            "buffered_total": self.buffered,
-            "flushed": self.flushed,
+            "buffered_now": self.buffer.waiting(),
+            "buffered_total": self.buffer.buffered,
+            "flushed": self.buffer.flushed,
             "reclaimed": self.reclaimed,
         }
 

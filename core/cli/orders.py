@@ -1,4 +1,8 @@
-"""``hrkernel orders list|show ID`` and ``hrkernel reconcile [--dry-run] [--ack]``.
+"""``hrkernel orders list|show ID|cancel-all`` and ``hrkernel reconcile [--dry-run] [--ack]``.
+
+``orders cancel-all`` asks the *running* kernel, through its dashboard's token-protected action
+``POST /api/orders/cancel-all``, so the leader that owns the orders does the cancelling (fenced
+by its lease) and the action lands in the kernel's audit log like any dashboard action.
 
 They open the orders DuckDB file under the data directory (``[orders] db_file``). DuckDB lets one
 process hold a database file at a time: while ``hrkernel run`` holds it these commands say so;
@@ -51,7 +55,7 @@ _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_o
 
 @click.group()
 def orders() -> None:
-    """The order journal: list orders, show one with its full history."""
+    """The order journal: list orders, show one with its full history; emergency cancel-all."""
 
 
 @orders.command("list")
@@ -106,6 +110,51 @@ def show_order(order_id: str, config: str | None, data_dir: str | None, as_json:
         extra = f" exchange_id={e.exchange_order_id}" if e.exchange_order_id else ""
         click.echo(f"  {e.at.isoformat()}  {e.state:<16} attempt={e.attempt} fence={e.fencing_token} "
                    f"filled={e.filled_amount}{extra}" + (f"  ({e.reason})" if e.reason else ""))
+
+
+@orders.command("cancel-all")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reason", default="hrkernel orders cancel-all", show_default=True, help="recorded in the audit log")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--json", "as_json", is_flag=True)
+def cancel_all(config: str, reason: str, yes: bool, as_json: bool) -> None:
+    """Emergency: cancel every open order the running kernel placed (needs [dashboard] token).
+
+    The running kernel's dashboard (``[dashboard] host``/``port``) does it with its lease; the
+    token is the config's ``[dashboard] token``. Orders placed by hand on the same account are
+    left alone. Exit 1 when the kernel cannot be reached, refuses, or some order was not cancelled.
+    """
+    import httpx
+
+    loaded = load(config)
+    dash = loaded.config.dashboard
+    if not dash.enabled or not dash.port:
+        fail("cancel-all talks to the running kernel's dashboard: set [dashboard] enabled = true and a fixed port")
+    if dash.token is None:
+        fail("cancel-all needs [dashboard] token (the same token the running kernel uses)")
+    if not yes and not as_json:
+        click.confirm("Cancel every open order this kernel placed?", abort=True)
+    host = "127.0.0.1" if dash.host in ("0.0.0.0", "") else dash.host
+    url = f"http://{host}:{dash.port}/api/orders/cancel-all"
+    try:
+        response = httpx.post(url, json={"reason": reason}, headers={"Authorization": f"Bearer {dash.token}"}, timeout=120)
+    except httpx.HTTPError as exc:
+        fail(f"no running kernel answered at {url} ({type(exc).__name__}: {exc})", EXIT_FAILURE)
+    try:
+        body = response.json()
+    except ValueError:
+        fail(f"{url} answered {response.status_code} with a body that is not JSON", EXIT_FAILURE)
+    if response.status_code != 200:
+        fail(f"cancel-all refused ({response.status_code}): {body.get('detail', body)}", EXIT_FAILURE)
+    result = body["result"]
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"cancelled {result['done']}, already closed {result['already_closed']}, failed {result['failed']}")
+        for problem in result.get("problems", []):
+            click.echo(f"  {problem}")
+    if result["failed"]:
+        raise SystemExit(EXIT_FAILURE)
 
 
 @click.command()

@@ -35,6 +35,8 @@ class ConfiguredCheck:
     config: Any
     interval: float
     timeout: float
+    grace: float | None = None
+    """``startup_grace`` from the check's table (None: the ``[health]`` default)."""
 
 
 def validate_tables(
@@ -105,7 +107,7 @@ def validate_health_checks(
         enabled = body.pop("enabled", True)
         if not isinstance(enabled, bool):
             issues.append(ConfigIssue(join(path, "enabled"), f"expected true or false, found {enabled!r}"))
-        for key in ("interval", "timeout"):
+        for key in ("interval", "timeout", "startup_grace"):
             if key in body:
                 value = body.pop(key)
                 try:
@@ -114,7 +116,8 @@ def validate_health_checks(
                     issues.append(ConfigIssue(join(path, key), hide_found(str(exc), value)))
         config = _decode_body(registration, body, path, issues)
         if enabled is True and config is not _INVALID:
-            out.append(ConfiguredCheck(name, registration, config, timing["interval"], timing["timeout"]))
+            out.append(ConfiguredCheck(name, registration, config, timing["interval"], timing["timeout"],
+                                       timing.get("startup_grace")))
     return out
 
 

@@ -45,16 +45,57 @@ class PluginsSection(ConfigStruct, kw_only=True):
 
 
 class ShutdownSection(ConfigStruct, kw_only=True):
+    """The graceful shutdown sequence (see :mod:`hrkernel.kernel.shutdown`): each stage has its own
+    bound and is logged as ``shutdown_stage`` with its outcome; each component's ``stop`` inside a
+    stage is logged as ``shutdown_step``."""
+
     step_timeout: Duration = Duration(5.0)
-    """How long each component may take to stop before it is cancelled."""
-    force_after: Duration = Duration(30.0)
-    """Hard limit for the whole shutdown; past it the process exits with code 1."""
+    """How long each component may take to stop before it is cancelled (within its stage)."""
+    force_after: Duration = Duration(300.0)
+    """Hard limit for the whole shutdown; past it the process exits with code 1. Must exceed the
+    sum of the stage timeouts, so the sequence is never killed half-way by its own deadline."""
+    stop_intake: Duration = Duration(30.0)
+    """Stage 1: stop the intake (dashboard, webhook, signal router), halt new orders and wait for
+    placements already under way to be acknowledged."""
+    cancel_orders: Literal["always", "unless_standby", "never"] = "unless_standby"
+    """Stage 2 policy. ``unless_standby``: cancel this leader's resting orders unless a live
+    standby will take them over; ``always``; ``never``. A standby never cancels (it owns none)."""
+    cancel_timeout: Duration = Duration(60.0)
+    """Stage 2: cancel open orders and post their fills."""
+    close_positions: bool = False
+    """Stage 3 (off by default): flatten, with market orders, the net position this kernel's
+    orders built per market. Skipped when the cancel step was skipped (a standby takes over)."""
+    close_timeout: Duration = Duration(120.0)
+    flush_timeout: Duration = Duration(30.0)
+    """Stage 4: flush the journal, ledger writer and replication stream."""
+
+    def sequence_bound(self) -> float:
+        """The longest the staged part of the sequence may take (stage 5 is bounded per component)."""
+        total = float(self.stop_intake) + float(self.cancel_timeout) + float(self.flush_timeout)
+        return total + (float(self.close_timeout) if self.close_positions else 0.0)
+
+    def __post_init__(self) -> None:
+        bound = self.sequence_bound()
+        if float(self.force_after) <= bound:
+            raise ValueError(
+                f"force_after ({float(self.force_after):g}s) must exceed the shutdown stages' timeouts "
+                f"(stop_intake + cancel_timeout + flush_timeout{' + close_timeout' if self.close_positions else ''}"
+                f" = {bound:g}s): the process would be killed half-way through its own shutdown")
 
 
 class HealthSection(ConfigStruct, kw_only=True):
     default_interval: Duration = Duration(10.0)
     default_timeout: Duration = Duration(2.0)
     checks: PluginTables = msgspec.field(default_factory=dict)
+    startup_grace: Duration = Duration(0.0)
+    """For this long after start, a check that has not been healthy yet is not reported (its
+    status stays unknown: no alert, no ``/readyz`` 503); a healthy result ends the grace at once.
+    ``[health.checks.<name>] startup_grace`` or ``startup_grace_for`` override it per check."""
+    datasource_startup_grace: Duration = Duration(30.0)
+    """The same for data-source freshness checks (``datasource:<id>``), which have no data to
+    judge until the first messages arrive."""
+    startup_grace_for: dict[str, Duration] = msgspec.field(default_factory=dict)
+    """Per check name (any check: ``bus``, ``exchange:nobitex:breaker``, ``datasource:x``, ...)."""
 
 
 class Config(ConfigStruct, kw_only=True):

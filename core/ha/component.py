@@ -154,6 +154,18 @@ class HAComponent(Component):
         self._trading_token = None
         await release(reason=reason)
 
+    def is_leader(self) -> bool:
+        """This instance holds the lease (whether or not its takeover gate is open yet)."""
+        return bool(self.lease.is_leader)
+
+    async def live_standbys(self) -> list[str]:
+        """Other running instances that reported themselves standby within one lease TTL (the
+        Redis lease's member keys); always empty with the local lease."""
+        members = getattr(self.lease, "live_members", None)
+        if members is None:
+            return []
+        return sorted(name for name, role in (await members()).items() if role == "standby")
+
     def add_takeover_step(self, step: TakeoverStep) -> None:
         self._takeover_steps.append(step)
 

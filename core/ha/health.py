@@ -22,7 +22,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.types import HealthResult, HealthStatus
 
@@ -73,6 +73,10 @@ class CheckRun:
     next_recovery_at: float = 0.0
     recovery_failures: int = 0
     last_run_at: float | None = None
+    grace: float = 0.0
+    """Start-up grace: seconds after the monitor starts during which a not-yet-healthy result is
+    not reported (the status stays None/unknown)."""
+    in_grace: bool = False
 
     def __post_init__(self) -> None:
         if self.recovery is None:
@@ -90,6 +94,7 @@ Listener = Callable[[HealthChange], Awaitable[None] | None]
 
 class HealthMonitor(Component):
     name = "health"
+    shutdown_stage = ShutdownStage.STOP_INTAKE
 
     def __init__(
         self,
@@ -114,12 +119,14 @@ class HealthMonitor(Component):
         self.log = get_logger("hrkernel.health")
         self._listeners: list[Listener] = []
         self._stopping = anyio.Event()
+        self._started_at: float | None = None
         self._running = False
         for run in runs:
             self.add(run)
 
     @classmethod
     def from_kernel(cls, kernel: Kernel) -> HealthMonitor:
+        health = kernel.config.health
         runs = [
             CheckRun(
                 name=item.id,
@@ -127,6 +134,7 @@ class HealthMonitor(Component):
                 interval=item.interval,
                 timeout=item.timeout,
                 plugin=item.registration.plugin,
+                grace=float(health.startup_grace if item.grace is None else item.grace),
             )
             for item in kernel.plugin_config.health_checks
         ]
@@ -160,6 +168,13 @@ class HealthMonitor(Component):
             options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
             for name, check in ha.health_checks().items():
                 runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout, plugin="hrkernel.ha"))
+        for run in runs:
+            if run.name in health.startup_grace_for:
+                run.grace = float(health.startup_grace_for[run.name])
+            elif run.name.startswith("datasource:") and run.grace == 0.0:
+                run.grace = float(health.datasource_startup_grace)
+            elif run.grace == 0.0:
+                run.grace = float(health.startup_grace)
         monitor = cls(runs, **options)
         if ha is not None:
             ha.attach_health(monitor)
@@ -181,6 +196,7 @@ class HealthMonitor(Component):
 
     async def start(self, tg: TaskGroup) -> None:
         self._running = True
+        self._started_at = self.clock()
         for run in self.runs.values():
             tg.start_soon(self._loop, run, name=f"health:{run.name}")
 
@@ -220,7 +236,23 @@ class HealthMonitor(Component):
             run.recovery_failures, run.next_recovery_at = 0, 0.0
         return result
 
+    def _in_startup_grace(self, run: CheckRun, result: HealthResult) -> bool:
+        """A check that has not reported yet and is not healthy yet, inside its start-up grace
+        (a data source before its first message): say nothing rather than a false alarm."""
+        if run.status is not None or result.status is HealthStatus.HEALTHY or self._started_at is None:
+            return False
+        left = run.grace - (self.clock() - self._started_at)
+        if left <= 0:
+            return False
+        if not run.in_grace:
+            self.log.info("health_check_starting", check=run.name, detail=result.detail, grace_left_s=round(left, 1))
+        run.in_grace = True
+        return True
+
     async def _update_status(self, run: CheckRun, result: HealthResult, at: float) -> None:
+        if self._in_startup_grace(run, result):
+            return
+        run.in_grace = False
         previous = run.status
         if previous == result.status:
             run.streak = 0
@@ -302,6 +334,7 @@ class HealthMonitor(Component):
                 "latency": run.last.latency if run.last else None,
                 "plugin": run.plugin,
                 "recovery_attempts": len(run.recovery_attempts),
+                "in_startup_grace": run.in_grace,
             }
             for name, run in self.runs.items()
         }

@@ -10,6 +10,9 @@ Keys (all under ``<prefix>:``):
   tokens keep increasing across a Redis restart without persistence.
 - ``info``     — a hash: instance, token, holder, acquired_ms / renewed_ms (Redis server time).
 - ``stepdown`` — a step-down request from ``hrkernel failover`` (``<token>:<hmac>``).
+- ``member:<instance>`` — every running instance, leader or standby, refreshes its own key with
+  the lease TTL on each tick (value: its role) and deletes it on stop, so a leader shutting down
+  can tell whether a live standby will take over (``[shutdown] cancel_orders = "unless_standby"``).
 
 Every change of the lease is one script, so nothing is ever check-then-expire. The holder id is
 fresh for each tenure: a renewal can only extend the tenure it belongs to.
@@ -150,6 +153,8 @@ class RedisLease(ListenerMixin):
         self._seen_expiry: tuple[float, float] | None = None  # (clock at read, pttl seconds)
         self._stopping = anyio.Event()
         self._stopped = False
+        self._member_role: str | None = None
+        self._member_at = 0.0
         self.last_renewal: float | None = None
         """Clock time the last successful renewal (or acquisition) was sent."""
 
@@ -225,6 +230,8 @@ class RedisLease(ListenerMixin):
                 self.log.warning("lease_redis_error", error=error, leader=self.is_leader, failures=self._failures)
             self._last_error = error
         await self.check_deadline()
+        if not self._failures:  # Redis answered the lease call: worth a heartbeat too
+            await self._heartbeat()
         if self.is_leader:
             return max(0.0, min(self.renew_interval, self._valid_until - self.clock()))
         if self._failures:
@@ -236,6 +243,41 @@ class RedisLease(ListenerMixin):
         if self._token is not None and self.clock() >= self._valid_until:
             why = f"; last error: {self._last_error}" if self._last_error else ""
             await self._lose(f"renewal deadline passed ({self.ttl - self.margin:g}s without a successful renewal{why})")
+
+    def _member_key(self, instance_id: str) -> str:
+        return f"{self.keys['lease'].rsplit(':', 1)[0]}:member:{instance_id}"
+
+    async def _heartbeat(self) -> None:
+        """Refresh this instance's member key, at most every ttl/3 and on a role change. Its own
+        round trip, outside the lease's: a failed heartbeat never counts against the lease."""
+        role = "leader" if self.is_leader else "standby"
+        now = self.clock()
+        if role == self._member_role and now - self._member_at < self.ttl / 3:
+            return
+        self._script("acquire")  # makes the client
+        assert self._client is not None
+        try:
+            with anyio.fail_after(self._call_timeout()):
+                await self._client.set(self._member_key(self.instance_id), role, px=int(self.ttl * 1000))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.log.debug("lease_member_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._member_role, self._member_at = role, now
+
+    async def live_members(self) -> dict[str, str]:
+        """Every other instance whose member key is alive (instance → role it last reported)."""
+        self._script("acquire")
+        assert self._client is not None
+        prefix = self._member_key("")
+        out: dict[str, str] = {}
+        with anyio.fail_after(self._call_timeout() * 2):
+            async for key in self._client.scan_iter(match=prefix + "*", count=100):
+                name = key[len(prefix):]
+                if name != self.instance_id:
+                    role = await self._client.get(key)
+                    if role is not None:
+                        out[name] = str(role)
+        return out
 
     def _call_timeout(self) -> float:
         if self.is_leader:
@@ -341,6 +383,11 @@ class RedisLease(ListenerMixin):
         with anyio.CancelScope(shield=True):
             await self.release(reason="shutdown")
             if self._client is not None:
+                try:
+                    with anyio.fail_after(self._call_timeout()):
+                        await self._client.delete(self._member_key(self.instance_id))
+                except (RedisError, OSError, TimeoutError):
+                    pass  # the key expires after one TTL anyway
                 try:
                     await self._client.aclose()
                 except (RedisError, OSError):

@@ -14,6 +14,7 @@ from hrkernel.alerts.build import build_alerts
 from hrkernel.bus.component import build_bus
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
+from hrkernel.kernel.event_feed import build_event_feed
 from hrkernel.kernel.routing import build_routing
 from hrkernel.orders.component import build_orders
 from hrkernel.resilience.component import build_resilience
@@ -75,6 +76,7 @@ BUILDERS: list[Callable[[Kernel], None]] = [
     build_exchanges,
     build_datasources,
     build_orders,  # after the exchanges it trades on; stops before them
+    build_event_feed,  # publishes what orders/ledger/alerts did; stops (last drain) before orders closes
     build_health,
     build_signals,  # before web: the web app mounts its route
     build_routing,  # signals → orders; stops before the pipeline halts

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 from anyio.abc import TaskGroup
+
+
+class ShutdownStage(enum.StrEnum):
+    """The stages of the graceful shutdown, in order (see :mod:`hrkernel.kernel.shutdown`)."""
+
+    STOP_INTAKE = "stop_intake"
+    CANCEL_ORDERS = "cancel_orders"
+    CLOSE_POSITIONS = "close_positions"
+    FLUSH = "flush"
+    RELEASE_AND_CLOSE = "release_and_close"
 
 
 class Component:
@@ -13,12 +24,17 @@ class Component:
 
     ``start`` returns once the component is ready; background work goes into the kernel's task
     group ``tg`` (never started anywhere else). ``stop`` is graceful: stop accepting work, let
-    in-flight work finish, flush, close. The kernel calls ``stop`` under ``[shutdown]
-    step_timeout``, in reverse start order, and cancels what is still running afterwards.
-    Background tasks must handle their own errors: an exception escaping one stops the kernel.
+    in-flight work finish, flush, close. The kernel calls ``stop`` in the shutdown stage the
+    component names (``shutdown_stage``), in reverse start order within it, under ``[shutdown]
+    step_timeout`` (``flush_timeout`` in the flush stage), and cancels what is still running
+    afterwards. Background tasks must handle their own errors: an exception escaping one stops
+    the kernel.
     """
 
     name: str = "component"
+    shutdown_stage: ClassVar[ShutdownStage] = ShutdownStage.RELEASE_AND_CLOSE
+    """When this component is stopped: intake parts in ``STOP_INTAKE``, stores in ``FLUSH``,
+    connections (exchanges, lease, bus) last."""
 
     async def start(self, tg: TaskGroup) -> None:  # pragma: no cover - trivial default
         return None

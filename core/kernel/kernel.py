@@ -96,24 +96,8 @@ class Kernel:
             self.log.debug("component_started", component=component.name, duration_ms=round((time.monotonic() - began) * 1000, 1))
 
     async def _stop_all(self) -> None:
-        """Stop started components in reverse order, each under its own timeout."""
-        step_timeout = float(self.config.shutdown.step_timeout)
-        while self.started:
-            component = self.started.pop()
-            began = time.monotonic()
-            outcome, error = "ok", None
-            with anyio.CancelScope(shield=True):
-                try:
-                    with anyio.fail_after(step_timeout):
-                        await component.stop()
-                except TimeoutError:
-                    outcome = "timeout"
-                except Exception as exc:
-                    outcome, error = "error", f"{type(exc).__name__}: {exc}"
-            self.log.info(
-                "shutdown_step",
-                component=component.name,
-                outcome=outcome,
-                error=error,
-                duration_ms=round((time.monotonic() - began) * 1000, 1),
-            )
+        """Run the graceful shutdown sequence over the started components (see
+        :mod:`hrkernel.kernel.shutdown`): intake, cancel, close, flush, release and close."""
+        from hrkernel.kernel.shutdown import ShutdownSequence
+
+        await ShutdownSequence(self.config.shutdown, self.started, self.stop_reason, logger=self.log).run()

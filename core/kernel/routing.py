@@ -39,7 +39,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.bus.events import SignalAction, SignalEvent
 from hrkernel.exchange.types import OrderType, Side
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import (
     JournalError,
@@ -66,6 +66,7 @@ class SignalRejected(Exception):
 
 class SignalRouter(Component):
     name = "signal_router"
+    shutdown_stage = ShutdownStage.STOP_INTAKE
 
     def __init__(
         self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 16,

@@ -30,11 +30,13 @@ import duckdb
 from anyio.abc import TaskGroup
 
 from hrkernel.ha.component import HAComponent
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
+from hrkernel.orders import exposure
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import NotLeaderError
+from hrkernel.orders.exposure import SHUTDOWN_HALT, ExposureReport
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
@@ -93,6 +95,7 @@ class _StandbyLedger(_StandbyView):
 
 class OrdersComponent(Component):
     name = "orders"
+    shutdown_stage = ShutdownStage.FLUSH
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
                  lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None,
@@ -193,12 +196,9 @@ class OrdersComponent(Component):
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
 
     def is_leader(self) -> bool:
-        """This instance holds the lease with margin (it reconciles and trades)."""
+        """This instance holds the lease with margin (it reconciles, trades and writes the journal
+        and ledger)."""
         return self._leader()
-
-    def health_checks(self) -> dict[str, Any]:
-        """Checks the health monitor runs for this component (see :class:`OrdersHealth`)."""
-        return {self.name: OrdersHealth(self)}
 
     async def _run(self, tg: TaskGroup) -> None:
         assert self.reconciliation is not None
@@ -309,12 +309,36 @@ class OrdersComponent(Component):
             except Exception as exc:  # reconciliation still reports what is left as drift
                 log.error("orders_unreplicated_orders_not_checked", exchange=name, error=f"{type(exc).__name__}: {exc}")
 
+    # -- exposure at shutdown and on demand (see hrkernel.kernel.shutdown) ------------------------
+
+    async def stop_new_orders(self, reason: str) -> int:
+        """Halt new orders, then wait for the placements under way; returns how many there were."""
+        if self.pipeline is None:
+            return 0
+        self.pipeline.halt(SHUTDOWN_HALT, reason)
+        return await exposure.wait_for_placements(self.pipeline)
+
+    async def cancel_open_orders(self, reason: str) -> ExposureReport:
+        """Cancel every open order this kernel placed (shutdown stage 2, ``orders cancel-all``)."""
+        if self.pipeline is None:
+            return ExposureReport(action="cancel_open_orders", problems=["the orders component is not running"])
+        if not self._leader():
+            # Only the leader may touch the account: a standby's cancel would be fenced anyway.
+            raise NotLeaderError("cancel-all: this instance is not the leader (the leader's orders are its own to manage)")
+        return await exposure.cancel_open_orders(self.pipeline, reason=reason)
+
+    async def close_positions(self, reason: str) -> ExposureReport:
+        """Flatten this kernel's net position per market (shutdown stage 3, off by default)."""
+        if self.pipeline is None:
+            return ExposureReport(action="close_positions", problems=["the orders component is not running"])
+        return await exposure.close_positions(self.pipeline, reason=reason)
+
     async def stop(self) -> None:
         self._stopping = True
         if self._scope is not None:
             self._scope.cancel()  # the loop and the writer (which flushes) stop before the file closes
         if self.pipeline is not None:
-            self.pipeline.halt("shutdown", "the kernel is shutting down")
+            self.pipeline.halt(SHUTDOWN_HALT, "the kernel is shutting down")
         if self._scope is not None:
             with anyio.move_on_after(5):  # a replication apply in a worker thread finishes first
                 await self._done.wait()
@@ -323,6 +347,21 @@ class OrdersComponent(Component):
         if self._con is not None:
             self._con.close()
             self._con = None
+
+    def reader(self) -> Any:
+        """A fresh cursor on the orders database (for observers such as the event feed), or None
+        before start / after stop. Each caller uses its own: DuckDB cursors are per thread."""
+        return self._con.cursor() if self._con is not None else None
+
+    def health_checks(self) -> dict[str, Any]:
+        """Checks the health monitor runs for this component: ``orders`` (reconciliation and halts,
+        see :class:`OrdersHealth`) and ``orders_execution`` (placements acknowledged within
+        ``ack_bound``; verification backlog)."""
+        from hrkernel.orders.health import OrderExecutionCheck
+
+        return {self.name: OrdersHealth(self), "orders_execution": OrderExecutionCheck(
+            lambda: self.pipeline, ack_bound=float(self.config.ack_bound),
+            verify_deadline=float(self.config.verify_deadline), backlog_max=self.config.verify_backlog_max)}
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": "orders", "db": str(self.db_path),

@@ -66,6 +66,13 @@ class OrdersSection(ConfigStruct, kw_only=True):
     halt_on_drift: bool = True
     """Beyond-tolerance drift halts new orders until acknowledged (``hrkernel reconcile --ack``)."""
 
+    # -- health (the ``orders_execution`` check) --
+    ack_bound: Duration = Duration(10.0)
+    """A placement still SUBMITTING/UNKNOWN this long after it was sent makes the check unhealthy."""
+    verify_backlog_max: int = 20
+    """More orders than this done on the exchange but not verified yet (fills not all posted),
+    or any order left unresolved, makes the check degraded."""
+
     def __post_init__(self) -> None:
         if min(self.max_open_orders, self.submit_attempts, self.lookup_attempts, self.recovery_concurrency) < 1:
             raise ValueError("max_open_orders, submit_attempts, lookup_attempts and recovery_concurrency must be >= 1")

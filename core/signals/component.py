@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from anyio.abc import TaskGroup
 from starlette.routing import BaseRoute
 
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.signals.config import WebhookSection
 from hrkernel.signals.intake import WebhookIntake
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class SignalsComponent(Component):
     name = "signals"
+    shutdown_stage = ShutdownStage.STOP_INTAKE
 
     def __init__(self, intake: WebhookIntake) -> None:
         self.intake = intake

@@ -424,6 +424,14 @@ async def kill_switch(request: Request) -> Response:
     return await run_action(request, "kill_switch", "orders", do)
 
 
+async def cancel_all_orders(request: Request) -> Response:
+    async def do() -> Any:
+        body = await _body(request, ReasonBody)
+        return await sources.cancel_all_orders(state_of(request).host, f"cancel-all: {body.reason}")
+
+    return await run_action(request, "orders_cancel_all", "orders", do)
+
+
 async def ack_alert(request: Request) -> Response:
     alert_id = request.path_params["alert_id"]
 
@@ -479,6 +487,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("/api/leadership/step-down", "POST", leadership_step_down, "Give up leadership so a standby takes over", tag="action", action=True, body=_REASON),
     Endpoint("/api/killswitch", "POST", kill_switch, "Kill switch: halt (on) or resume (off) new orders", tag="action", action=True,
              body={"type": "object", "additionalProperties": False, "required": ["on"], "properties": {"on": {"type": "boolean"}, "reason": {"type": "string"}}}),
+    Endpoint("/api/orders/cancel-all", "POST", cancel_all_orders, "Emergency: cancel every open order this kernel placed (leader only)",
+             tag="action", action=True, body=_REASON),
     Endpoint("/api/alerts/{alert_id}/ack", "POST", ack_alert, "Acknowledge an open alert", tag="action", action=True,
              params=[{"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}],
              body={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string"}, "who": {"type": "string"}}}),

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from hrkernel.kernel.component import Component
+from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.web import api, sources
 from hrkernel.web.auth import AuditLog
@@ -115,6 +115,7 @@ class WebComponent(Component):
     """Serves the app with uvicorn inside the kernel's task group."""
 
     name = "web"
+    shutdown_stage = ShutdownStage.STOP_INTAKE
 
     def __init__(self, host: sources.Host, config: DashboardSection, instance_id: str = "hr-1") -> None:
         self.host = host

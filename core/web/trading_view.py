@@ -164,6 +164,17 @@ async def set_kill_switch(host: Host, on: bool, reason: str) -> dict[str, Any]:
     return {"halted": bool(halts), "halts": jsonable(halts)}
 
 
+async def cancel_all_orders(host: Host, reason: str) -> dict[str, Any]:
+    """Emergency cancel of every open order this kernel placed (the orders component's
+    ``cancel_open_orders``; only the leader may): counts and the orders that could not be."""
+    orders = find(host, "orders")
+    cancel = method_of(orders, "cancel_open_orders") if orders is not None else None
+    if cancel is None:
+        raise NotConfigured("no order pipeline is running (no [exchanges.*] or [orders] enabled = false)")
+    report = await cancel(reason)
+    return {"outcome": report.outcome, **jsonable(report)}
+
+
 # ---------------------------------------------------------------------------- signals
 
 

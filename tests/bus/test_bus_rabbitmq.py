@@ -123,9 +123,58 @@ async def test_bus_reconnects_after_the_broker_drops_the_connection() -> None:
 
 @pytest.mark.anyio
 async def test_unreachable_broker_raises_bus_unavailable_naming_the_topic() -> None:
+    from hrkernel.bus.config import BusSection
     from hrkernel.bus.errors import BusUnavailable
 
-    bus = RabbitBus(RabbitBusSettings(url="amqp://guest:guest@127.0.0.1:1/"))
-    with pytest.raises(BusUnavailable, match="signals"):
+    bus = RabbitBus(RabbitBusSettings(url="amqp://guest:guest@127.0.0.1:1/"), BusSection().policy)
+    with pytest.raises(BusUnavailable, match="signals"):  # a critical topic: policy "fail"
         await bus.publish("signals", HealthEvent(time=NOW, component="c", status="ok"))
+    await bus.publish("health", HealthEvent(time=NOW, component="c", status="ok"))  # policy "buffer"
+    assert bus.stats()["buffered_now"] == 1
     await bus.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_broker_cut_buffers_buffer_topics_fails_critical_ones_and_flushes_in_order() -> None:
+    """The same policy semantics as the Redis bus, with a real cut: a TCP proxy on loopback
+    between the bus and 127.0.0.1:5672 resets every connection (the system broker keeps running)."""
+    from hrkernel.bus.config import BusSection
+    from hrkernel.bus.errors import BusUnavailable
+    from hrkernel.chaos.netcut import TcpProxy
+
+    proxy = TcpProxy(5672)
+    port = proxy.start()
+    exchange = f"hrtest-{uuid.uuid4().hex[:8]}"
+    bus = RabbitBus(RabbitBusSettings(url=f"amqp://guest:guest@127.0.0.1:{port}/", exchange=exchange,
+                                      publish_timeout=1.0), BusSection().policy)
+    direct = RabbitBus(RabbitBusSettings(exchange=exchange))
+    try:
+        sub = direct.subscribe("health", "cut")
+        with anyio.move_on_after(0.3):  # declares the durable queue before anything is published
+            await sub.__anext__()
+        await bus.publish("health", HealthEvent(time=NOW, component="before", status="healthy"))
+        await anyio.to_thread.run_sync(proxy.cut, "rst")
+        for n in range(10):
+            await bus.publish("health", HealthEvent(time=NOW, component=f"cut{n}", status="healthy"))
+        assert bus.stats()["buffered_now"] == 10
+        with pytest.raises(BusUnavailable, match="signals"):
+            await bus.publish("signals", HealthEvent(time=NOW, component="x", status="healthy"))
+        await anyio.to_thread.run_sync(proxy.restore)
+        with anyio.fail_after(30):
+            while await bus.flush_buffers():
+                await anyio.sleep(0.2)
+        await bus.publish("health", HealthEvent(time=NOW, component="after", status="healthy"))
+        got: list[str] = []
+        with anyio.fail_after(15):
+            while len(got) < 12:
+                d = await sub.__anext__()
+                got.append(d.event.component)  # type: ignore[attr-defined]
+                await d.ack()
+        assert got == ["before", *(f"cut{n}" for n in range(10)), "after"]
+        assert bus.stats()["flushed"] == 10
+        await sub.aclose()
+    finally:
+        await _cleanup(direct, exchange, [f"{exchange}.health.cut"])
+        await direct.aclose()
+        await bus.aclose()
+        await anyio.to_thread.run_sync(proxy.close)

@@ -290,7 +290,8 @@ function renderActions(s) {
     for (const [key, why] of Object.entries(s.orders.data.halts || {})) rows.push(h("p", { class: "muted" }, `${key}: ${why}`));
     rows.push(h("div", { class: "actions-row" },
       h("button", { class: "danger", id: "kill-on", onclick: () => act("Turn the kill switch ON (halt new orders)", "POST", "/api/killswitch", { on: true }) }, "kill switch on"),
-      h("button", { id: "kill-off", onclick: () => act("Turn the kill switch OFF (resume orders)", "POST", "/api/killswitch", { on: false }) }, "kill switch off")));
+      h("button", { id: "kill-off", onclick: () => act("Turn the kill switch OFF (resume orders)", "POST", "/api/killswitch", { on: false }) }, "kill switch off"),
+      h("button", { class: "danger", id: "cancel-all", onclick: () => act("Cancel EVERY open order this kernel placed", "POST", "/api/orders/cancel-all", { reason: "dashboard cancel-all" }) }, "cancel all orders")));
   } else {
     rows.push(h("p", { class: "not-configured" }, "kill switch: not configured (no order pipeline)"));
   }
