@@ -133,6 +133,12 @@ class KernelContext(Protocol):
     def data_dir(self) -> str: ...
 
     @property
+    def component_id(self) -> str:
+        """The id of the config table the object is built from (``paper`` for
+        ``[exchanges.paper]``); empty outside a factory call. Name logs and breakers after it."""
+        ...
+
+    @property
     def log(self) -> structlog.typing.FilteringBoundLogger: ...
 
     def component(self, name: str) -> Any:

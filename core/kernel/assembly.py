@@ -26,13 +26,13 @@ if TYPE_CHECKING:
 
 def build_exchanges(kernel: Kernel) -> None:
     for item in kernel.plugin_config.exchanges:
-        obj = item.registration.factory(item.config, kernel.context)
+        obj = item.registration.factory(item.config, kernel.context.for_component(item.id))
         kernel.add(PluginComponent(f"exchange:{item.id}", "exchange", obj, item.registration.plugin))
 
 
 def build_datasources(kernel: Kernel) -> None:
     for item in kernel.plugin_config.datasources:
-        obj = item.registration.factory(item.config, kernel.context)
+        obj = item.registration.factory(item.config, kernel.context.for_component(item.id))
         kernel.add(PluginComponent(f"datasource:{item.id}", "datasource", obj, item.registration.plugin))
 
 

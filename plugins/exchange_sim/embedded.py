@@ -25,6 +25,9 @@ class EmbeddedSimConfig(NobitexConfig, kw_only=True):
     """
 
     token: str = "sim-token-default"
+    persist: bool = True
+    """Keep the simulated account (balances, orders, trades) in ``<data_dir>/sim-<id>.json``
+    between runs; false: every start is a fresh account (the ledger will then see drift)."""
     simulator: SimConfig = msgspec.field(default_factory=SimConfig)
 
 
@@ -32,11 +35,19 @@ class EmbeddedSimExchange:
     """A started simulator plus a Nobitex adapter pointed at it; behaves as the adapter."""
 
     def __init__(self, config: EmbeddedSimConfig, context: Any) -> None:
+        from pathlib import Path
+
         from hrkernel_sim.server import SimServer
 
         self.config = config
         self.context = context
-        self.server = SimServer(config.simulator)
+        # The paper account lives beside the journal and ledger that record its trades, so a
+        # restart finds the balances the ledger expects (one file per [exchanges.<id>]).
+        exchange_id = getattr(context, "component_id", "") or "sim"
+        data_dir = getattr(context, "data_dir", None)
+        self.state_file = (str(Path(data_dir) / f"sim-{exchange_id}.json")
+                           if data_dir and config.persist else None)
+        self.server = SimServer(config.simulator, state_file=self.state_file)
         self.exchange: Any = None
 
     async def start(self, tg: TaskGroup) -> None:
@@ -65,7 +76,8 @@ class EmbeddedSimExchange:
         return getattr(exchange, name)
 
     def describe(self) -> dict[str, Any]:
-        return {"simulator": self.server.describe() if self.server.port else None}
+        return {"simulator": self.server.describe() if self.server.port else None,
+                "state_file": self.state_file}
 
 
 def build_embedded(config: EmbeddedSimConfig, context: Any) -> EmbeddedSimExchange:
