@@ -211,8 +211,10 @@ class OrdersComponent(Component):
         """``hrkernel reconcile --ack`` leaves a file: an operator acknowledged the drift."""
         ack = self.db_path.parent / ACK_FILE
         if ack.exists() and self.reconciliation is not None:
+            from hrkernel.orders.operator import acknowledge_drift
+
             ack.unlink(missing_ok=True)
-            self.reconciliation.acknowledge("hrkernel reconcile --ack")
+            acknowledge_drift(self.reconciliation, "hrkernel reconcile --ack")
 
     async def on_takeover(self, token: int) -> None:
         """HA takeover step: catch up with the replication stream and mark the new tenure (with

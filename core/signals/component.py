@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from anyio.abc import TaskGroup
 from starlette.routing import BaseRoute
 
@@ -31,7 +32,9 @@ class SignalsComponent(Component):
         self.intake.inbox.close()
 
     def web_routes(self) -> list[BaseRoute]:
-        return self.intake.routes()
+        # Without [webhook] enabled the intake still takes local operators' signals
+        # (`hrkernel signal`, POST /api/signals) but offers no TradingView route.
+        return self.intake.routes() if self.intake.config.enabled else []
 
     def stats(self) -> dict[str, Any]:
         return self.intake.stats()
@@ -42,8 +45,13 @@ class SignalsComponent(Component):
 
 def build_signals(kernel: Kernel) -> None:
     section: WebhookSection = kernel.config.webhook
-    if not section.enabled:
+    exchanges = [item.id for item in kernel.plugin_config.exchanges]
+    if not section.enabled and not exchanges:
         return
+    if not section.enabled and section.exchange not in exchanges:
+        # The operator's signals go to the one configured exchange (the embedded default's
+        # paper account); with several, [webhook] exchange says which.
+        section = msgspec.structs.replace(section, exchange=exchanges[0])
 
     def bus() -> Any:
         component = kernel.get("bus")

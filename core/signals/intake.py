@@ -210,6 +210,20 @@ class WebhookIntake:
         payload = self._parse(body)
         flat = flatten(payload)
         self._check_secret(request.path_params.get("secret") or secret_of(flat))
+        return await self._accept(flat)
+
+    async def submit(self, payload: dict[str, Any]) -> Response:
+        """A signal from an authenticated local operator (``hrkernel signal``, ``POST
+        /api/signals``): the webhook's payload fields, validation, lag check and dedupe, without
+        the webhook's shared secret and allowlist (the caller's token was checked instead)."""
+        self.metrics.count("received")
+        try:
+            return await self._accept(flatten(payload))
+        except Rejected as exc:
+            self.metrics.count("rejected", exc.reason)
+            return exc.response()
+
+    async def _accept(self, flat: dict[str, Any]) -> Response:
         received = datetime.fromtimestamp(self._clock(), UTC)
         try:
             signal = build_signal(

@@ -342,7 +342,7 @@ async def run_action(request: Request, action: str, target: str, do: Callable[[]
     """Token check, the action, the audit entry: in that order, whatever happens."""
     state = state_of(request)
     client = client_of(request)
-    refused = check_token(request, state.config.token)
+    refused = check_token(request, state.config.token, state.admin_token)
     if refused is not None:
         state.audit.record(action, target, "refused", f"{refused.status_code}: {describe_refusal(refused)}", client)
         return refused
@@ -462,6 +462,12 @@ ENDPOINTS: list[Endpoint] = [
              body={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string"}, "who": {"type": "string"}}}),
 ]
 
+# Operators' actions (signals, transfers, drift acks) live in their own module; it builds on
+# run_action above, hence the import here.
+from hrkernel.web.operator_api import OPERATOR_ENDPOINTS  # noqa: E402
+
+ENDPOINTS += OPERATOR_ENDPOINTS
+
 
 def guarded(endpoint: Endpoint) -> Handler:
     """Wrap read handlers with the optional token check (``require_token_for_reads``)."""
@@ -472,7 +478,7 @@ def guarded(endpoint: Endpoint) -> Handler:
     async def wrapper(request: Request) -> Response:
         state = state_of(request)
         if state.config.require_token_for_reads:
-            refused = check_token(request, state.config.token)
+            refused = check_token(request, state.config.token, state.admin_token)
             if refused is not None:
                 return refused
         return await handler(request)

@@ -8,6 +8,7 @@ can rehearse the whole order path with no network, no account and no money.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -74,6 +75,24 @@ class EmbeddedSimExchange:
         if exchange is None:
             raise AttributeError(f"{name!r}: the embedded simulator exchange is not started")
         return getattr(exchange, name)
+
+    async def paper_transfer(self, currency: str, amount: Decimal) -> None:
+        """Credit (or, negative, debit) the simulated account: the paper side of a deposit or
+        withdrawal the operator books with ``hrkernel ledger deposit|withdraw``."""
+        state = self.server.state
+        engine = state.engine
+        account = engine.tokens.get(self.config.token)
+        if account is None:
+            raise ValueError(f"the simulator has no account for token of exchange {self.context.component_id!r}")
+        code = currency.lower()
+        balance, blocked = engine.wallet(account, code)
+        if balance + amount < blocked:
+            raise ValueError(f"the paper account holds {balance - blocked} {currency} available; "
+                             f"cannot withdraw {-amount}")
+        engine.balances[account][code] = balance + amount
+        engine.blocked[account].setdefault(code, Decimal(0))
+        engine.version += 1
+        state.persist()
 
     def describe(self) -> dict[str, Any]:
         return {"simulator": self.server.describe() if self.server.port else None,
