@@ -90,7 +90,7 @@ def list_orders(config_arg: str | None, config_opt: str | None, data_dir: str | 
         rows = [msgspec.to_builtins(r) for r in
                 journal.query(states=NON_TERMINAL if only_open else None, limit=limit)]
     if as_json:
-        click.echo(json.dumps(rows))
+        click.echo(msgspec.json.encode(rows).decode())
         return
     if not rows:
         click.echo("no orders")
