@@ -53,6 +53,21 @@ def config_argument(fn: Any) -> Any:
                         help="the same as the CONFIG argument")(fn)
 
 
+def required_config(fn: Any) -> Any:
+    """:func:`config_argument` for commands that need a config: the function receives it as
+    ``config`` (hr.toml in this folder when none is given; an error when there is none)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, config_arg: str | None = None, config_opt: str | None = None, **kw: Any) -> Any:
+        config = pick_config(config_arg, config_opt)
+        if config is None:
+            fail("no config given and no hr.toml here: give it as the CONFIG argument")
+        return fn(*args, config=config, **kw)
+
+    return config_argument(wrapper)
+
+
 def pick_config(config_arg: str | None, config_opt: str | None, default: str | None = "hr.toml") -> str | None:
     """The config given either way; else ``default`` (hr.toml, when it exists in this folder)."""
     if config_arg and config_opt and config_arg != config_opt:

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import click
 
-from hrkernel.cli.common import EXIT_FAILURE, fail, load
+from hrkernel.cli.common import EXIT_FAILURE, fail, load, required_config
 
 
 def _lease_state(url: str, prefix: str, timeout: float, instance: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _lease_state(url: str, prefix: str, timeout: float, instance: str) -> dict[s
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@required_config
 @click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
 def status(config: str, as_json: bool) -> None:
     """Show this instance's role, the leader, the fencing token, when the lease expires and the
@@ -123,7 +123,7 @@ def _group_failover(loaded: Any, group: str, to: str | None, token: str | None, 
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@required_config
 @click.option("--token", "secret", help="admin token (default: [ha] admin_token or $HRKERNEL_HA_TOKEN; with --group: the dashboard token or $HRKERNEL_DASHBOARD_TOKEN)")
 @click.option("--group", default=None, help="fail over this failover group of the running kernel instead of the leader")
 @click.option("--to", "to", default=None, help="with --group: the member to switch to (default: the next healthy one)")

@@ -25,6 +25,7 @@ from hrkernel.cli.common import (
     load,
     load_sections,
     pick_config,
+    required_config,
 )
 from hrkernel.orders.component import ACK_FILE
 
@@ -55,8 +56,6 @@ def _open(db: Path, *, read_only: bool = True, in_use_ok: bool = False) -> Any:
         fail(f"{db} is in use (is `hrkernel run` running?): {exc}", EXIT_FAILURE)
 
 
-_config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
-                              help="hr.toml whose [kernel] data_dir and [orders] db_file to use")
 _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
                                 help="data directory (default: the config's, else .hrkernel)")
 
@@ -116,14 +115,15 @@ def _orders_from_kernel(base: Path, db: Path, limit: int) -> list[dict[str, Any]
 
 @orders.command("show")
 @click.argument("order_id")
-@_config_option
+@config_argument
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True)
-def show_order(order_id: str, config: str | None, data_dir: str | None, as_json: bool) -> None:
+def show_order(order_id: str, config_arg: str | None, config_opt: str | None, data_dir: str | None,
+               as_json: bool) -> None:
     """One order (by client order id, signal id or exchange order id) with its full history."""
     from hrkernel.orders.journal import OrderJournal
 
-    _, db = _paths(config, data_dir)
+    _, db = _paths(pick_config(config_arg, config_opt), data_dir)
     journal = OrderJournal.reader(_open(db))
     rec = journal.get(order_id) or journal.by_signal(order_id)
     if rec is None:
@@ -145,7 +145,7 @@ def show_order(order_id: str, config: str | None, data_dir: str | None, as_json:
 
 
 @click.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@required_config
 @click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal)")
 @click.option("--ack", is_flag=True, help="acknowledge balance drift: book it as an adjusting transaction and "
               "lift the drift halt (through the running kernel if there is one)")

@@ -40,7 +40,8 @@ class SignalsComponent(Component):
         return self.intake.stats()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "signals", "path": self.intake.config.path}
+        webhook = self.intake.config.path if self.intake.config.enabled else "off (local signals only)"
+        return {"name": self.name, "kind": "signals", "exchange": self.intake.config.exchange, "webhook": webhook}
 
 
 def build_signals(kernel: Kernel) -> None:

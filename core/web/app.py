@@ -196,7 +196,11 @@ class WebComponent(Component):
             await self._done.wait()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "web", "url": self.url if self.port else None}
+        if self.port:
+            return {"name": self.name, "kind": "web", "url": self.url}
+        # Not started (`hrkernel check`): where it will listen.
+        port = self.config.port or "<any free port>"
+        return {"name": self.name, "kind": "web", "listen": f"http://{self.config.host}:{port}"}
 
 
 def build_web(kernel: Kernel) -> None:
