@@ -114,11 +114,20 @@ async def build_status(state: WebState) -> dict[str, Any]:
     ):
         found = await _read(errors, name, probe, host)
         areas[name] = found is not _FAILED and found is not None
+    from hrkernel.web.status import overall_state
+
+    closing = state.closing.is_set()
+    overall = await _read(errors, "overall", lambda h: overall_state(h, closing=closing), host)
+    if not isinstance(overall, dict):  # could not be computed: say so, never "healthy"
+        overall = {"state": "degraded", "why": [f"status unknown: {errors.get('overall', '?')}"], "role": None}
     return {
         "instance_id": state.instance_id,
         "now": time.time(),
         "uptime": time.time() - state.started_at,
-        "overall": health["overall"] if isinstance(health, dict) else "unknown",
+        "overall": overall["state"],
+        "why": overall["why"],
+        "role": overall["role"],
+        "health": health["overall"] if isinstance(health, dict) else "unknown",
         "components": {"total": len(components), "running": sum(1 for c in components if c["running"])}
         if isinstance(components, list) else None,
         "breakers_open": sum(1 for b in breakers if b["state"] == "open") if isinstance(breakers, list) else None,
@@ -282,9 +291,17 @@ async def livez(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state = state_of(request)
     monitor = sources.find(state.host, "health")
+    from hrkernel.web.status import overall_state
+
     body = monitor.readiness() if monitor is not None else {"ready": True, "status": "unknown", "unhealthy": []}
+    overall = overall_state(state.host, closing=state.closing.is_set())
+    # Ready means "can do its job": not when shutting down or halted (a halted kernel refuses
+    # orders). "status" is the overall state, the same word the dashboard and the CLI show.
+    body = {**body, "health": body.get("status"), "status": overall["state"], "why": overall["why"]}
+    if overall["state"] in ("down", "halted"):
+        body["ready"] = False
     if state.closing.is_set():
-        body = {**body, "ready": False, "detail": "shutting down"}
+        body["detail"] = "shutting down"
     return ok(body, 200 if body["ready"] else 503)
 
 

@@ -79,9 +79,21 @@ async function act(label, method, path, body) {
 
 function renderHeader(s) {
   document.getElementById("instance").textContent = s.status.instance_id;
+  // One overall state (hrkernel.web.status): the same word `hrkernel status` and /readyz show.
+  const st = s.status.overall;
+  const why = s.status.why || [];
   const overall = document.getElementById("overall");
-  overall.textContent = s.status.overall;
-  overall.className = `pill ${s.status.overall}`;
+  overall.textContent = why.length && st !== "trading" ? `${st}: ${why[0]}` : st;
+  overall.className = `pill state-${st}`;
+  overall.title = why.join("\n") || st;
+  const banner = document.getElementById("status-banner");
+  const bad = ["down", "halted", "degraded"].includes(st);
+  banner.hidden = !bad;
+  banner.className = `banner state-${st}`;
+  if (bad) {
+    banner.replaceChildren(h("strong", {}, `${st.toUpperCase()}`), " — ",
+      h("ul", {}, why.map((w) => h("li", {}, w))));
+  }
   state.staleAfter = s.status.stale_after || 5;
 }
 
