@@ -11,7 +11,7 @@ from hrkernel.cli.alerts import alerts
 from hrkernel.cli.chaos import chaos, demo
 from hrkernel.cli.ha import failover, status
 from hrkernel.cli.inspect import check, plugins
-from hrkernel.cli.operator import ledger, signal
+from hrkernel.cli.operator import ledger, signal, signals
 from hrkernel.cli.orders import orders, reconcile
 from hrkernel.cli.run import run
 
@@ -36,6 +36,7 @@ cli.add_command(orders)
 cli.add_command(reconcile)
 cli.add_command(signal)
 cli.add_command(ledger)
+cli.add_command(signals)
 cli.add_command(chaos)
 cli.add_command(demo)
 

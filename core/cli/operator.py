@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from hrkernel.cli.common import EXIT_FAILURE, config_argument, fail, load_sections, pick_config
+from hrkernel.cli.common import (
+    EXIT_FAILURE,
+    config_argument,
+    fail,
+    fmt_amount,
+    load_sections,
+    pick_config,
+)
 from hrkernel.cli.kernel_client import KernelClient, KernelRefused, NoKernel
 
 
@@ -129,3 +136,42 @@ def _transfer_command(withdraw: bool) -> click.Command:
 
 ledger.add_command(_transfer_command(False))
 ledger.add_command(_transfer_command(True))
+
+
+@click.command()
+@config_argument
+@click.option("--status", type=click.Choice(["accepted", "ordered", "refused"]), default=None,
+              help="only signals with this outcome")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def signals(config_arg: str | None, config_opt: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """Every signal's outcome, newest first: accepted, ordered (with its order) or refused (why).
+
+    Read from <data_dir>/signals.sqlite, also while the kernel runs."""
+    from hrkernel.signals.outcomes import FILE, SignalOutcomes
+
+    path = pick_config(config_arg, config_opt)
+    data_dir = Path(load_sections(path).config.kernel.data_dir) if path else Path(".hrkernel")
+    db = data_dir / FILE
+    if not db.exists():
+        fail(f"no signals recorded yet ({db} does not exist)", EXIT_FAILURE)
+    table = SignalOutcomes(db, read_only=True)
+    try:
+        rows = table.recent(limit, status)
+    finally:
+        table.close()
+    if as_json:
+        import msgspec
+
+        click.echo(msgspec.json.encode(rows).decode())
+        return
+    if not rows:
+        click.echo("no signals")
+    for r in rows:
+        when = datetime.fromtimestamp(r.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        size = (fmt_amount(r.amount) if r.amount else f"{fmt_amount(r.percent)}%" if r.percent else "all")
+        price = f" @ {fmt_amount(r.price)}" if r.price else ""
+        strategy = f" [{r.strategy}]" if r.strategy else ""
+        outcome = (f"ordered {r.client_order_id}" if r.status == "ordered"
+                   else f"refused: {r.reason}" if r.status == "refused" else r.status)
+        click.echo(f"{when}  {r.signal_id}  {r.action} {r.symbol} {size}{price}{strategy}  {outcome}")

@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 log = get_logger("hrkernel.routing")
 
+KILL_SWITCH = "kill_switch"
+"""The halt key the dashboard's kill switch sets on the pipeline."""
+
 GROUP = "orders"
 """The consumer group of the order path on the signals topic."""
 
@@ -71,8 +74,11 @@ class SignalRouter(Component):
         self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 4,
         retry_delay: float = 0.5, on_settled: Callable[[str], Awaitable[None]] | None = None,
         on_unsettled: Callable[[str], None] | None = None,
+        outcomes: Callable[[], Any] | None = None,
     ) -> None:
         self.bus = bus
+        self.outcomes = outcomes
+        """The signals' outcome table (``hrkernel.signals.outcomes``), when the intake runs."""
         self.on_settled = on_settled
         self.on_unsettled = on_unsettled
         """Told each signal id whose order was journaled or refused for good (the intake's inbox)."""
@@ -155,14 +161,49 @@ class SignalRouter(Component):
             except (SignalRejected, OrderRejectedError) as exc:
                 self.stats["rejected"] += 1
                 log.warning("signal_rejected", signal_id=event.signal_id, reason=str(exc))
+                await self._refused(event, str(exc))
                 await self._settled(event.signal_id)
                 await self._ack(delivery, event.signal_id)
                 return
             self.stats["journaled"] += 1
+            self._outcome(event, "ordered", client_order_id=record.client_order_id)
             # Started before the inbox is told (its write need not delay the request).
             tg.start_soon(self._execute, record, delivery, slot, name=f"order:{record.client_order_id}")
             await self._settled(event.signal_id)
             return
+
+    def _outcome(self, event: SignalEvent, status: str, reason: str = "",
+                 client_order_id: str | None = None) -> None:
+        table = self.outcomes() if self.outcomes is not None else None
+        if table is None:
+            return
+        try:
+            table.record(event, status, reason, client_order_id)
+        except Exception as exc:  # the summary table must not cost the order
+            log.error("signal_outcome_write_failed", signal_id=event.signal_id, error=f"{type(exc).__name__}: {exc}")
+
+    async def _refused(self, event: SignalEvent, reason: str) -> None:
+        """A signal the intake accepted (its sender got a 200) became no order: record why and
+        raise a warning alert, since the sender believes it was taken."""
+        self._outcome(event, "refused", reason)
+        pipeline = self.orders.pipeline
+        if pipeline is not None:
+            await pipeline.alert("warning", "signal refused after it was accepted", signal_id=event.signal_id,
+                                 symbol=event.symbol, reason=reason)
+
+    def _refuse_stale_or_killed(self, event: SignalEvent, pipeline: Any) -> None:
+        """Signals are instructions for now: one older than ``signal_max_age`` is refused, and so
+        is one arriving under the kill switch (unless ``on_kill_switch = "wait"``)."""
+        cfg = pipeline.config
+        max_age = float(cfg.signal_max_age)
+        sent = event.time if event.time.tzinfo else event.time.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - sent).total_seconds()
+        if max_age > 0 and age > max_age:
+            raise SignalRejected(f"stale: the signal is {age:.0f} s old, more than signal_max_age {max_age:.0f} s")
+        killed = cfg.kill_switch or KILL_SWITCH in pipeline.halts
+        if killed and cfg.on_kill_switch == "refuse":
+            why = pipeline.halts.get(KILL_SWITCH) or "[orders] kill_switch"
+            raise SignalRejected(f"the kill switch is on ({why}); signals are refused, not queued")
 
     async def _prepare_with_slot(self, event: SignalEvent) -> tuple[Any, object | None]:
         """Prepare ``event``'s order, holding an execution slot for it if one is free now: the
@@ -240,6 +281,7 @@ class SignalRouter(Component):
         if existing is not None:
             self.stats["duplicates"] += 1
             return existing
+        self._refuse_stale_or_killed(event, pipeline)
         signal = await self.to_signal(event, exchange)
         elsewhere = self._maybe_placed_elsewhere(event)
         try:
@@ -322,4 +364,5 @@ def build_routing(kernel: Kernel) -> None:
     kernel.add(SignalRouter(bus=getattr(bus, "bus", bus), orders=orders, topic=topic,
                             exchanges=[item.id for item in kernel.plugin_config.exchanges],
                             on_settled=intake.confirm if intake is not None else None,
-                            on_unsettled=intake.unsettled if intake is not None else None))
+                            on_unsettled=intake.unsettled if intake is not None else None,
+                            outcomes=(lambda: signals.outcomes) if signals is not None else None))

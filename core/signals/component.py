@@ -12,6 +12,8 @@ from starlette.routing import BaseRoute
 from hrkernel.kernel.component import Component
 from hrkernel.signals.config import WebhookSection
 from hrkernel.signals.intake import WebhookIntake
+from hrkernel.signals.outcomes import FILE as OUTCOMES_FILE
+from hrkernel.signals.outcomes import SignalOutcomes
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -20,16 +22,23 @@ if TYPE_CHECKING:
 class SignalsComponent(Component):
     name = "signals"
 
-    def __init__(self, intake: WebhookIntake) -> None:
+    def __init__(self, intake: WebhookIntake, outcomes_path: Path | None = None) -> None:
         self.intake = intake
         self.prometheus_registry = intake.prometheus_registry
+        self.outcomes_path = outcomes_path
+        self.outcomes: SignalOutcomes | None = None
+        """Every signal's outcome (accepted / ordered / refused); opened at start."""
 
     async def start(self, tg: TaskGroup) -> None:
         self.intake.inbox.open()
+        if self.outcomes_path is not None:
+            self.outcomes = SignalOutcomes(self.outcomes_path)
+            self.intake.outcomes = self.outcomes
         tg.start_soon(self.intake.run_processor)
 
     async def stop(self) -> None:
         self.intake.inbox.close()
+        # The outcome table stays open: the router (stopped after this) may still record.
 
     def web_routes(self) -> list[BaseRoute]:
         # Without [webhook] enabled the intake still takes local operators' signals
@@ -59,4 +68,4 @@ def build_signals(kernel: Kernel) -> None:
         return getattr(component, "bus", None)
 
     intake = WebhookIntake(section, Path(kernel.data_dir) / section.inbox_file, bus)
-    kernel.add(SignalsComponent(intake))
+    kernel.add(SignalsComponent(intake, Path(kernel.data_dir) / OUTCOMES_FILE))

@@ -36,6 +36,7 @@ from hrkernel.signals.normalize import (
     pick,
     secret_of,
 )
+from hrkernel.signals.outcomes import SignalOutcomes
 
 log = get_logger("hrkernel.signals")
 
@@ -100,6 +101,8 @@ class WebhookIntake:
         self._to_publish: dict[str, None] | None = None
         self._received_mono: dict[str, float] = {}
         self._failures_logged: set[str] = set()
+        self.outcomes: SignalOutcomes | None = None
+        """Where each signal's outcome is recorded (set by the component when it starts)."""
 
     # ------------------------------------------------------------------ wiring
     def bus(self) -> Bus | None:
@@ -233,7 +236,11 @@ class WebhookIntake:
         except PayloadError as exc:
             raise Rejected(400, exc.reason, exc.message, exc.field) from None
         has_time = pick(flat, "time")[1] is not None
-        self._check_lag(signal.time if has_time else None, received, flat.get("max_lag"))
+        try:
+            self._check_lag(signal.time if has_time else None, received, flat.get("max_lag"))
+        except Rejected as exc:
+            self._outcome(signal, "refused", f"{exc.reason}: {exc.message}")
+            raise
         try:
             fresh = await self.inbox.accept(signal)
         except OSError as exc:
@@ -244,11 +251,20 @@ class WebhookIntake:
             self.metrics.count("duplicate")
             return JSONResponse({"status": "duplicate", "signal_id": signal.signal_id})
         self.metrics.count("accepted")
+        self._outcome(signal, "accepted")
         self._queue()[signal.signal_id] = None
         self._received_mono[signal.signal_id] = self._monotonic()
         self._wake.set()
         log.info("signal_accepted", signal_id=signal.signal_id, symbol=signal.symbol, action=signal.action.value)
         return JSONResponse({"status": "accepted", "signal_id": signal.signal_id})
+
+    def _outcome(self, signal: Any, status: str, reason: str = "") -> None:
+        if self.outcomes is None:
+            return
+        try:
+            self.outcomes.record(signal, status, reason)
+        except Exception as exc:  # the summary table must not cost the signal
+            log.error("signal_outcome_write_failed", signal_id=signal.signal_id, error=f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ processing
     def _queue(self) -> dict[str, None]:

@@ -30,6 +30,25 @@ class AckBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     who: str = "operator"
 
 
+def read_signal_outcomes(host: Any, limit: int = 50) -> list[dict[str, Any]] | None:
+    """``signals``: the outcome of each recent signal (accepted / ordered / refused and why)."""
+    signals = find(host, "signals")
+    table = getattr(signals, "outcomes", None) if signals is not None else None
+    if table is None:
+        return None
+    return [msgspec.to_builtins(o) for o in table.recent(limit)]
+
+
+async def signal_outcomes(request: Request) -> Response:
+    from hrkernel.web.api import _int_param, area, error
+
+    try:
+        limit = _int_param(request, "limit", 50, 1, 1000)
+    except ValueError as exc:
+        return error(400, "bad_request", str(exc))
+    return area(read_signal_outcomes(state_of(request).host, limit), "signals")
+
+
 def _orders(request: Request) -> Any:
     orders = find(state_of(request).host, "orders")
     if orders is None or getattr(orders, "pipeline", None) is None:
@@ -98,6 +117,8 @@ _TRANSFER = {"type": "object", "additionalProperties": False, "required": ["exch
                             "amount": {"type": "string"}, "reason": {"type": "string"}}}
 
 OPERATOR_ENDPOINTS = [
+    Endpoint("/api/signals", "GET", signal_outcomes, "Recent signals and their outcome: accepted, ordered (with the order), refused (why)",
+             params=[{"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}]),
     Endpoint("/api/signals", "POST", submit_signal,
              "Submit a signal (the webhook's fields, without its secret) through the signal intake",
              tag="action", action=True, body={"type": "object"}),

@@ -24,7 +24,21 @@ const fmtMs = (s) => (s === null || s === undefined ? "—" : `${(s * 1000).toFi
 const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "—");
 
 function table(headers, rows) {
-  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
+  // Wrapped so a wide table scrolls inside its panel (with a hint) instead of being cut off.
+  return h("div", { class: "table-wrap" },
+    h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows)));
+}
+
+// Decimal strings as people write them: "0.010000000000000000" -> "0.01", "0E-18" -> "0".
+function fmtAmount(v) {
+  if (v === null || v === undefined) return "—";
+  const s = String(v);
+  if (/^-?\d+(\.\d+)?E[+-]?\d+$/i.test(s)) {
+    const n = Number(s);
+    return n === 0 ? "0" : s;
+  }
+  if (/^-?\d+\.\d+$/.test(s)) return s.replace(/0+$/, "").replace(/\.$/, "");
+  return s;
 }
 
 function setPanel(name, content) {
@@ -267,7 +281,7 @@ function renderOrders(s) {
   const d = s.orders.data;
   const counts = Object.entries(d.counts || {}).map(([state, n]) => [pill(`${state}: ${n}`, state === "REJECTED" || state === "UNKNOWN" ? "degraded" : ""), " "]);
   const rows = (d.orders || []).map((o) => h("tr", { "data-order": o.client_order_id || "" },
-    ORDER_COLUMNS.map((c) => h("td", c === "reason" ? { class: "detail" } : {}, c === "state" ? pill(String(o.state)) : o[c] == null ? "—" : String(o[c])))));
+    ORDER_COLUMNS.map((c) => h("td", c === "reason" ? { class: "detail" } : {}, c === "state" ? pill(String(o.state)) : o[c] == null ? "—" : fmtAmount(o[c])))));
   setPanel("orders", [h("p", {}, counts.length ? counts : h("span", { class: "muted" }, "no orders yet")),
     rows.length ? table(ORDER_COLUMNS.map((c) => c.replace(/_/g, " ")), rows) : null]);
 }
@@ -282,9 +296,21 @@ function renderLedger(s) {
     parts.push(h("h3", {}, key));
     if (!rows || !rows.length) { parts.push(h("p", { class: "muted" }, "none")); continue; }
     const cols = Object.keys(rows[0]).slice(0, 8);
-    parts.push(table(cols, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, r[c] == null ? "—" : String(r[c])))))));
+    parts.push(table(cols, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, r[c] == null ? "—" : typeof r[c] === "object" ? JSON.stringify(r[c]) : fmtAmount(r[c])))))));
   }
   setPanel("ledger", parts);
+}
+
+function renderSignals(s) {
+  if (notConfigured("signals", s.signals)) return;
+  const rows = (s.signals.data || []).map((x) => h("tr", { "data-signal": x.signal_id, class: `outcome-${x.status}` },
+    h("td", {}, fmtTime(x.received_at)), h("td", {}, x.signal_id), h("td", {}, `${x.action} ${x.symbol}`),
+    h("td", {}, x.amount ? fmtAmount(x.amount) : x.percent ? `${fmtAmount(x.percent)}%` : "all"),
+    h("td", {}, x.strategy || "—"),
+    h("td", {}, pill(x.status, x.status === "refused" ? "unhealthy" : x.status === "ordered" ? "healthy" : "")),
+    h("td", { class: "detail" }, x.status === "refused" ? x.reason : x.client_order_id || "")));
+  setPanel("signals", rows.length ? table(["received", "signal", "action", "size", "strategy", "outcome", "order / why refused"], rows)
+    : h("p", { class: "muted" }, "no signals yet"));
 }
 
 function renderWebhooks(s) {
@@ -329,7 +355,7 @@ function render(s) {
     (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
     (x) => statsTable("limiters", x.limiters, ["headroom", "used", "limit", "per", "granted", "rejected"]),
     (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
-    renderOrders, renderLedger, renderWebhooks, renderActions, renderAudit];
+    renderOrders, renderSignals, renderLedger, renderWebhooks, renderActions, renderAudit];
   for (const step of steps) {
     try { step(s); } catch (err) { console.warn("render step failed", step.name, err); }
   }
