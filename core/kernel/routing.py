@@ -247,7 +247,7 @@ class SignalRouter(Component):
             slot = object()
             await self._limiter.acquire_on_behalf_of(slot)
         try:
-            await self.orders.pipeline.execute_transaction(record)
+            final = await self.orders.pipeline.execute_transaction(record)
         except NotLeaderError as exc:
             log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
             return
@@ -257,7 +257,18 @@ class SignalRouter(Component):
             return
         finally:
             self._limiter.release_on_behalf_of(slot)
+        self._position_moved(final)
         await self._ack(delivery, record.signal_id)
+
+    def _position_moved(self, final: Any) -> None:
+        """Credit the order's fills to the strategy of its signal (see :meth:`to_signal`'s close)."""
+        table = self.outcomes() if self.outcomes is not None else None
+        if table is None or final is None or not final.filled_amount:
+            return
+        try:
+            table.set_filled(final.signal_id, str(final.side), final.filled_amount)
+        except Exception as exc:
+            log.error("signal_outcome_write_failed", signal_id=final.signal_id, error=f"{type(exc).__name__}: {exc}")
 
     # -- turning a signal into an order request ---------------------------------------------------
 
@@ -322,7 +333,19 @@ class SignalRouter(Component):
             raise SignalRejected("a limit order needs a price")
         side = Side.SELL if event.action in (SignalAction.SELL, SignalAction.CLOSE) else Side.BUY
         amount = event.amount
-        if event.action is SignalAction.CLOSE or event.percent is not None:
+        if event.action is SignalAction.CLOSE and event.amount is None:
+            # A strategy owns what its signals bought: close sells that position (all of it, or
+            # `percent` of it), never the rest of the account.
+            table = self.outcomes() if self.outcomes is not None else None
+            if table is None:
+                raise SignalRejected("close needs the signal intake's position records; none run here")
+            held = table.position(exchange, event.strategy, event.symbol)
+            owner = f"strategy {event.strategy!r}" if event.strategy else "signals without a strategy"
+            if held <= 0:
+                raise SignalRejected(f"nothing to close: {owner} holds no {market.base} on {exchange} ({event.symbol})")
+            percent = Decimal(100) if event.percent is None else Decimal(event.percent)
+            amount = held * percent / 100
+        elif event.percent is not None:
             balances = pipeline.ledger.venue_balances(exchange)
             percent = Decimal(100) if event.percent is None else Decimal(event.percent)
             if not Decimal(0) < percent <= Decimal(100):

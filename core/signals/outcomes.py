@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS signal_outcomes (
     client_order_id TEXT,
     exchange TEXT, symbol TEXT, action TEXT, amount TEXT, percent TEXT, order_type TEXT,
     price TEXT, strategy TEXT, source TEXT,
-    sent_at REAL, received_at REAL NOT NULL, updated_at REAL NOT NULL
+    sent_at REAL, received_at REAL NOT NULL, updated_at REAL NOT NULL,
+    side TEXT, filled TEXT
 );
 CREATE INDEX IF NOT EXISTS signal_outcomes_received ON signal_outcomes (received_at);
 """
@@ -56,6 +58,18 @@ class SignalOutcome(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: float | None = None
     received_at: float = 0.0
     updated_at: float = 0.0
+    side: str | None = None
+    """``buy``/``sell`` of its order, once executed."""
+    filled: str | None = None
+    """How much of its order filled (base currency), once executed."""
+
+
+class StrategyPosition(msgspec.Struct, frozen=True, kw_only=True):
+    exchange: str
+    strategy: str | None
+    symbol: str
+    amount: Decimal
+    """Base currency held: the strategy's filled buys minus its filled sells."""
 
 
 def _text(value: object) -> str | None:
@@ -89,7 +103,7 @@ class SignalOutcomes:
         received = event.received_at.timestamp() if event.received_at else now
         with self._lock:
             self._con.execute(
-                "INSERT INTO signal_outcomes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "INSERT INTO signal_outcomes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,NULL) "
                 "ON CONFLICT (signal_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
                 "client_order_id = coalesce(excluded.client_order_id, client_order_id), "
                 "updated_at = excluded.updated_at",
@@ -97,6 +111,32 @@ class SignalOutcomes:
                  event.action.value, _text(event.amount), _text(event.percent), event.order_type,
                  _text(event.price), event.strategy, event.source, event.time.timestamp(), received, now],
             )
+
+    def set_filled(self, signal_id: str, side: str, filled: Decimal) -> None:
+        """The executed order's side and filled amount: what the signal's strategy now owns."""
+        with self._lock:
+            self._con.execute("UPDATE signal_outcomes SET side = ?, filled = ?, updated_at = ? WHERE signal_id = ?",
+                              [side, str(filled), self._clock(), signal_id])
+
+    def position(self, exchange: str, strategy: str | None, symbol: str) -> Decimal:
+        """What ``strategy`` (None: signals without one) holds of ``symbol``'s base currency on
+        ``exchange``: its orders' fills, buys minus sells."""
+        return sum((p.amount for p in self.positions()
+                    if p.exchange == exchange and p.strategy == strategy and p.symbol == symbol), Decimal(0))
+
+    def positions(self) -> list[StrategyPosition]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT exchange, strategy, symbol, side, filled FROM signal_outcomes "
+                "WHERE filled IS NOT NULL").fetchall()
+        totals: dict[tuple[str, str | None, str], Decimal] = {}
+        for exchange, strategy, symbol, side, filled in rows:
+            key = (exchange, strategy, symbol)
+            signed = Decimal(filled) if side == "buy" else -Decimal(filled)
+            totals[key] = totals.get(key, Decimal(0)) + signed
+        return [StrategyPosition(exchange=e, strategy=s, symbol=y, amount=a)
+                for (e, s, y), a in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2]))
+                if a != 0]
 
     def recent(self, limit: int = 50, status: str | None = None) -> list[SignalOutcome]:
         """The newest ``limit`` signals, newest first."""
