@@ -70,9 +70,13 @@ class StrategyPosition(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     amount: Decimal
     """Base currency held: the strategy's filled buys minus its filled sells."""
+    orders: list[str] = msgspec.field(default_factory=list)
+    """Client order ids of the orders that made it (their fills are in the ledger)."""
 
 
 def _text(value: object) -> str | None:
+    if isinstance(value, Decimal):
+        return format(value, "f")  # 0.0000001, not 1E-7
     return None if value is None else str(value)
 
 
@@ -124,19 +128,21 @@ class SignalOutcomes:
         return sum((p.amount for p in self.positions()
                     if p.exchange == exchange and p.strategy == strategy and p.symbol == symbol), Decimal(0))
 
-    def positions(self) -> list[StrategyPosition]:
+    def positions(self, *, include_closed: bool = False) -> list[StrategyPosition]:
+        """Per (exchange, strategy, symbol): the amount held and the orders that made it."""
         with self._lock:
             rows = self._con.execute(
-                "SELECT exchange, strategy, symbol, side, filled FROM signal_outcomes "
+                "SELECT exchange, strategy, symbol, side, filled, client_order_id FROM signal_outcomes "
                 "WHERE filled IS NOT NULL").fetchall()
-        totals: dict[tuple[str, str | None, str], Decimal] = {}
-        for exchange, strategy, symbol, side, filled in rows:
+        totals: dict[tuple[str, str | None, str], tuple[Decimal, list[str]]] = {}
+        for exchange, strategy, symbol, side, filled, coid in rows:
             key = (exchange, strategy, symbol)
             signed = Decimal(filled) if side == "buy" else -Decimal(filled)
-            totals[key] = totals.get(key, Decimal(0)) + signed
-        return [StrategyPosition(exchange=e, strategy=s, symbol=y, amount=a)
-                for (e, s, y), a in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2]))
-                if a != 0]
+            amount, orders = totals.get(key, (Decimal(0), []))
+            totals[key] = (amount + signed, [*orders, coid] if coid else orders)
+        return [StrategyPosition(exchange=e, strategy=s, symbol=y, amount=a, orders=o)
+                for (e, s, y), (a, o) in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2]))
+                if a != 0 or include_closed]
 
     def recent(self, limit: int = 50, status: str | None = None) -> list[SignalOutcome]:
         """The newest ``limit`` signals, newest first."""

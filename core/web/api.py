@@ -256,6 +256,7 @@ async def build_snapshot(state: WebState) -> dict[str, Any]:
         ("orders", sources.read_orders, (20,)), ("ledger", sources.read_ledger, ()),
         ("failovers", sources.read_failovers, ()), ("leadership", sources.read_leadership, ()),
         ("webhooks", sources.read_webhooks, ()), ("signals", read_signal_outcomes, (20,)),
+        ("positions", read_strategy_positions, ()),
     ):
         areas[name] = _wrap(await _read(errors, name, read, host, *args), errors, name)
     if isinstance(areas["orders"]["data"], dict):
@@ -482,6 +483,7 @@ ENDPOINTS: list[Endpoint] = [
 # Operators' actions (signals, transfers, drift acks) live in their own module; it builds on
 # run_action above, hence the import here.
 from hrkernel.web.operator_api import OPERATOR_ENDPOINTS, read_signal_outcomes  # noqa: E402
+from hrkernel.web.positions_view import read_strategy_positions  # noqa: E402
 
 ENDPOINTS += OPERATOR_ENDPOINTS
 

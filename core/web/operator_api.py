@@ -49,6 +49,13 @@ async def signal_outcomes(request: Request) -> Response:
     return area(read_signal_outcomes(state_of(request).host, limit), "signals")
 
 
+async def strategy_positions(request: Request) -> Response:
+    from hrkernel.web.api import area
+    from hrkernel.web.positions_view import read_strategy_positions
+
+    return area(await read_strategy_positions(state_of(request).host), "positions")
+
+
 def _orders(request: Request) -> Any:
     orders = find(state_of(request).host, "orders")
     if orders is None or getattr(orders, "pipeline", None) is None:
@@ -117,6 +124,8 @@ _TRANSFER = {"type": "object", "additionalProperties": False, "required": ["exch
                             "amount": {"type": "string"}, "reason": {"type": "string"}}}
 
 OPERATOR_ENDPOINTS = [
+    Endpoint("/api/positions", "GET", strategy_positions,
+             "Each strategy's position: amount, value at the book's mid, P&L from the ledger's fills"),
     Endpoint("/api/signals", "GET", signal_outcomes, "Recent signals and their outcome: accepted, ordered (with the order), refused (why)",
              params=[{"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}]),
     Endpoint("/api/signals", "POST", submit_signal,

@@ -43,7 +43,7 @@ function fmtAmount(v) {
 
 function setPanel(name, content) {
   const body = document.querySelector(`#panel-${name} .body`);
-  body.replaceChildren(...[content].flat());
+  body.replaceChildren(...[content].flat().filter((c) => c !== null && c !== undefined));
 }
 
 function notConfigured(name, area) {
@@ -257,6 +257,45 @@ function renderAlerts(s) {
       : h("button", { class: "ack", onclick: () => act(`Acknowledge alert "${a.title}"`, "POST", `/api/alerts/${encodeURIComponent(a.id)}/ack`, { note: "from the dashboard" }) }, "acknowledge"))))));
 }
 
+// One bar per failover (oldest left): its duration, red past the target (dashed line).
+function failoverChart(history, stats) {
+  const svgNS = "http://www.w3.org/2000/svg";
+  const W = 600, H = 120;
+  const targets = Object.values(stats || {}).map((st) => Number(st.target)).filter((t) => t > 0);
+  const target = targets.length ? Math.min(...targets) : null;
+  const items = history.slice().reverse().slice(-60);
+  const top = Math.max(target || 0, ...items.map((r) => Number(r.duration || 0)), 0.001) * 1.15;
+  const svg = document.createElementNS(svgNS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "failover-chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "failover durations against the target");
+  const bw = W / Math.max(items.length, 1);
+  items.forEach((r, i) => {
+    const d = Number(r.duration || 0);
+    const bh = Math.max(2, (d / top) * (H - 4));
+    const rect = document.createElementNS(svgNS, "rect");
+    rect.setAttribute("x", String(i * bw + 1));
+    rect.setAttribute("y", String(H - bh));
+    rect.setAttribute("width", String(Math.max(1, bw - 2)));
+    rect.setAttribute("height", String(bh));
+    rect.setAttribute("class", target != null && d > target ? "slow" : "ok");
+    const title = document.createElementNS(svgNS, "title");
+    title.textContent = `${fmtTime(r.at)} ${r.kind || "group"} ${r.from_member || "—"} → ${r.to_member || "—"}: ${fmtNum(d, 3)} s (${r.cause})`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  if (target != null) {
+    const y = H - (target / top) * (H - 4);
+    const line = document.createElementNS(svgNS, "line");
+    line.setAttribute("x1", "0"); line.setAttribute("x2", String(W));
+    line.setAttribute("y1", String(y)); line.setAttribute("y2", String(y));
+    line.setAttribute("class", "target");
+    svg.append(line);
+  }
+  return h("div", { class: "chart-wrap", "data-chart": "failovers" }, svg);
+}
+
 function renderFailovers(s) {
   if (notConfigured("failovers", s.failovers)) return;
   const { groups, history, stats } = s.failovers.data;
@@ -271,6 +310,7 @@ function renderFailovers(s) {
   setPanel("failovers", [
     groupRows.length ? table(["group", "mode", "active", "members", ""], groupRows) : h("p", { class: "muted" }, "no failover groups configured"),
     h("h3", {}, "History"), h("p", { class: "muted" }, statLine),
+    history.length ? failoverChart(history, stats) : null,
     histRows.length ? table(["at", "kind", "group", "switch", "duration", "cause"], histRows) : h("p", { class: "muted" }, "no failovers yet")]);
 }
 
@@ -299,6 +339,21 @@ function renderLedger(s) {
     parts.push(table(cols, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, r[c] == null ? "—" : typeof r[c] === "object" ? JSON.stringify(r[c]) : fmtAmount(r[c])))))));
   }
   setPanel("ledger", parts);
+}
+
+function renderPositions(s) {
+  if (notConfigured("positions", s.positions)) return;
+  const rows = (s.positions.data || []).map((p) => {
+    const pnl = p.pnl == null ? null : Number(p.pnl);
+    return h("tr", { "data-position": `${p.exchange}:${p.strategy}:${p.symbol}` },
+      h("td", {}, p.strategy), h("td", {}, `${p.exchange}:${p.symbol}`), h("td", {}, `${fmtAmount(p.amount)} ${p.base}`),
+      h("td", {}, p.mid == null ? "—" : fmtAmount(p.mid)),
+      h("td", {}, p.value == null ? "—" : `${fmtAmount(p.value)} ${p.quote}`),
+      h("td", { class: pnl == null ? "" : pnl < 0 ? "pnl-loss" : "pnl-gain" }, p.pnl == null ? "—" : `${fmtAmount(p.pnl)} ${p.quote}`),
+      h("td", {}, p.orders));
+  });
+  setPanel("positions", rows.length ? table(["strategy", "market", "position", "mid", "value", "P&L", "orders"], rows)
+    : h("p", { class: "muted" }, "no strategy holds anything yet"));
 }
 
 function renderSignals(s) {
@@ -355,7 +410,7 @@ function render(s) {
     (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
     (x) => statsTable("limiters", x.limiters, ["headroom", "used", "limit", "per", "granted", "rejected"]),
     (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
-    renderOrders, renderSignals, renderLedger, renderWebhooks, renderActions, renderAudit];
+    renderOrders, renderPositions, renderSignals, renderLedger, renderWebhooks, renderActions, renderAudit];
   for (const step of steps) {
     try { step(s); } catch (err) { console.warn("render step failed", step.name, err); }
   }
