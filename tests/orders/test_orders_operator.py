@@ -4,6 +4,7 @@ admin token the kernel created under data_dir."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -141,3 +142,44 @@ def test_deposits_and_withdrawals_move_ledger_and_paper_account_together(
     # Reconciliations after the transfers find nothing to halt on.
     time.sleep(2.5)
     assert not [e for e in kernel.events if e.get("event") == "orders_halted" and e.get("key") == "drift"]  # type: ignore[attr-defined]
+
+
+def test_status_shows_the_kernels_state_and_why_then_down_when_it_stops(
+    paper_kernel: tuple[object, Path, str],
+) -> None:
+    kernel, config, _ = paper_kernel
+    cwd = config.parent
+    out = hr("status", str(config), cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    assert "state: trading" in out.stdout and "open orders: 0" in out.stdout
+    assert "balances: paper 1 BTC" in out.stdout and "exchange:paper closed" in out.stdout
+    url = (cwd / "data" / "web.url").read_text().strip()
+    token = (cwd / "data" / "admin.token").read_text().strip()
+    httpx.post(f"{url}/api/killswitch", json={"on": True, "reason": "night"}, timeout=5,
+               headers={"Authorization": f"Bearer {token}"})
+    out = hr("status", "--config", str(config), cwd=cwd)
+    assert "state: halted (kill_switch: night)" in out.stdout, out.stdout
+    kernel.signal(signal.SIGTERM)  # type: ignore[attr-defined]
+    assert kernel.wait(timeout=20) == 0  # type: ignore[attr-defined]
+    out = hr("status", str(config), "--json", cwd=cwd)
+    assert json.loads(out.stdout)["kernel"]["state"] == "down"
+
+
+def test_drift_acknowledged_while_the_kernel_is_stopped_is_booked_and_the_next_start_trades(
+    kernel_process: Callable[..., object], paper_kernel: tuple[object, Path, str],
+) -> None:
+    kernel, config, sim = paper_kernel
+    cwd = config.parent
+    before = sim_btc(sim)
+    httpx.put(f"{sim}/_sim/balances/default", json={"btc": str(before + Decimal('0.5'))}, headers=ADMIN, timeout=5)
+    kernel.wait_for("orders_halted", timeout=20, key="drift")  # type: ignore[attr-defined]
+    kernel.signal(signal.SIGTERM)  # type: ignore[attr-defined]
+    assert kernel.wait(timeout=20) == 0  # type: ignore[attr-defined]
+    acked = hr("reconcile", "--ack", str(config), cwd=cwd)
+    assert acked.returncode == 0, acked.stderr
+    assert "booked in" in acked.stdout and "paper BTC +0.5" in acked.stdout, acked.stdout
+    assert hr("reconcile", "--ack", str(config), cwd=cwd).stdout.strip() == "no drift to acknowledge"
+    again = kernel_process(config, cwd=cwd)  # the simulated account kept the extra 0.5 BTC
+    again.wait_for("orders_trading_enabled", timeout=30)  # type: ignore[attr-defined]
+    reconciled = again.wait_for("reconciled", timeout=10, exchange="paper")  # type: ignore[attr-defined]
+    assert reconciled["drift"] == [], reconciled
