@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -74,26 +77,23 @@ def test_an_unreadable_state_file_is_an_error_naming_the_file(tmp_path: Path) ->
 def test_the_embedded_default_trades_on_two_runs_in_a_row(
     kernel_process: Callable[..., object], tmp_path: Path, unused_port: Callable[[], int]
 ) -> None:
-    """`hrkernel run hr.toml` twice with the same data_dir: the second start reconciles without
-    drift and trades (it used to find a fresh simulator account, see drift and halt)."""
-    config = tmp_path / "hr.toml"
-    shutil.copy(ROOT / "hr.toml", config)
-    with config.open("a") as f:  # the default with the webhook switched on, to send signals
-        f.write('\n[webhook]\nenabled = true\nsecret = "${HR_WEBHOOK_SECRET}"\nexchange = "paper"\n')
+    """`hrkernel run hr.toml` twice with the same data_dir, a signal from `hrkernel signal` each
+    time: the second start reconciles without drift and trades (it used to find a fresh
+    simulator account, see drift and halt)."""
+    shutil.copy(ROOT / "hr.toml", tmp_path / "hr.toml")  # the embedded default, unchanged
     for run in (1, 2):
-        web = unused_port()
-        env = {"HRKERNEL_DATA_DIR": str(tmp_path / "data"), "HRKERNEL_DASHBOARD_PORT": str(web),
-               "HR_WEBHOOK_SECRET": "s3cret-run"}
-        kernel = kernel_process(config, env=env, cwd=tmp_path)
+        port = str(unused_port())
+        kernel = kernel_process(tmp_path / "hr.toml", env={"HRKERNEL_DASHBOARD_PORT": port}, cwd=tmp_path)
         kernel.wait_for("orders_trading_enabled", timeout=30)  # type: ignore[attr-defined]
         reconciled = kernel.wait_for("reconciled", timeout=5, exchange="paper")  # type: ignore[attr-defined]
         if run == 2:  # the first run books the opening balances; after that nothing moved
             assert reconciled["drift"] == [], reconciled
-        alert = {"secret": "s3cret-run", "ticker": "BTCIRT", "action": "buy", "amount": "0.001", "id": f"run-{run}"}
-        response = httpx.post(f"http://127.0.0.1:{web}/webhooks/tradingview", json=alert, timeout=5)
-        assert response.status_code == 200, response.text
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
+        sent = subprocess.run([sys.executable, "-m", "hrkernel", "signal", "buy", "BTCIRT", "0.001"],
+                              cwd=tmp_path, env=env, text=True, capture_output=True, timeout=60)
+        assert sent.returncode == 0 and "accepted" in sent.stdout, sent.stderr
         placed = kernel.wait_for("order_placed", timeout=20, exchange="paper")  # type: ignore[attr-defined]
         assert placed["status"] == "filled"
         kernel.signal(signal.SIGTERM)  # type: ignore[attr-defined]
         assert kernel.wait(timeout=20) == 0  # type: ignore[attr-defined]
-    assert (tmp_path / "data" / "sim-paper.json").exists()
+    assert (tmp_path / ".hrkernel" / "sim-paper.json").exists()
