@@ -25,6 +25,7 @@ from hrkernel.web.adapters import Host, find, jsonable, method_of
 from hrkernel.web.resilience_view import read_breakers
 
 BAD_STATES = ("down", "halted", "degraded")
+STATES = ("trading", "halted", "degraded", "standby", "running", "down")
 
 
 def _halts(orders: Any) -> dict[str, str]:

@@ -77,6 +77,8 @@ def test_the_kill_switch_turns_header_and_banner_red_and_readyz_not_ready(
     assert "kill_switch: operator stop" in page.inner_text("#status-banner")
     ready = httpx.get(k.url + "/readyz", timeout=5)
     assert ready.status_code == 503 and ready.json()["status"] == "halted"
+    metrics = httpx.get(k.url + "/metrics", timeout=5).text
+    assert 'hrkernel_state{state="halted"} 1.0' in metrics and 'hrkernel_state{state="trading"} 0.0' in metrics
     page.screenshot(path=str(artifacts / "dashboard-status-killswitch.png"), full_page=False)
     httpx.post(k.url + "/api/killswitch", json={"on": False}, headers={"Authorization": f"Bearer {k.token}"}, timeout=5)
     wait_state(page, "trading")
