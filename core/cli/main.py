@@ -21,7 +21,9 @@ from hrkernel.cli.run import run
 def cli() -> None:
     """hrkernel: a high-reliability kernel for automated crypto trading.
 
-    Typical use: `hrkernel check hr.toml`, then `hrkernel run hr.toml`.
+    Typical use: `hrkernel check hr.toml`, then `hrkernel run hr.toml`; from another terminal
+    `hrkernel signal buy BTCIRT 0.01`, `hrkernel orders list`, `hrkernel status`. Every command
+    takes the config as its CONFIG argument (or --config; default: hr.toml here).
     Exit codes: 0 ok, 1 runtime failure, 2 bad config, plugin or argument.
     """
 
