@@ -28,6 +28,7 @@ SUBMITTING is committed when it leaves.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -166,10 +167,13 @@ class SignalRouter(Component):
                 await self._ack(delivery, event.signal_id)
                 return
             self.stats["journaled"] += 1
-            self._outcome(event, "ordered", client_order_id=record.client_order_id)
             # Started before the inbox is told (its write need not delay the request).
             tg.start_soon(self._execute, record, delivery, slot, name=f"order:{record.client_order_id}")
             await self._settled(event.signal_id)
+            # The outcome row is for people: written off the event loop, after the order left
+            # (an SQLite commit's tail, ~2 ms at p99 under load, must not delay the next signal).
+            await anyio.to_thread.run_sync(
+                functools.partial(self._outcome, event, "ordered", client_order_id=record.client_order_id))
             return
 
     def _outcome(self, event: SignalEvent, status: str, reason: str = "",
