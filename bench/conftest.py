@@ -1,4 +1,9 @@
-"""Shared bench fixtures."""
+"""Shared bench fixtures.
+
+Every bench runs with the production log configuration: :func:`hrkernel.logging.configure` as
+``hrkernel run`` calls it with hr.toml's defaults (level ``info``, JSON lines), writing to a file
+on disk as a deployment redirecting stdout would. Info lines are on, so their cost is measured.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import structlog
+
+from hrkernel.logging import configure as configure_logging
 
 
 def _free_port() -> int:
@@ -42,3 +51,17 @@ def redis_url() -> Iterator[str]:
     proc.kill()
     proc.wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def production_logging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Log as ``hrkernel run`` does (info, JSON lines, one flush per line) for one bench module.
+
+    Module-scoped so a module that configures logging for itself starts from production again.
+    The path is handed to benches that start servers, so their processes log the same way.
+    """
+    path = tmp_path_factory.mktemp("hr-bench-logs") / "bench.log"
+    with path.open("a", buffering=1) as stream:
+        configure_logging("info", "json", stream=stream)
+        yield path
+        structlog.reset_defaults()

@@ -56,6 +56,13 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def _fmt_ratio(ratio: Any) -> str:
+    # A bench that could not form its ratio (e.g. no load step within its latency limit) says so.
+    if not isinstance(ratio, int | float):
+        return "n/a"
+    return f"{ratio:.3f}×" if abs(ratio) < 0.1 else f"{ratio:.2f}×"
+
+
 def benchmark_groups(raw: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bench in raw.get("benchmarks", []):
@@ -105,7 +112,7 @@ def markdown(groups: dict[str, list[dict[str, Any]]], ratios: list[dict[str, Any
             met = {True: "yes", False: "no", None: "—"}.get(r.get("met"), str(r.get("met")))
             lines.append(
                 f"| {r['area']} | {r.get('label', '')} | {r.get('ours', '')} | {r.get('peer', '')} "
-                f"| {r['ratio']:.2f}× | {target} | {met} |"
+                f"| {_fmt_ratio(r['ratio'])} | {target} | {met} |"
             )
         lines.append("")
     lines += ["| group | benchmark | median | ops/s | × fastest in group |", "|---|---|---|---|---|"]

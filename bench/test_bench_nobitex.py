@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
+import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 
 from hrkernel.exchange import OrderRequest, OrderType, Side
 from hrkernel.types import Amount
@@ -128,14 +128,12 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
-    # The adapter logs every placement at info; measure it as production runs it (JSON lines
-    # filtered by level), not as a console renderer writing to the terminal.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    # The adapter logs every placement at info: measured with those lines on, as production runs
+    # it (the production_logging fixture in bench/conftest.py).
     r = Rig()
     yield r
     paired = r.paired() if len(RESULTS) >= 4 else {}
     r.close()
-    structlog.reset_defaults()
     report(paired)
 
 
@@ -303,6 +301,26 @@ def report(paired: dict[str, float]) -> None:
                      f"(one shared trades/list poll) vs one bare trades/list per order "
                      f"{RESULTS['bare_fills'] * 1e6:.0f} us/order")
     print("\nNobitex adapter vs bare httpx, same simulator, same loop:\n" + "\n".join(lines))
+    _write_results(paired)
+
+
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "nobitex.json"
+
+
+def _write_results(paired: dict[str, float]) -> None:
+    """The figures above as ratio rows for ``bench/report.py`` (bare time / adapter time, medians)."""
+    ratios = []
+    for op, label in (("place", "place_order"), ("status", "order status"),
+                      ("place_concurrent", f"place_order, {CONCURRENCY} in flight")):
+        bare, adapter = RESULTS.get(f"bare_{op}"), RESULTS.get(f"adapter_{op}")
+        if bare and adapter:
+            extra = f", paired median overhead {paired[op] * 1e6:.0f} µs" if op in paired else ""
+            ratios.append({"label": f"Nobitex adapter {label} vs bare httpx, same simulator (median batch{extra})",
+                           "ours": f"{1 / adapter:.0f}/s", "peer": f"{1 / bare:.0f}/s",
+                           "ratio": round(bare / adapter, 2), "met": None})
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps({"seconds_per_call": RESULTS, "paired_overhead_s": paired,
+                                        "ratios": ratios}, indent=2) + "\n")
 
 
 # The adapter's CPU work per answer, without the network: checking the status/body for a
@@ -317,8 +335,6 @@ ORDER_BODY = (b'{"status":"ok","order":{"type":"buy","execution":"Limit","srcCur
 
 @pytest.mark.benchmark(group="nobitex-decode")
 def test_decode_peer_json_loads(benchmark: Any) -> None:
-    import json
-
     result = benchmark(json.loads, ORDER_BODY)
     assert result["order"]["id"] == 25
 

@@ -4,8 +4,11 @@ Run: ``python -m pytest bench/test_bench_resilience.py --benchmark-only -q``
 
 Every benchmark round runs ``CALLS`` guarded calls of a trivial function in one loop (async ones
 inside one ``run_until_complete``), so the per-call figure is round time / ``CALLS`` and event-loop
-scheduling does not swamp it. The primary figure is the fastest round (other processes on a shared
-machine only ever slow a round down); the median-round figures are reported beside it. Overheads
+scheduling does not swamp it. The primary figure is the median round, as for every bench (the
+fastest round flatters whichever subject was lucky on a shared machine); the fastest-round figures
+are kept beside it in the JSON. Every comparison is like for like (decorator with decorator,
+``async with`` with ``async with``, call wrapper with call wrapper). Benches log as production
+does (see ``bench/conftest.py``); a closed breaker logs nothing per call. Overheads
 are per-call figures minus the matching bare baseline
 (``await noop()`` or ``noop()``; an empty loop for rate-limiter acquires). At the end of the module
 the table of ratios is printed and written to ``bench/results/resilience.json``;
@@ -20,7 +23,9 @@ import asyncio
 import importlib
 import json
 import platform
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,11 +39,13 @@ CALLS = 10_000
 ROUNDS = 20
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "resilience.json"
 
-# Per-call seconds, filled by the benchmarks below: the fastest round (the primary figure: the
-# least disturbed by other processes on a shared machine) and the median round.
+# Per-call seconds, filled by the benchmarks below: the median round (the primary figure) and the
+# fastest round (kept for comparison with older reports).
 PER_CALL: dict[str, float] = {}
 PER_CALL_MEDIAN: dict[str, float] = {}
 SKIPPED: dict[str, str] = {}
+# Like-for-like pairs measured with interleaved rounds (see test_breaker_pairs_interleaved).
+PAIRED: list[dict[str, Any]] = []
 
 # name -> (baseline it is measured over, group)
 SUBJECTS: dict[str, tuple[str, str]] = {
@@ -49,6 +56,7 @@ SUBJECTS: dict[str, tuple[str, str]] = {
     "hrkernel_breaker_async_with": ("bare_await", "breaker_async"),
     "aiobreaker_call_async": ("bare_await", "breaker_async"),
     "purgatory_async_with": ("bare_await", "breaker_async"),
+    "purgatory_decorator": ("bare_await", "breaker_async"),
     "circuitbreaker_async_decorator": ("bare_await", "breaker_async"),
     "bare_call": ("", "breaker_sync"),
     "hrkernel_breaker_call_sync": ("bare_call", "breaker_sync"),
@@ -68,12 +76,17 @@ SUBJECTS: dict[str, tuple[str, str]] = {
 
 # (label, ours, peers (fastest counts), minimum ratio peer/ours or None, max overhead ns or None)
 TARGETS: list[tuple[str, str, list[str], float | None, float | None]] = [
-    ("breaker async (closed) vs fastest async peer", "hrkernel_breaker_decorator",
-     ["aiobreaker_call_async", "purgatory_async_with", "circuitbreaker_async_decorator"], 2.5, 150.0),
-    ("breaker await breaker.call() vs fastest async peer", "hrkernel_breaker_call",
-     ["aiobreaker_call_async", "purgatory_async_with", "circuitbreaker_async_decorator"], 2.5, 150.0),
+    # Like for like: a decorator against decorators, a context manager against a context manager,
+    # a call wrapper against a call wrapper. (Comparing our decorator with purgatory's `async with`
+    # flattered ours: 2.4x against 1.3x for the matching pair.)
+    ("breaker decorator (closed) vs fastest async decorator peer", "hrkernel_breaker_decorator",
+     ["purgatory_decorator", "circuitbreaker_async_decorator"], 2.5, 150.0),
+    ("breaker decorator vs purgatory decorator", "hrkernel_breaker_decorator",
+     ["purgatory_decorator"], None, None),
     ("breaker async with vs purgatory async with", "hrkernel_breaker_async_with",
      ["purgatory_async_with"], None, None),
+    ("breaker await breaker.call() vs aiobreaker call_async()", "hrkernel_breaker_call",
+     ["aiobreaker_call_async"], 2.5, 150.0),
     ("breaker sync (closed) vs fastest sync peer", "hrkernel_breaker_decorator_sync",
      ["pybreaker_call", "circuitbreaker_sync_decorator"], None, None),
     ("rate limiter acquire vs aiolimiter", "hrkernel_limiter_acquire", ["aiolimiter_acquire"], 2.0, None),
@@ -168,15 +181,16 @@ def report(request: pytest.FixtureRequest):
     yield
     if not PER_CALL:
         return
-    data = compute_report(PER_CALL, SKIPPED)
-    data["statistic"] = "fastest of the rounds"
-    median = compute_report(PER_CALL_MEDIAN, SKIPPED)
-    data["median_rounds"] = {"per_call_ns": median["per_call_ns"], "overhead_ns": median["overhead_ns"],
-                             "ratios": median["ratios"]}
+    data = compute_report(PER_CALL_MEDIAN, SKIPPED)
+    data["statistic"] = "median of the rounds"
+    fastest = compute_report(PER_CALL, SKIPPED)
+    data["fastest_rounds"] = {"per_call_ns": fastest["per_call_ns"], "overhead_ns": fastest["overhead_ns"],
+                              "ratios": fastest["ratios"]}
+    data["ratios"] += PAIRED
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(data, indent=2) + "\n")
-    lines = (format_report(data) + ["same, from the median rounds:"]
-             + format_report(median)[-len(median["ratios"]):] + [f"written to {RESULTS_FILE}"])
+    lines = (format_report(data) + ["same, from the fastest rounds:"]
+             + format_report(fastest)[-len(fastest["ratios"]):] + [f"written to {RESULTS_FILE}"])
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:  # pragma: no cover - pytest without its plugins
@@ -325,6 +339,86 @@ def test_purgatory_async_with(benchmark, loop) -> None:
                 await noop()
 
     measure_async(benchmark, loop, "purgatory_async_with", run)
+
+
+def test_purgatory_decorator(benchmark, loop) -> None:
+    purgatory = peer("purgatory", "purgatory_decorator")
+    factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=30)
+    guarded = factory("bench")(noop)
+
+    async def run() -> None:
+        for _ in range(CALLS):
+            await guarded()
+
+    measure_async(benchmark, loop, "purgatory_decorator", run)
+
+
+PAIR_ROUNDS = 15
+
+
+def test_breaker_pairs_interleaved(benchmark, loop) -> None:
+    """The two like-for-like pairs again, with rounds interleaved: bare, ours, peer (order swapped
+    every round) back to back, so a noisy neighbour lands on both; the figure is the median of
+    the per-round ratios of overheads. This is the row to trust on a shared machine."""
+    purgatory = peer("purgatory", "purgatory_decorator")
+    factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=30)
+    peer_breaker = loop.run_until_complete(factory.get_breaker("bench-with"))
+    ours_breaker = _breaker()
+    ours_decorated, peer_decorated = _breaker()(noop), factory("bench-decorated")(noop)
+
+    async def bare() -> None:
+        for _ in range(CALLS):
+            await noop()
+
+    def calls(fn):
+        async def run() -> None:
+            for _ in range(CALLS):
+                await fn()
+
+        return run
+
+    def with_block(breaker):
+        async def run() -> None:
+            for _ in range(CALLS):
+                async with breaker:
+                    await noop()
+
+        return run
+
+    pairs = {
+        "breaker decorator vs purgatory decorator": (calls(ours_decorated), calls(peer_decorated)),
+        "breaker async with vs purgatory async with": (with_block(ours_breaker), with_block(peer_breaker)),
+    }
+    names = {"breaker decorator vs purgatory decorator": ("hrkernel_breaker_decorator", "purgatory_decorator"),
+             "breaker async with vs purgatory async with": ("hrkernel_breaker_async_with", "purgatory_async_with")}
+    per_round: dict[str, list[tuple[float, float]]] = {label: [] for label in pairs}
+
+    def timed(run) -> float:
+        start = time.perf_counter()
+        loop.run_until_complete(run())
+        return (time.perf_counter() - start) / CALLS
+
+    def one_round() -> None:
+        swap = len(next(iter(per_round.values()))) % 2 == 1
+        for label, (ours, theirs) in pairs.items():
+            base = timed(bare)
+            if swap:
+                peer_t, ours_t = timed(theirs), timed(ours)
+            else:
+                ours_t, peer_t = timed(ours), timed(theirs)
+            per_round[label].append((max(ours_t - base, 1e-10), max(peer_t - base, 1e-10)))
+
+    benchmark.pedantic(one_round, rounds=PAIR_ROUNDS, iterations=1, warmup_rounds=1)
+    for label, samples in per_round.items():
+        ratio = statistics.median(p / o for o, p in samples)
+        ours_ns = statistics.median(o for o, _ in samples) * 1e9
+        peer_ns = statistics.median(p for _, p in samples) * 1e9
+        ours_name, peer_name = names[label]
+        PAIRED.append({"label": f"{label} (interleaved rounds, median of per-round ratios)",
+                       "ours": ours_name, "peer": peer_name, "ratio": round(ratio, 2),
+                       "ours_overhead_ns": round(ours_ns, 1), "peer_overhead_ns": round(peer_ns, 1),
+                       "min_ratio": None, "max_overhead_ns": None, "met": None, "rounds": PAIR_ROUNDS})
+        benchmark.extra_info[label] = round(ratio, 2)
 
 
 def test_circuitbreaker_async_decorator(benchmark, loop) -> None:
@@ -499,9 +593,15 @@ def test_stamina_retry(benchmark, loop) -> None:
 
 
 def test_report_is_computable_from_the_figures() -> None:
-    """Runs without --benchmark-only too: the report math on fixed figures."""
+    """Runs without --benchmark-only too: the report math on fixed figures, and like for like:
+    a faster `async with` peer is never the decorator's yardstick."""
     figures = {"bare_await": 100e-9, "hrkernel_breaker_decorator": 200e-9,
-               "aiobreaker_call_async": 600e-9}
+               "circuitbreaker_async_decorator": 600e-9, "purgatory_async_with": 150e-9,
+               "hrkernel_breaker_async_with": 125e-9}
     report = compute_report(figures)
-    row = next(r for r in report["ratios"] if r["ours"] == "hrkernel_breaker_decorator")
+    row = next(r for r in report["ratios"] if r["ours"] == "hrkernel_breaker_decorator"
+               and "fastest" in r["label"])
+    assert row["peer"] == "circuitbreaker_async_decorator"
     assert row["ratio"] == pytest.approx(5.0) and row["met"] is True
+    with_row = next(r for r in report["ratios"] if r["ours"] == "hrkernel_breaker_async_with")
+    assert with_row["peer"] == "purgatory_async_with" and with_row["ratio"] == pytest.approx(2.0)

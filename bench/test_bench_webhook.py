@@ -2,21 +2,27 @@
 
 Run: ``python -m pytest bench/test_bench_webhook.py --benchmark-only -s``.
 
-Both servers run the same way in their own process (one uvicorn worker, one event loop, same
-loop/HTTP implementation) on 127.0.0.1; the load generator is a third process of keep-alive
-HTTP/1.1 clients on raw asyncio streams (cheaper than any client library, so the servers are
-what is measured). For each server the load is stepped through several concurrencies for
-``SECONDS`` each, alternating bare and intake step by step (``ROUNDS`` passes, both servers
-running throughout, so both see the same machine); the figure is the best requests/s among the steps whose p99 latency is
-<= 50 ms. The intake does its real work for each request: checks, normalisation, a durable inbox
-append (group-committed fsync on the data disk) and a publish on the memory bus, with unique
-signal ids (no duplicates). Target (issue 8): intake >= 40% of the bare ceiling. Results in
+Each server runs in its own process (one uvicorn worker, one event loop) on 127.0.0.1, logging
+as ``hrkernel run`` configures it (info lines on, JSON lines, to a file); the intake is served
+with the kernel's own uvicorn settings (its h11 protocol with the head deadline, no access log).
+The load generator is a third process, started for each step, of keep-alive HTTP/1.1 clients on
+raw asyncio streams (cheaper than any client library, so the servers are what is measured). For
+each server the load is stepped through several concurrencies for ``SECONDS`` each, alternating
+bare and intake step by step (``ROUNDS`` passes, both servers running throughout, so both see the
+same machine). The figure is the MEDIAN over the load steps whose p99 latency is <= 50 ms on
+both servers of the per-step ratio intake req/s / bare req/s (each step paired with the bare step
+just before it), not the best step: on a shared machine single steps range widely. The intake does
+its real work for each request: checks, normalisation, a durable inbox append (group-committed
+fsync on the data disk), an info log line and a publish on the memory bus, with unique signal ids
+(no duplicates). Not measured here: the dashboard's guard middleware in front of the route in a
+full kernel. Target (issue 8): intake >= 40% of the bare ceiling. Results in
 ``bench/results/webhook.json``.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +45,7 @@ SERVER = textwrap.dedent('''
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    mode, data_dir = sys.argv[1], sys.argv[2]
+    mode, data_dir, log_path = sys.argv[1], sys.argv[2], sys.argv[3]
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that declare it, and
     # without it keep-alive answers wait ~40 ms for the delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -49,6 +55,7 @@ SERVER = textwrap.dedent('''
         return PlainTextResponse("hello, world")
 
     async def main():
+        extra = {}
         async with anyio.create_task_group() as tg:
             if mode == "bare":
                 app = Starlette(routes=[Route("/webhooks/tradingview", hello, methods=["POST"])])
@@ -67,14 +74,18 @@ SERVER = textwrap.dedent('''
                 intake.inbox.open()
                 tg.start_soon(intake.run_processor)
                 app = Starlette(routes=intake.routes())
-            server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, lifespan="off",
-                                                   proxy_headers=False))
+                # As the kernel's dashboard serves it (hrkernel.web.app).
+                from hrkernel.web.protocol import head_deadline_protocol
+                extra["http"] = head_deadline_protocol(10.0)
+            server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                                   proxy_headers=False, **extra))
             print(sock.getsockname()[1], flush=True)
             await server.serve([sock])
             tg.cancel_scope.cancel()
 
-    import structlog, logging
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    # The production log configuration: what `hrkernel run` calls with hr.toml's defaults.
+    from hrkernel.logging import configure
+    configure("info", "json", stream=open(log_path, "a", buffering=1))
     anyio.run(main)
 ''')
 
@@ -125,7 +136,24 @@ def _best(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(ok, key=lambda s: s["rps"]) if ok else None
 
 
-def _measure(workdir: Path) -> dict[str, Any]:
+def summarise(bare: list[dict[str, Any]], intake: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pair each intake step with the bare step at the same concurrency in the same round; keep
+    pairs where both met the p99 limit; the headline is the median of their ratios."""
+    pairs = [(b, i) for b, i in zip(bare, intake, strict=True) if max(b["p99_ms"], i["p99_ms"]) <= P99_LIMIT_MS]
+    ratios = [i["rps"] / b["rps"] for b, i in pairs]
+    every = [i["rps"] / b["rps"] for b, i in zip(bare, intake, strict=True)]
+    return {
+        # Beside the headline: the same median over every step, whatever its p99 (context only).
+        "median_ratio_all_steps": round(statistics.median(every), 3) if every else None,
+        "steps_within_p99": len(pairs), "steps": len(bare),
+        "step_ratios": [round(r, 3) for r in ratios],
+        "median_ratio": round(statistics.median(ratios), 3) if ratios else None,
+        "median_bare_rps": round(statistics.median(b["rps"] for b, _ in pairs)) if pairs else None,
+        "median_intake_rps": round(statistics.median(i["rps"] for _, i in pairs)) if pairs else None,
+    }
+
+
+def _measure(workdir: Path, log_path: Path) -> dict[str, Any]:
     """Both servers up at once; each concurrency step runs bare then intake, ROUNDS times, so
     both see the same machine (other processes' noise lands on both)."""
     server_py = workdir / "server.py"
@@ -139,7 +167,7 @@ def _measure(workdir: Path) -> dict[str, Any]:
         for mode in ("bare", "intake"):
             data = workdir / f"data-{mode}"
             data.mkdir()
-            procs[mode] = subprocess.Popen([sys.executable, str(server_py), mode, str(data)], stdout=subprocess.PIPE, text=True)
+            procs[mode] = subprocess.Popen([sys.executable, str(server_py), mode, str(data), str(log_path)], stdout=subprocess.PIPE, text=True)
             assert procs[mode].stdout is not None
             ports[mode] = int(procs[mode].stdout.readline())  # type: ignore[union-attr]
         time.sleep(0.3)
@@ -159,21 +187,35 @@ def _measure(workdir: Path) -> dict[str, Any]:
     return {mode: {"steps": s, "best": _best(s)} for mode, s in steps.items()}
 
 
-def test_bench_webhook_intake_vs_bare_starlette(benchmark: Any) -> None:
+def test_bench_webhook_intake_vs_bare_starlette(benchmark: Any, production_logging: Path) -> None:
     def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(dir=str(Path.home()) if Path.home().is_dir() else None) as d:
-            return _measure(Path(d))
+            return _measure(Path(d), production_logging.with_name("webhook-servers.log"))
 
     result = benchmark.pedantic(run, rounds=1, iterations=1)
-    bare, intake = result["bare"]["best"], result["intake"]["best"]
-    ratio = round(intake["rps"] / bare["rps"], 3) if bare and intake else None
+    summary = summarise(result["bare"]["steps"], result["intake"]["steps"])
+    ratio = summary["median_ratio"]
     data = {
-        "p99_limit_ms": P99_LIMIT_MS, "seconds_per_step": SECONDS, **result,
-        "ratios": [{"label": "webhook intake vs bare Starlette/uvicorn hello-world (req/s at p99 <= 50 ms)",
-                    "ours": "intake", "peer": "bare", "ratio": ratio, "min_ratio": TARGET,
+        "p99_limit_ms": P99_LIMIT_MS, "seconds_per_step": SECONDS, "summary": summary, **result,
+        "ratios": [{"label": "webhook intake vs bare Starlette/uvicorn hello-world (req/s at p99 <= 50 ms, "
+                             f"median of {summary['steps_within_p99']}/{summary['steps']} paired load steps)",
+                    "ours": f"intake {summary['median_intake_rps']} req/s",
+                    "peer": f"bare {summary['median_bare_rps']} req/s", "ratio": ratio, "min_ratio": TARGET,
                     "met": ratio is not None and ratio >= TARGET}],
     }
-    benchmark.extra_info.update({"intake_rps": intake and intake["rps"], "bare_rps": bare and bare["rps"], "ratio": ratio})
+    benchmark.extra_info.update(summary)
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(data, indent=2) + "\n")
     print("\n" + json.dumps(data, indent=2))
+
+
+def test_summary_is_the_median_of_paired_steps_within_the_latency_limit() -> None:
+    """Runs without --benchmark-only too: the headline is the median step ratio, not the best
+    step, and a step where either server broke the p99 limit is left out."""
+    bare = [{"rps": 1000.0, "p99_ms": 5.0}, {"rps": 1000.0, "p99_ms": 5.0}, {"rps": 1000.0, "p99_ms": 5.0},
+            {"rps": 1000.0, "p99_ms": 80.0}]
+    intake = [{"rps": 200.0, "p99_ms": 9.0}, {"rps": 700.0, "p99_ms": 9.0}, {"rps": 300.0, "p99_ms": 9.0},
+              {"rps": 900.0, "p99_ms": 9.0}]
+    summary = summarise(bare, intake)
+    assert summary["median_ratio"] == 0.3 and summary["steps_within_p99"] == 3
+    assert summary["median_ratio_all_steps"] == 0.5

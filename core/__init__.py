@@ -9,10 +9,12 @@ The public surface for plugin authors is small and documented:
 - ``hrkernel.errors``: the error hierarchy;
 - ``hrkernel.exchange``: the exchange contract (protocol, order/fill structs, typed errors);
 - ``hrkernel.resilience``: breakers, retry, rate limiting, pools, usable by any plugin.
+- ``hrkernel.testing``: the conformance kit an exchange plugin runs in its own tests.
 
 Everything else (``hrkernel.kernel``, ``hrkernel.config``, ``hrkernel.plugins``, ``hrkernel.cli``,
 ...) is internal and may change without notice. ``tests/test_plugin_boundary.py`` keeps the
-built-in plugins on the public surface.
+built-in plugins on the public surface. ``hrkernel.compat`` is for applications written against
+the design documents' API (docs/compat.md), not for plugins.
 """
 
 from __future__ import annotations

@@ -26,6 +26,16 @@ class ConfigIssue:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+class ConfigKeyError(ValueError):
+    """Raised by a config Struct's ``__post_init__`` when one key (``key``, relative to the
+    Struct's table; a tuple of segments for nested keys) holds a bad value or a bad combination;
+    the validator reports it at the full key path, e.g. ``ha.groups.pool.min_active``."""
+
+    def __init__(self, key: str | tuple[str, ...], message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
 class ConfigError(HrkernelError):
     """A config file could not be used. Carries *every* issue found, not only the first."""
 

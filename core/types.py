@@ -26,9 +26,13 @@ __all__ = [
     "HealthStatus",
     "KernelContext",
     "SignedAmount",
+    "parse_decimal_text",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# ASCII digits only, matched against the whole string: ``\d`` would take Arabic-Indic or
+# full-width digits (``float("١٢٣")`` is 123.0) and ``$`` would accept a trailing newline.
+_DURATION = re.compile(r"[ \t]*([0-9]+(?:\.[0-9]+)?)[ \t]*(ms|s|m|h|d)[ \t]*")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -41,7 +45,7 @@ class Duration(float):
             raise ValueError(
                 f'expected a duration string such as "250ms", "5s" or "2m", found {value!r}'
             )
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if match is None:
             raise ValueError(
                 f'expected a duration such as "250ms", "5s", "2m", "1h", found {value!r}'
@@ -53,6 +57,20 @@ class Duration(float):
         return f"Duration({float(self)!r})"
 
 
+def parse_decimal_text(text: str) -> Decimal:
+    """``text`` as an exact Decimal, accepting only what a person types as a number in ASCII.
+
+    Surrounding ASCII spaces/tabs are ignored; the rest must be an optional sign, ASCII digits with
+    an optional decimal point, and an optional exponent (``"0.01"``, ``"-1.5"``, ``"1e-8"``).
+    ``Decimal()`` alone would also take non-ASCII digits (``"١٢٣"``, ``"１２３"`` -> 123),
+    underscores (``"1_000"``), ``"NaN"`` and ``"Infinity"``: each raises :class:`ValueError` here.
+    """
+    stripped = text.strip(" \t")
+    if not _DECIMAL_TEXT.fullmatch(stripped):
+        raise ValueError(f"not a decimal number in ASCII digits: {text[:40]!r}")
+    return Decimal(stripped)
+
+
 def _parse_decimal(value: object, what: str) -> Decimal:
     # Money is never a float: a TOML float has already lost its exact value.
     if isinstance(value, bool) or isinstance(value, float):
@@ -62,12 +80,9 @@ def _parse_decimal(value: object, what: str) -> Decimal:
     if not isinstance(value, str):
         raise ValueError(f"expected {what} as a decimal string, found {value!r}")
     try:
-        parsed = Decimal(value.strip())
-    except InvalidOperation:
-        raise ValueError(f"expected {what} as a decimal string, found {value!r}") from None
-    if not parsed.is_finite():
-        raise ValueError(f"expected a finite {what}, found {value!r}")
-    return parsed
+        return parse_decimal_text(value)
+    except (ValueError, InvalidOperation):
+        raise ValueError(f"expected {what} as a decimal string in ASCII digits (e.g. \"0.5\"), found {value[:40]!r}") from None
 
 
 class Amount(Decimal):
@@ -136,6 +151,12 @@ class KernelContext(Protocol):
     def component_id(self) -> str:
         """The id of the config table the object is built from (``paper`` for
         ``[exchanges.paper]``); empty outside a factory call. Name logs and breakers after it."""
+        ...
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis every kernel sharing this one's state reaches (the HA backend's, when
+        ``[ha] backend = "redis"``), or None: where a plugin keeps state shared across processes."""
         ...
 
     @property

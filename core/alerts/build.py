@@ -52,19 +52,25 @@ def channels_from_config(
     issues: list[ConfigIssue] = []
     routings: dict[str, ChannelRouting] = {}
     bodies: dict[str, dict[str, Any]] = {}
+    registrations = host.registrations("alert_channel")
     for cid, table in config.channels.items():
         if not isinstance(table, dict):
             bodies[cid] = table  # validate_tables reports it
             continue
         routing_part = {k: v for k, v in table.items() if k in ROUTING_KEYS}
         bodies[cid] = {k: v for k, v in table.items() if k not in ROUTING_KEYS}
+        type_name = table.get("type", cid)
+        registration = registrations.get(type_name) if isinstance(type_name, str) else None
+        if "timeout" in table and _has_field(registration, "timeout"):
+            # One `timeout` bounds each attempt (routing) and is also the channel's own option
+            # (the webhook's HTTP timeout): before, the routing took it and the option stayed
+            # at its default.
+            bodies[cid]["timeout"] = table["timeout"]
         routing, found = decode(routing_part, ChannelRouting, join("alerts.channels", cid))
         issues.extend(found)
         if routing is not None:
             routings[cid] = routing
-    configured = validate_tables(
-        "alerts.channels", bodies, host.registrations("alert_channel"), "alert_channel", issues
-    )
+    configured = validate_tables("alerts.channels", bodies, registrations, "alert_channel", issues)
     if issues:
         raise ConfigError(source, issues)
     specs: dict[str, ChannelSpec] = {}
@@ -72,12 +78,20 @@ def channels_from_config(
         routing = routings[item.id]
         if not routing.enabled:
             continue
-        obj = item.registration.factory(item.config, context)
+        try:
+            obj = item.registration.factory(item.config, context)
+        except (ValueError, TypeError) as exc:  # e.g. apprise not installed: name the table
+            raise ConfigError(source, [ConfigIssue(item.path, str(exc))]) from None
         if not callable(getattr(obj, "send", None)):
             raise ConfigError(source, [ConfigIssue(item.path, f"alert channel type {item.registration.name!r} "
                                                    f"(plugin {item.registration.plugin!r}) built an object without send()")])
         specs[item.id] = ChannelSpec(obj=obj, routing=routing, type=item.registration.name)
     return specs
+
+
+def _has_field(registration: Any, name: str) -> bool:
+    struct = getattr(registration, "config", None)
+    return struct is not None and name in getattr(struct, "__struct_fields__", ())
 
 
 def build_alerts(kernel: Kernel) -> None:
@@ -87,7 +101,14 @@ def build_alerts(kernel: Kernel) -> None:
     config: AlertsSection = getattr(kernel.config, "alerts", None) or AlertsSection()
     if not config.enabled:
         return
-    channels = channels_from_config(config, kernel.host, kernel.context, source=kernel.loaded.source)
+    from hrkernel.config.validate import showing_env
+
+    try:
+        # A rejected value from the environment is quoted as its ${VAR}; secrets never appear.
+        with showing_env(kernel.loaded.env_shown_as):
+            channels = channels_from_config(config, kernel.host, kernel.context, source=kernel.loaded.source)
+    except ConfigError as exc:
+        raise kernel.loaded.error(exc.issues) from None
     system: AlertSystem = AlertSystem(
         config,
         channels=channels,

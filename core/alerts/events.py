@@ -94,9 +94,13 @@ class KernelAlerts:
 
         for component in self._components():
             obj = component.obj if isinstance(component, PluginComponent) else component
-            for holder in (obj, getattr(obj, "exchange", None), getattr(obj, "transport", None),
-                           getattr(getattr(obj, "exchange", None), "transport", None)):
-                breaker = getattr(holder, "breaker", None) if holder is not None else None
+            inner = getattr(obj, "inner", None)  # the kernel's exchange guard wraps the adapter
+            found: list[Any] = [*(getattr(obj, "breakers", None) or {}).values()]
+            for holder in (obj, inner, getattr(inner, "exchange", None), getattr(obj, "exchange", None)):
+                if holder is not None:
+                    found.append(getattr(holder, "breaker", None))
+                    found.append(getattr(getattr(holder, "transport", None), "breaker", None))
+            for breaker in found:
                 if isinstance(breaker, CircuitBreaker) and id(breaker) not in self._watched:
                     self._watched.add(id(breaker))
                     breaker.add_listener(self.on_breaker)

@@ -60,7 +60,8 @@ class AlertSystem(Component):
     ) -> None:
         self.config = config or AlertsSection()
         # Alert text reaches channels, the history and other people's phones: configured secret
-        # values (every ${VAR} expansion) and credential-looking context keys are masked first.
+        # values (``LoadedConfig.secrets``: whole values and each variable a secret is built
+        # from, on its own) and credential-looking context keys are masked first.
         self._redact = Redactor(secrets)
         self.instance_id = self._redact(None, "alert", {"instance": instance_id})["instance"]
         self.clock: Clock = clock or SystemClock()
@@ -456,6 +457,8 @@ class AlertSystem(Component):
 
     def _record_delivery(self, rt: ChannelRuntime, notification: Notification, ok: bool, reason: str | None) -> None:
         at = self.clock.now()
+        if reason:  # a channel's failure text may echo what it sent (a header, a URL): mask it too
+            reason = self._redact(None, "delivery", {"reason": reason})["reason"]
         for alert in notification.alerts:
             self._ops.append(("delivery", {"alert_id": alert.id, "channel": rt.id, "kind": notification.kind,
                                            "at": at, "ok": ok, "reason": reason}))

@@ -70,7 +70,7 @@ class AlertLevel(enum.StrEnum):
 
 _RANK = {AlertLevel.INFO: 0, AlertLevel.WARNING: 1, AlertLevel.ERROR: 2, AlertLevel.CRITICAL: 3}
 
-_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_SOURCE_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # fullmatch: "$" would accept "x\n"
 
 
 class AlertSource(str):
@@ -94,11 +94,20 @@ class AlertSource(str):
     RESILIENCE: ClassVar[AlertSource]
     DATA: ClassVar[AlertSource]
     WEB: ClassVar[AlertSource]
+    # Names the design documents use besides the kernel's own areas.
+    EXECUTION: ClassVar[AlertSource]
+    SYSTEM: ClassVar[AlertSource]
+    RISK: ClassVar[AlertSource]
+    STRATEGY: ClassVar[AlertSource]
+    MARKET_DATA: ClassVar[AlertSource]
+    DATABASE: ClassVar[AlertSource]
+    NETWORK: ClassVar[AlertSource]
+    SECURITY: ClassVar[AlertSource]
 
     def __new__(cls, name: str) -> AlertSource:
         if isinstance(name, AlertSource):
             return name
-        if not isinstance(name, str) or not _SOURCE_NAME.match(name):
+        if not isinstance(name, str) or not _SOURCE_NAME.fullmatch(name):
             raise ValueError(
                 f"alert source must be a lower-case name such as 'exchange' or 'my_plugin', found {name!r}"
             )
@@ -122,7 +131,8 @@ class AlertSource(str):
 
 
 for _name in ("kernel", "exchange", "orders", "ledger", "reconciliation", "ha", "health",
-              "resilience", "data", "web"):
+              "resilience", "data", "web", "execution", "system", "risk", "strategy", "market_data",
+              "database", "network", "security"):
     setattr(AlertSource, _name.upper(), AlertSource.define(_name))
 
 

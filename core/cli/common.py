@@ -110,13 +110,14 @@ def discover(loaded: LoadedConfig | None, *, strict: bool | None = None, quiet: 
 
 
 def build(loaded: LoadedConfig, host: PluginHost) -> Any:
+    """Build the kernel; any error is printed without a secret or an environment value."""
     from hrkernel.kernel import Kernel
 
     try:
         return Kernel.build(loaded, host)
     except (ConfigError, PluginError) as exc:
-        fail(str(exc))
+        fail(loaded.conceal(str(exc)))
     except HrkernelError as exc:
-        fail(str(exc), EXIT_FAILURE)
+        fail(loaded.conceal(str(exc)), EXIT_FAILURE)
     except Exception as exc:  # a plugin factory may raise anything
-        fail(f"could not build the kernel: {type(exc).__name__}: {exc}")
+        fail(loaded.conceal(f"could not build the kernel: {type(exc).__name__}: {exc}"))

@@ -15,6 +15,7 @@ from hrkernel.cli.common import (
     pick_config,
     required_config,
 )
+from hrkernel.config.secrets import conceal, shown_as_mask
 
 
 @click.command()
@@ -23,21 +24,29 @@ def check(config: str) -> None:
     """Validate CONFIG, load plugins and build every component without starting anything.
 
     Prints what would run, or every error found (exit 2). Warns when a credential-looking key
-    (token, secret, password, api_key) holds a literal instead of a ${VAR} reference.
+    (token, secret, password, api_key), or a value inside such a table, holds a literal instead
+    of a ${VAR} reference. Secrets are printed as ***; an error shows a value taken from the
+    environment as its ${VAR} reference, never in clear.
     """
     loaded = load(config)
     host = discover(loaded)
     kernel = build(loaded, host)
+
+    def echo(line: str, err: bool = False) -> None:
+        # A component's description may quote its config (a URL, a header): secrets become ***.
+        click.echo(conceal(line, secrets), err=err)
+
+    secrets = shown_as_mask(loaded.secrets)
     for warning in loaded.warnings:
-        click.echo(f"warning: {loaded.source}: {warning}", err=True)
-    click.echo(f"{loaded.source}: ok")
-    click.echo(f"instance: {loaded.config.kernel.instance_id}, data dir: {loaded.config.kernel.data_dir}")
-    click.echo("plugins: " + ", ".join(f"{r.name} ({r.state})" for r in host.records.values()))
-    click.echo("components, in start order:")
+        echo(f"warning: {loaded.source}: {warning}", err=True)
+    echo(f"{loaded.source}: ok")
+    echo(f"instance: {loaded.config.kernel.instance_id}, data dir: {loaded.config.kernel.data_dir}")
+    echo("plugins: " + ", ".join(f"{r.name} ({r.state})" for r in host.records.values()))
+    echo("components, in start order:")
     for component in kernel.components:
         info = component.describe()
         extra = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("name",))
-        click.echo(f"  {info['name']}: {extra}")
+        echo(f"  {info['name']}: {extra}")
 
 
 @click.command()

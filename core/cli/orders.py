@@ -8,6 +8,7 @@ process hold a database file at a time: while ``hrkernel run`` holds it these co
 from __future__ import annotations
 
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import click
 import msgspec
 
+from hrkernel import logging as hrlogging
 from hrkernel.cli.common import (
     EXIT_FAILURE,
     build,
@@ -159,6 +161,8 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
         _acknowledge(base, db, as_json)
         return
     loaded = load(config)
+    # Logs (the adapter's, reconciliation's) go to stderr: stdout is the report, pure JSON with --json.
+    hrlogging.configure(loaded.config.logging.level, loaded.config.logging.format, loaded.secrets, stream=sys.stderr)
     kernel = build(loaded, discover(loaded, quiet=True))
     reports = anyio.run(_reconcile_with_kernel, kernel, db, dry_run)
     if as_json:

@@ -72,7 +72,7 @@ def run(config: str) -> None:
     except BaseException as exc:
         real = unwrap(exc)
         if isinstance(real, StartupError):
-            fail(str(real), EXIT_FAILURE)
+            fail(loaded.conceal(str(real)), EXIT_FAILURE)
         if isinstance(real, KeyboardInterrupt):
             fail("interrupted", 130)
         raise

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hrkernel.config.load import LoadedConfig
-from hrkernel.config.validate import decode, join
-from hrkernel.errors import ConfigError, ConfigIssue
+from hrkernel.config.validate import decode, hide_found, join, showing_env
+from hrkernel.errors import ConfigIssue
 from hrkernel.plugins import PluginHost, Registration
 from hrkernel.types import Duration
 
@@ -24,6 +24,8 @@ class Configured:
     registration: Registration
     config: Any
     path: str
+    resilience: Any = None
+    """For exchanges: the kernel's ``[exchanges.<id>.resilience]`` (``ExchangeResilience``)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ def validate_tables(
             continue
         body = dict(table)
         type_name = body.pop("type", table_id)
+        # The kernel's own key in an exchange table; the rest is the plugin's.
+        resilience = _exchange_resilience(body.pop("resilience", {}), join(table_path, "resilience"), issues) \
+            if kind == "exchange" else None
         registration = registrations.get(type_name) if isinstance(type_name, str) else None
         if registration is None:
             known = ", ".join(sorted(registrations)) or "none installed"
@@ -58,9 +63,17 @@ def validate_tables(
             issues.append(ConfigIssue(where, f"unknown {kind} type {type_name!r} (known: {known})"))
             continue
         config = _decode_body(registration, body, table_path, issues)
-        if config is not _INVALID:
-            out.append(Configured(table_id, registration, config, table_path))
+        if config is not _INVALID and resilience is not _INVALID:
+            out.append(Configured(table_id, registration, config, table_path, resilience))
     return out
+
+
+def _exchange_resilience(body: Any, path: str, issues: list[ConfigIssue]) -> Any:
+    from hrkernel.exchange.guarded import ExchangeResilience
+
+    value, found = decode(body, ExchangeResilience, path)
+    issues.extend(found)
+    return _INVALID if found else value
 
 
 _INVALID = object()
@@ -94,10 +107,11 @@ def validate_health_checks(
             issues.append(ConfigIssue(join(path, "enabled"), f"expected true or false, found {enabled!r}"))
         for key in ("interval", "timeout"):
             if key in body:
+                value = body.pop(key)
                 try:
-                    timing[key] = Duration.parse(body.pop(key))
+                    timing[key] = Duration.parse(value)
                 except ValueError as exc:
-                    issues.append(ConfigIssue(join(path, key), str(exc)))
+                    issues.append(ConfigIssue(join(path, key), hide_found(str(exc), value)))
         config = _decode_body(registration, body, path, issues)
         if enabled is True and config is not _INVALID:
             out.append(ConfiguredCheck(name, registration, config, timing["interval"], timing["timeout"]))
@@ -119,11 +133,13 @@ def validate_plugin_config(loaded: LoadedConfig, host: PluginHost) -> PluginConf
             installed = ", ".join(sorted(host.records)) or "none"
             issues.append(ConfigIssue(f"plugins.disable[{index}]", f"no installed plugin named {name!r} (installed: {installed})"))
     config = loaded.config
-    result = PluginConfig(
-        exchanges=validate_tables("exchanges", config.exchanges, host.registrations("exchange"), "exchange", issues),
-        datasources=validate_tables("datasources", config.datasources, host.registrations("datasource"), "datasource", issues),
-        health_checks=validate_health_checks(loaded, host.registrations("health_check"), issues),
-    )
+    with showing_env(loaded.env_shown_as):
+        result = PluginConfig(
+            exchanges=validate_tables("exchanges", config.exchanges, host.registrations("exchange"), "exchange", issues),
+            datasources=validate_tables("datasources", config.datasources, host.registrations("datasource"),
+                                        "datasource", issues),
+            health_checks=validate_health_checks(loaded, host.registrations("health_check"), issues),
+        )
     if issues:
-        raise ConfigError(loaded.source, issues)
+        raise loaded.error(issues)
     return result

@@ -9,15 +9,20 @@ own, so one bad value never hides the next.
 from __future__ import annotations
 
 import enum
+import json
 import re
 import types
 import typing
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import msgspec
 
-from hrkernel.config.secrets import is_secret_key
-from hrkernel.errors import ConfigIssue
+from hrkernel.config.secrets import conceal, is_secret_key
+from hrkernel.errors import ConfigIssue, ConfigKeyError
 from hrkernel.types import Amount, Duration, SignedAmount
 
 T = TypeVar("T")
@@ -28,6 +33,30 @@ _CUSTOM_PARSERS: dict[type, Any] = {
     SignedAmount: SignedAmount.parse,
 }
 _AT_PATH = re.compile(r" - at `\$(.*)`$")
+_SHOWN_AS: ContextVar[Mapping[str, str]] = ContextVar("hrkernel_config_shown_as", default=MappingProxyType({}))
+
+
+@contextmanager
+def showing_env(shown_as: Mapping[str, str]) -> Iterator[None]:
+    """While decoding, a rejected value that came from the environment is quoted as its
+    ``${VAR}`` reference (``shown_as``: expanded text → how to show it), never in clear."""
+    token = _SHOWN_AS.set(shown_as)
+    try:
+        yield
+    finally:
+        _SHOWN_AS.reset(token)
+
+
+def hide_found(message: str, value: object) -> str:
+    """``message`` with this rejected value, where it is quoted, replaced by its reference.
+
+    Only this value, only quoted: an environment value that is also a word of the message (a
+    choice such as 'redis' listed beside it) is left alone.
+    """
+    shown = _SHOWN_AS.get().get(value) if isinstance(value, str) else None
+    if shown is None or not isinstance(value, str):
+        return message
+    return message.replace(repr(value), repr(shown)).replace(f'"{value}"', f'"{shown}"')
 
 
 def dec_hook(tp: type, value: object) -> object:
@@ -38,9 +67,16 @@ def dec_hook(tp: type, value: object) -> object:
     return parser(value)
 
 
+_PLAIN_KEY = re.compile(r"[^.\[\]\"'\s]+")
+
+
 def join(path: str, key: str | int) -> str:
+    """``path.key`` (``path[i]`` for an index); a key that is empty or holds dots, brackets,
+    quotes or spaces is quoted as TOML writes it (``[""]`` → ``""``) so the path stays readable."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key):
+        key = json.dumps(key, ensure_ascii=False)
     return f"{path}.{key}" if path else key
 
 
@@ -74,9 +110,10 @@ def _choices(tp: Any) -> list[Any] | None:
 def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) -> object:
     """Convert one value; on failure append an issue at ``path`` and return None.
 
-    The value found is quoted in the message, except under a credential-looking key.
+    The value found is quoted in the message, except under a credential-looking key or table
+    (values from the environment are replaced by their ``${VAR}`` form by the loader).
     """
-    describe = (lambda v: "a value (hidden: secret key)") if is_secret_key(path.rsplit(".", 1)[-1]) else _describe
+    describe = (lambda v: "a value (hidden: secret key)") if is_secret_key(path) else _describe
     struct = _struct_of(tp)
     if struct is not None:
         return convert_struct(value, struct, path, issues)
@@ -96,7 +133,7 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
     choices = _choices(tp)
     if choices is not None and value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        issues.append(ConfigIssue(path, f"expected one of {listed}, found {describe(value)}"))
+        issues.append(ConfigIssue(path, f"expected one of {listed}, found {hide_found(describe(value), value)}"))
         return None
     # A number or flag written as a string is what ${VAR} expansion yields (port = "${PORT}"):
     # read it as the number it spells; anything else is still an error.
@@ -109,10 +146,10 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
         if where:
             message = message[: where.start()]
             inner = where.group(1)
-            path = f"{path}{inner}" if inner.startswith("[") else join(path, inner.lstrip("."))
+            path = f"{path}{inner}" if path or inner.startswith("[") else inner.lstrip(".")
         if message.startswith("Expected"):
             message = message[0].lower() + message[1:] + f" ({describe(value)})"
-        issues.append(ConfigIssue(path, message))
+        issues.append(ConfigIssue(path, hide_found(message, value)))
         return None
 
 
@@ -141,8 +178,16 @@ def convert_struct(
         return None
     try:
         return struct(**values)
+    except ConfigKeyError as exc:
+        where = path
+        for segment in (exc.key,) if isinstance(exc.key, str) else exc.key:
+            where = join(where, segment)
+        issues.append(ConfigIssue(where, conceal(str(exc), _SHOWN_AS.get())))
+        return None
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
-        issues.append(ConfigIssue(path or "(top level)", str(exc)))
+        # A check across fields may quote any of them: each environment value it holds is shown
+        # as its reference (here the whole text is searched, so short values only where quoted).
+        issues.append(ConfigIssue(path or "(top level)", conceal(str(exc), _SHOWN_AS.get())))
         return None
 
 

@@ -20,6 +20,7 @@ from hrkernel.exchange.types import (
     OrderType,
     PriceLevel,
     Side,
+    canonical_symbol,
 )
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "OrderType",
     "PriceLevel",
     "Side",
+    "canonical_symbol",
     "errors",
 ]

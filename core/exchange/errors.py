@@ -18,6 +18,7 @@ from hrkernel.errors import HrkernelError
 
 __all__ = [
     "AuthenticationError",
+    "ContractViolationError",
     "DuplicateClientOrderIdError",
     "DuplicateOrderError",
     "ExchangeError",
@@ -150,3 +151,11 @@ class UnknownOutcomeError(ExchangeError):
     def __init__(self, message: str, *, client_order_id: str | None = None, **kwargs: object) -> None:
         self.client_order_id = client_order_id
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ContractViolationError(ExchangeError):
+    """The exchange *plugin* broke the contract: a method returned a value of the wrong type
+    (``None`` for a list, a float for a Decimal) or raised something other than an
+    ``ExchangeError``. A bug in the plugin, not an outage: the kernel's exchange wrapper raises
+    it (with a critical alert naming the plugin) for reads; for a placement or cancel, whose
+    effect is then unknown, it raises :class:`UnknownOutcomeError` instead."""

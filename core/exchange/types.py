@@ -3,7 +3,8 @@
 Every amount and price is a :class:`~decimal.Decimal`; every amount says which currency it is
 in (a market's ``base`` for quantities, its ``quote`` for prices and notionals, an explicit
 ``fee_currency`` for fees). Currency codes are upper-case exchange codes (``"BTC"``, ``"USDT"``,
-``"RLS"``); symbols are the exchange's own market symbols (``"BTCIRT"``). Structs are frozen:
+``"RLS"``); symbols are the exchange's own market symbols (``"BTCIRT"``); a symbol written
+``BASE/QUOTE`` (``"BTC/USDT"``) means the same market, see :func:`canonical_symbol`. Structs are frozen:
 a value read from an exchange is a fact about a moment, not something to edit.
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "OrderType",
     "PriceLevel",
     "Side",
+    "canonical_symbol",
 ]
 
 
@@ -174,3 +176,14 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     """Smallest price increment."""
     min_notional: Decimal
     """Minimum ``amount * price`` in ``quote``."""
+
+
+def canonical_symbol(symbol: str) -> str:
+    """A market symbol as exchanges write it: ``"BTC/USDT"``, ``"btc-usdt"`` → ``"BTCUSDT"``.
+
+    Symbols written ``BASE/QUOTE`` (as many APIs and documents do) are accepted wherever the
+    kernel takes a symbol; one spelling is kept so journal rows and caches never split a market.
+    """
+    if not isinstance(symbol, str):
+        raise ValueError(f"a market symbol must be a string such as 'BTCUSDT' or 'BTC/USDT', found {symbol!r}")
+    return symbol.strip().upper().replace("/", "").replace("-", "").replace("_", "")

@@ -14,7 +14,8 @@ Other parts find it as ``kernel.get("ha")`` and use:
 
 Leadership changes and health status changes are also published on the bus (topics
 ``leadership`` and ``health``), best effort, in the background; group switches and slow
-failovers raise alerts.
+failovers raise alerts, and a failover group with too few healthy serving members raises an
+error alert, resolved when it has enough again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.ha.config import HASection
 from hrkernel.ha.errors import GroupConfigError, HAError
-from hrkernel.ha.failover import FailoverManager, SwitchEvent
+from hrkernel.ha.failover import FailoverManager, GroupHealthChange, SwitchEvent
 from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
 from hrkernel.ha.probes import RedisReachable, probes
@@ -52,6 +53,9 @@ __all__ = ["HAComponent", "RedisReachable", "build_ha", "probes"]
 
 TakeoverStep = Callable[[int], Awaitable[None]]
 Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
+
+ORDERS_FLOWING_WINDOW = 300.0
+"""Seconds after a takeover within which the first accepted order measures the failover."""
 
 _TRANSIENT = (OSError, TimeoutError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 """Errors of a takeover step that mean "Redis or the network went away", not a bug."""
@@ -86,6 +90,11 @@ class HAComponent(Component):
         self._takeover_steps: list[TakeoverStep] = []
         self._listeners: list[Listener] = []
         self._trading_token: int | None = None
+        self._awaiting_first_order: tuple[int, float, float | None, str | None] | None = None
+        """After a takeover: (token, clock at the lease gain, lease gap, previous leader) until this
+        tenure's first order is accepted by the exchange (see :meth:`order_accepted`)."""
+        self._tenure_began_wall: float | None = None
+        """Wall-clock time this instance last acquired the lease (the start of its tenure)."""
         self._tg: TaskGroup | None = None
         self._checks: dict[str, Any] = {}
         self.replication: Any = None
@@ -223,6 +232,7 @@ class HAComponent(Component):
             await anyio.to_thread.run_sync(self.store.open)
         self._configure_groups()
         self.failover.add_listener(self._alert_switch)
+        self.failover.add_health_listener(self._alert_group_health)
         self.failover_monitor.add_slow_listener(self._alert_slow)
         await self.failover.start(tg)
         await self.lease.start(tg)
@@ -238,13 +248,35 @@ class HAComponent(Component):
             self.log.error("ha_alert_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _alert_switch(self, event: SwitchEvent) -> None:
+        if event.change in ("join", "leave"):
+            return  # asked for by whoever called join()/leave(); logged and in the history
         took = "" if event.duration is None else f" after {event.duration:.2f}s"
         self._alert(
             level="warning", title="failover group switched",
             message=f"{event.group}: {event.from_member or '-'} -> {event.to_member or '-'}{took} ({event.cause})",
-            context={"group": event.group, "from": event.from_member, "to": event.to_member, "cause": event.cause},
+            context={
+                "group": event.group, "from": event.from_member, "to": event.to_member, "cause": event.cause,
+                "change": event.change,
+            },
             fingerprint_keys=["group"],
         )
+
+    def _alert_group_health(self, change: GroupHealthChange) -> None:
+        """An error alert while a group has too few healthy serving members, resolved when it
+        has enough again (the status says the same: ``groups.<name>.healthy``)."""
+        title, context = "failover group unhealthy", {"group": change.group}
+        if not change.healthy:
+            self._alert(
+                level="error", title=title, message=f"{change.group} ({change.mode}): {change.detail}",
+                context={**context, "serving": change.serving, "needed": change.needed}, fingerprint_keys=["group"],
+            )
+            return
+        alerts = self._resolve("alerts") if self._resolve else None
+        if alerts is not None and getattr(alerts, "running", False):
+            try:
+                alerts.resolve(source="ha", title=title, context=context, fingerprint_keys=["group"])
+            except Exception as exc:  # an alert must never break a failover
+                self.log.error("ha_alert_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _alert_slow(self, record: FailoverRecord, target: float) -> None:
         self._alert(
@@ -259,7 +291,8 @@ class HAComponent(Component):
             self.failover.configure_group(
                 name, group.mode, auto_failback=group.auto_failback, spares=group.spares,
                 fail_after=group.fail_after, recover_after=group.recover_after,
-                check_interval=float(group.check_interval),
+                check_interval=float(group.check_interval), active=group.active, min_active=group.min_active,
+                balance=group.balance,
             )
             in_service = len(group.components) - group.spares
             for index, member in enumerate(group.components):
@@ -267,7 +300,9 @@ class HAComponent(Component):
                 if component is None:
                     raise GroupConfigError(f"ha.groups.{name}.components: no component named {member!r} in this kernel")
                 primary = index == 0 if group.mode != "n_plus_1" else index < in_service
-                self.failover.register_component(member, component, name, is_primary=primary)
+                self.failover.register_component(
+                    member, component, name, is_primary=primary, weight=group.weights.get(member, 1)
+                )
 
     async def stop(self) -> None:
         self._trading_token = None
@@ -282,6 +317,7 @@ class HAComponent(Component):
     async def _on_lease_event(self, event: LeadershipEvent) -> None:
         if event.gained:
             began = self.clock()
+            self._tenure_began_wall = time.time()
             if self._tg is not None:
                 self._tg.start_soon(self._take_over, event, began, name="ha:takeover")
             else:
@@ -321,7 +357,9 @@ class HAComponent(Component):
         self.log.info("trading_enabled", fence=token, takeover_s=round(local, 4), failover_s=duration)
         if event.gap is not None or event.previous is not None:
             # A leadership change (not the first leader ever); without the gap (Redis lost the
-            # previous holder's last renewal) it is recorded with its duration unknown.
+            # previous holder's last renewal) it is recorded with its duration unknown. This is
+            # the lease takeover; the failover proper ends when orders flow (order_accepted).
+            self._awaiting_first_order = (token, began, event.gap, event.previous)
             await self.failover_monitor.record(
                 FailoverRecord(
                     kind="leadership", at=time.time(), duration=duration,
@@ -332,6 +370,41 @@ class HAComponent(Component):
         self._call_hook("hr_leadership_gained", fencing_token=token)
         await self._publish_leadership(event)
         await self._tell(event)
+
+    def others_silent_since(self) -> datetime | None:
+        """While this instance trades: a moment after which no other instance can have sent an
+        order. A predecessor sends only while it holds its lease with margin (its own clock says
+        ``last renewal sent + lease_ttl - margin``); its key in Redis expires ``lease_ttl`` after
+        that renewal at the earliest, and this tenure began after it expired — so its last send
+        was at least ``margin`` before this tenure began. None when not trading."""
+        if self._trading_token is None or self._tenure_began_wall is None or self.lease.token != self._trading_token:
+            return None
+        return datetime.fromtimestamp(self._tenure_began_wall - float(self.config.margin), UTC)
+
+    def order_accepted(self) -> None:
+        """The exchange accepted an order placed by this instance. The first one of a tenure that
+        began with a takeover ends the failover: recorded as kind ``trading``, from the previous
+        leader's last lease renewal (its death, near enough) to now. An order accepted later
+        than :data:`ORDERS_FLOWING_WINDOW` after the takeover says the desk was idle, not how
+        long failover took: nothing is recorded then."""
+        pending = self._awaiting_first_order
+        if pending is None:
+            return
+        self._awaiting_first_order = None
+        token, began, gap, previous = pending
+        if token != self.lease.token:
+            return
+        local = self.clock() - began
+        if local > ORDERS_FLOWING_WINDOW:
+            self.log.info("orders_flowing_after_idle", fence=token, since_takeover_s=round(local, 3))
+            return
+        duration = None if gap is None else gap + local
+        self.log.info("orders_flowing", fence=token, since_takeover_s=round(local, 4), failover_s=duration)
+        record = FailoverRecord(kind="trading", at=time.time(), duration=duration,
+                                cause="first order accepted by the exchange after a takeover",
+                                from_member=previous, to_member=self.instance_id)
+        if self._tg is not None:
+            self._tg.start_soon(self.failover_monitor.record, record, name="ha:orders-flowing")
 
     def _call_hook(self, hook: str, **kwargs: Any) -> None:
         if self._notify is not None:
@@ -362,7 +435,10 @@ class HAComponent(Component):
             "holds_with_margin": lease.holds_with_margin,
             "trading": self.may_trade(),
             "last_error": lease.last_error,
-            "failover_time": self.failover_monitor.stats("leadership"),
+            # Failover ends when orders flow again (SIGKILL → the first order the exchange
+            # accepted from the new leader); the lease takeover alone is reported beside it.
+            "failover_time": self.failover_monitor.stats("trading"),
+            "lease_takeover_time": self.failover_monitor.stats("leadership"),
             "group_failover_time": self.failover_monitor.stats("group"),
             "groups": self.failover.status(),
         }

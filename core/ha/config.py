@@ -6,9 +6,12 @@ from typing import Literal
 
 import msgspec
 
+from hrkernel.errors import ConfigKeyError
+from hrkernel.ha.groups import group_settings_problem
 from hrkernel.types import ConfigStruct, Duration
 
-GroupMode = Literal["active_passive", "active_active", "n_plus_1"]
+GroupMode = Literal["active_passive", "active_active", "n_plus_1", "cluster"]
+BalancePolicy = Literal["round_robin", "least_loaded", "weighted"]
 
 
 class GroupConfig(ConfigStruct, kw_only=True):
@@ -17,11 +20,22 @@ class GroupConfig(ConfigStruct, kw_only=True):
     mode: GroupMode = "active_passive"
     components: list[str] = msgspec.field(default_factory=list)
     """Kernel component names, e.g. ``"datasource:feed_a"``. active_passive: the first is the
-    primary. n_plus_1: the last ``spares`` are spares, the others are in service."""
+    primary. n_plus_1: the last ``spares`` are spares, the others are in service. cluster: the
+    first ``active`` serve, the others stand by."""
     auto_failback: bool = True
     """active_passive / n_plus_1: move back to the primary once it is healthy again."""
     spares: int = 1
     """n_plus_1 only: how many of the listed components are kept as spares."""
+    active: int | None = None
+    """cluster only (required there): how many members serve at once."""
+    min_active: int | None = None
+    """cluster only: fewest healthy serving members for the group to count as healthy (default:
+    ``active``); below it the group is reported unhealthy and an error alert fires."""
+    balance: BalancePolicy = "round_robin"
+    """Where several members serve (active_active, n_plus_1, cluster): ``round_robin``,
+    ``least_loaded`` (fewest calls in flight through ``failover.call``) or ``weighted``."""
+    weights: dict[str, int] = msgspec.field(default_factory=dict)
+    """``balance = "weighted"`` only: component name -> whole-number weight (default 1)."""
     check_interval: Duration = Duration(1.0)
     fail_after: int = 2
     """Consecutive failed probes before a member counts as unhealthy."""
@@ -30,13 +44,23 @@ class GroupConfig(ConfigStruct, kw_only=True):
 
     def __post_init__(self) -> None:
         if len(self.components) < 2:
-            raise ValueError("a failover group needs at least 2 components")
+            raise ConfigKeyError("components", "a failover group needs at least 2 components")
         if len(set(self.components)) != len(self.components):
-            raise ValueError("a component is listed twice in the group")
+            raise ConfigKeyError("components", "a component is listed twice in the group")
         if self.fail_after < 1 or self.recover_after < 1:
             raise ValueError("fail_after and recover_after must be >= 1")
         if self.mode == "n_plus_1" and not 1 <= self.spares < len(self.components):
-            raise ValueError("n_plus_1 needs 1 <= spares < number of components")
+            raise ConfigKeyError("spares", "n_plus_1 needs 1 <= spares < number of components")
+        problem = group_settings_problem(
+            self.mode, active=self.active, min_active=self.min_active, balance=self.balance, weights=self.weights,
+        )
+        if problem is not None:
+            raise ConfigKeyError(*problem)
+        if self.active is not None and self.active > len(self.components):
+            raise ConfigKeyError("active", f"{self.active} members cannot serve out of the {len(self.components)} listed in components")
+        for name in self.weights:
+            if name not in self.components:
+                raise ConfigKeyError(("weights", name), f"{name!r} is not one of this group's components")
 
 
 class HealthTuning(ConfigStruct, kw_only=True):
@@ -73,8 +97,9 @@ class HASection(ConfigStruct, kw_only=True):
     that succeeded; this absorbs clock rate drift and the time an order takes to leave."""
     retry_max: Duration = Duration(2.0)
     """Longest pause between attempts while Redis is unreachable."""
-    failover_target: Duration = Duration(5.0)
-    """A failover slower than this raises an alert."""
+    failover_target: Duration = Duration(6.0)
+    """A failover slower than this raises an alert. A leadership failover lasts until the new
+    leader's first order is accepted: the default is ``lease_ttl`` + 3 s with the default TTL."""
     failover_stats_window: int = 50
     admin_token: str = ""
     """Shared secret for ``hrkernel failover`` (write it as ``${HRKERNEL_HA_TOKEN}``); empty

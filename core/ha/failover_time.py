@@ -29,6 +29,9 @@ class FailoverRecord(msgspec.Struct, frozen=True, kw_only=True):
     group: str | None = None
     from_member: str | None = None
     to_member: str | None = None
+    change: str | None = None
+    """For a group: ``switch``, ``activate``, ``deactivate``, ``join`` or ``leave``
+    (:class:`hrkernel.ha.groups.Change`); None for leadership."""
 
 
 SlowListener = Callable[[FailoverRecord, float], Awaitable[None] | None]
@@ -63,14 +66,14 @@ class FailoverTimeMonitor:
             self._durations.setdefault(record.kind, deque(maxlen=self.window)).append(record.duration)
         self.log.info(
             "failover_recorded", kind=record.kind, group=record.group, from_member=record.from_member,
-            to_member=record.to_member, cause=record.cause,
+            to_member=record.to_member, cause=record.cause, change=record.change,
             duration_s=None if record.duration is None else round(record.duration, 4),
         )
         if self.store is not None:
             try:
                 await anyio.to_thread.run_sync(
                     self.store.record_failover, record.at, record.kind, record.group, record.from_member,
-                    record.to_member, record.cause, record.duration,
+                    record.to_member, record.cause, record.duration, record.change,
                 )
             except Exception as exc:
                 self.log.error("failover_history_write_failed", error=f"{type(exc).__name__}: {exc}")

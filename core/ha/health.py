@@ -149,6 +149,13 @@ class HealthMonitor(Component):
                 "recovery_backoff": float(tuning.recovery_backoff),
                 "recovery_backoff_max": float(tuning.recovery_backoff_max),
             }
+        for component in kernel.components:
+            # Kernel parts that bring checks of their own (orders: reconciliation).
+            offered = getattr(component, "health_checks", None)
+            if component is not ha and callable(offered):
+                for name, check in offered().items():
+                    runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout,
+                                         plugin=f"hrkernel.{component.name}"))
         if ha is not None:
             options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
             for name, check in ha.health_checks().items():

@@ -25,6 +25,9 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS failovers (
         ts TIMESTAMP NOT NULL, kind VARCHAR NOT NULL, grp VARCHAR, from_member VARCHAR,
         to_member VARCHAR, cause VARCHAR NOT NULL, duration_s DOUBLE)""",
+    # Added with cluster groups (join/leave/activate/deactivate/switch); files written before
+    # it get the column on open, NULL in their old rows.
+    "ALTER TABLE failovers ADD COLUMN IF NOT EXISTS change VARCHAR",
 ]
 
 
@@ -75,11 +78,12 @@ class HAStore:
 
     def record_failover(
         self, at: float, kind: str, group: str | None, from_member: str | None, to_member: str | None,
-        cause: str, duration: float | None,
+        cause: str, duration: float | None, change: str | None = None,
     ) -> None:
         self._execute(
-            "INSERT INTO failovers VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [_ts(at), kind, group, from_member, to_member, cause, duration],
+            "INSERT INTO failovers (ts, kind, grp, from_member, to_member, cause, duration_s, change)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_ts(at), kind, group, from_member, to_member, cause, duration, change],
         )
 
     def health_trend(self, check: str, bucket_seconds: int = 60, limit: int = 500) -> list[dict[str, Any]]:
@@ -109,7 +113,8 @@ class HAStore:
 
     def failover_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._execute(
-            "SELECT ts, kind, grp, from_member, to_member, cause, duration_s FROM failovers ORDER BY ts DESC, rowid DESC LIMIT ?", [limit]
+            "SELECT ts, kind, grp, from_member, to_member, cause, duration_s, change FROM failovers"
+            " ORDER BY ts DESC, rowid DESC LIMIT ?", [limit]
         )
-        keys = ("at", "kind", "group", "from", "to", "cause", "duration_s")
+        keys = ("at", "kind", "group", "from", "to", "cause", "duration_s", "change")
         return [dict(zip(keys, r, strict=True)) for r in reversed(rows)]

@@ -7,8 +7,8 @@ connections close. Each area contributes one builder below.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from hrkernel.alerts.build import build_alerts
 from hrkernel.bus.component import build_bus
@@ -25,9 +25,34 @@ if TYPE_CHECKING:
 
 
 def build_exchanges(kernel: Kernel) -> None:
+    """Every exchange behind the kernel's wrapper (breakers per endpoint group, timeouts, read
+    retries, run-time contract checks raising a critical alert that names the plugin)."""
+    from hrkernel.errors import PluginError
+    from hrkernel.exchange.guarded import GuardedExchange
+    from hrkernel.exchange.shapes import contract_problems
+
+    alerts = kernel.get("alerts")
     for item in kernel.plugin_config.exchanges:
         obj = item.registration.factory(item.config, kernel.context.for_component(item.id))
-        kernel.add(PluginComponent(f"exchange:{item.id}", "exchange", obj, item.registration.plugin))
+        problems = contract_problems(obj)
+        if problems:
+            # `hrkernel check` and start-up stop here, naming the plugin, instead of a TypeError
+            # in reconciliation once trading has begun.
+            raise PluginError(item.registration.plugin, None,
+                              f"[exchanges.{item.id}] does not fit the exchange contract: " + "; ".join(problems))
+        guarded = GuardedExchange(obj, exchange_id=item.id, plugin=item.registration.plugin,
+                                  config=item.resilience, breach=contract_alert(alerts, item.id))
+        kernel.add(PluginComponent(f"exchange:{item.id}", "exchange", guarded, item.registration.plugin))
+
+
+def contract_alert(alerts: Any, exchange_id: str) -> Callable[[str, str], Awaitable[None]]:
+    """The critical alert raised when exchange ``exchange_id``'s plugin breaks the contract."""
+    async def breach(method: str, message: str) -> None:
+        if alerts is not None:
+            await alerts.send_alert(source="exchange", level="critical",
+                                    title=f"exchange plugin broke the contract: {exchange_id}.{method}",
+                                    message=message, context={"exchange": exchange_id, "method": method})
+    return breach
 
 
 def build_datasources(kernel: Kernel) -> None:

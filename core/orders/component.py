@@ -20,6 +20,7 @@ then reconciles.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
+from hrkernel.ha.component import HAComponent
 from hrkernel.kernel.component import Component
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
@@ -36,6 +38,8 @@ from hrkernel.orders.errors import NotLeaderError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
+from hrkernel.orders.recovery import InFlightRecovery
+from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -91,12 +95,14 @@ class OrdersComponent(Component):
     name = "orders"
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
-                 lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None) -> None:
+                 lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None,
+                 on_accepted: Callable[[], None] | None = None) -> None:
         self.config = config
         self.db_path = db_path
         self._exchanges = exchanges
         """name → object whose ``obj`` attribute is the Exchange (a PluginComponent), or the Exchange."""
         self._lease = lease
+        self._on_accepted = on_accepted
         self._alerts = alerts
         self.pipeline: TransactionVerificationPipeline | None = None
         self.reconciliation: StateReconciliation | None = None
@@ -114,6 +120,12 @@ class OrdersComponent(Component):
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
         if self._alerts is None:
             return
+        if message in (AUTH_REFUSED, CONTRACT_BROKEN):  # as reconciliation raises them: it resolves them too
+            await self._alerts.send_alert(source="exchange", level=level, title=message,
+                                          message=f"{details.get('exchange')}: order {details.get('order')}: "
+                                                  f"{details.get('error')}",
+                                          context={"exchange": str(details.get("exchange"))}, fingerprint_keys=["exchange"])
+            return
         await self._alerts.send_alert(source="reconciliation" if "drift" in message or "orphan" in message else "orders",
                                       level=level, title=message, context={k: str(v) for k, v in details.items()})
 
@@ -125,10 +137,11 @@ class OrdersComponent(Component):
         writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
             exchanges=exchanges, journal=OrderJournal(self._con), ledger=ledger, config=self.config,
-            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer,
+            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer, on_accepted=self._on_accepted,
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
+        self.reconciliation.on_outcome = ReconciliationAlerts(self._alerts)
         self._writer = writer
         if self._replication is not None:
             from hrkernel.ha.replication import Replicator
@@ -171,7 +184,7 @@ class OrdersComponent(Component):
                     tg.start_soon(writer.run, name="orders:ledger-writer")
                     if self.replicator is not None:
                         await self.replicator.start(tg)
-                    await self._run()
+                    await self._run(tg)
                     tg.cancel_scope.cancel()
         finally:
             self._done.set()
@@ -179,33 +192,57 @@ class OrdersComponent(Component):
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
 
-    async def _run(self) -> None:
+    def is_leader(self) -> bool:
+        """This instance holds the lease with margin (it reconciles and trades)."""
+        return self._leader()
+
+    def health_checks(self) -> dict[str, Any]:
+        """Checks the health monitor runs for this component (see :class:`OrdersHealth`)."""
+        return {self.name: OrdersHealth(self)}
+
+    async def _run(self, tg: TaskGroup) -> None:
         assert self.reconciliation is not None
         recon = self.reconciliation
         next_at = 0.0
+        retry = 1.0
         while not self._stopping:
             self._check_ack()
             now = anyio.current_time()
             try:
                 if self._leader() and now >= next_at:
+                    delay = float(self.config.reconcile_interval)
                     if not recon.startup_done:
-                        await recon.reconcile_on_startup()
-                        self._recovered_token = recon.pipeline.lease.token
-                        log.info("orders_trading_enabled")
+                        # Trading resumes once the exchange's open orders are known; the journal's
+                        # unfinished orders are recovered beside new ones (reserved meanwhile).
+                        await recon.reconcile_on_startup(recover_in=tg)
+                        if recon.startup_done:
+                            self._recovered_token = recon.pipeline.lease.token
+                            log.info("orders_trading_enabled")
+                            retry = 1.0
+                        else:
+                            # Already logged (reconcile_failed) and alerted per exchange. Tried
+                            # again after a growing delay: an exchange blocks an IP that keeps
+                            # sending a refused token.
+                            log.warning("orders_trading_still_halted", reason=recon.pipeline.halts.get("startup", ""),
+                                        retry_in_s=retry)
+                            delay, retry = retry, min(retry * 2, float(self.config.reconcile_interval))
                     else:
                         await recon.reconcile_all()
-                    next_at = anyio.current_time() + float(self.config.reconcile_interval)
+                    next_at = anyio.current_time() + delay
                 if self._leader() and recon.startup_done and recon.pipeline.lease.token != self._recovered_token:
                     # A new tenure trades: resume what the journal left unfinished. Not inside the
                     # takeover step: orders can only be sent once trading is enabled, and a step
                     # that tried would fail every takeover (NotLeaderError) forever.
                     token = recon.pipeline.lease.token
-                    await recon.pipeline.recover()
+                    recovery = InFlightRecovery(recon.pipeline)
+                    tg.start_soon(recon.run_recovery, recovery, recovery.claim(), name="orders:recovery")
                     self._recovered_token = token
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
                 next_at = anyio.current_time() + 1.0
-            await anyio.sleep(0.5)
+            # Until this instance trades, leadership is looked at often (an in-memory check): a
+            # takeover's start-up reconciliation begins within 50 ms of the lease, not 500.
+            await anyio.sleep(0.5 if recon.startup_done else 0.05)
 
     def _check_ack(self) -> None:
         """``hrkernel reconcile --ack`` leaves a file: an operator acknowledged the drift."""
@@ -314,7 +351,8 @@ def build_orders(kernel: Kernel) -> None:
                        "interval": float(hc.replication_interval), "maxlen": hc.replication_maxlen,
                        "batch": hc.replication_batch}
     component = OrdersComponent(config, db_path=kernel.data_dir / config.db_file, exchanges=exchanges,
-                                lease=ha, alerts=kernel.get("alerts"), replication=replication)
+                                lease=ha, alerts=kernel.get("alerts"), replication=replication,
+                                on_accepted=ha.order_accepted if isinstance(ha, HAComponent) else None)
     if ha is not None and hasattr(ha, "add_takeover_step"):
         ha.add_takeover_step(component.on_takeover)
     kernel.add(component)

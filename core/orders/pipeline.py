@@ -43,12 +43,14 @@ from hrkernel.exchange import (
     OrderStatus,
     OrderType,
     Side,
+    canonical_symbol,
 )
 from hrkernel.exchange import errors as ex
 from hrkernel.ledger import Ledger, LedgerWriter, Transaction, fill_transaction
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
+    ExchangeContractError,
     JournalError,
     NotLeaderError,
     OrderRejectedError,
@@ -57,6 +59,7 @@ from hrkernel.orders.errors import (
 )
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN
 
 __all__ = [
     "AlertHook",
@@ -159,12 +162,15 @@ class TransactionVerificationPipeline:
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         writer: LedgerWriter | None = None,
+        on_accepted: Callable[[], None] | None = None,
     ) -> None:
         self.exchanges = dict(exchanges)
         self.journal = journal
         self.ledger = ledger
         self.writer = writer
         """Group commit for fills when given (its ``run`` task must be running)."""
+        self.on_accepted = on_accepted
+        """Told each time the exchange accepts a placement of ours (HA: failover ends when orders flow)."""
         self.config = config or OrdersSection()
         self.lease: LeaseView = lease or AlwaysLeader()
         self._alert = alert
@@ -179,6 +185,9 @@ class TransactionVerificationPipeline:
         self._prepared_here: dict[str, int | None] = {}
         """Orders this process journaled PREPARED (alone), with the lease token then: only those may
         be sent without a look-up first."""
+        self._recovering: dict[str, anyio.Event] = {}
+        """Orders claimed by in-flight recovery and not resolved yet (see ``hrkernel.orders.recovery``):
+        anything else that would execute one of them waits for recovery to resolve it first."""
         self._send_waits: dict[str, _RateLimitBudget] = {}
         """Per order being sent: what is left of its budget for waiting out client-side rate limits."""
         self.halts: dict[str, str] = {}
@@ -236,6 +245,8 @@ class TransactionVerificationPipeline:
         existing = self.journal.by_signal(signal.signal_id)
         if existing is not None:
             return existing
+        if signal.symbol != canonical_symbol(signal.symbol):  # "BTC/USDT" is journaled as BTCUSDT
+            signal = msgspec.structs.replace(signal, symbol=canonical_symbol(signal.symbol))
         if self.config.kill_switch:
             raise TradingHaltedError(f"signal {signal.signal_id}: the kill switch is on ([orders] kill_switch)")
         if self.halts:
@@ -374,6 +385,26 @@ class TransactionVerificationPipeline:
             lock = self._locks[coid] = anyio.Lock()
         return lock
 
+    def busy(self, coid: str) -> bool:
+        """The order is being worked on (executed now, or claimed by recovery): hands off."""
+        return coid in self._recovering or self.order_lock(coid).locked()
+
+    def claim_for_recovery(self, coid: str) -> bool:
+        """Reserve an unfinished order for in-flight recovery; False if it is claimed already."""
+        if coid in self._recovering:
+            return False
+        self._recovering[coid] = anyio.Event()
+        return True
+
+    def release_recovery(self, coid: str) -> None:
+        """Recovery is done with the order (resolved, or given up): whoever waits for it goes on."""
+        claim = self._recovering.pop(coid, None)
+        if claim is not None:
+            claim.set()
+
+    def now(self) -> datetime:
+        return self._now()
+
     async def submit(self, signal: Signal) -> OrderRecord:
         """Prepare then execute one signal (PREPARED and SUBMITTING in one commit, see
         :meth:`create_transaction`)."""
@@ -382,7 +413,16 @@ class TransactionVerificationPipeline:
     async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
-        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``."""
+        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``.
+
+        An order claimed by in-flight recovery is resolved by recovery first: this waits for it."""
+        claim = self._recovering.get(tx.client_order_id)
+        if claim is not None:
+            await claim.wait()
+        return await self.execute_claimed(tx)
+
+    async def execute_claimed(self, tx: OrderRecord) -> OrderRecord:
+        """:meth:`execute_transaction` without waiting for a recovery claim (recovery's own entry)."""
         async with self.order_lock(tx.client_order_id):
             rec = self.journal.get(tx.client_order_id)
             if rec is None:
@@ -462,7 +502,13 @@ class TransactionVerificationPipeline:
             # recent one: an earlier placement (ours, perhaps by a predecessor) may have landed.
             rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
             return await self._resolve_unknown(rec)
-        except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
+        except ex.AuthenticationError as exc:
+            # Not this order's fault: every order will be refused until the token is fixed.
+            rec = self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+            await self.alert("critical", AUTH_REFUSED, exchange=rec.exchange, order=rec.client_order_id,
+                             error=f"{type(exc).__name__}: {exc}")
+            return rec
+        except (ex.InvalidOrderError, ex.InsufficientBalanceError) as exc:
             return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         except ex.RateLimitedError as exc:
             if not exc.sent:
@@ -470,7 +516,18 @@ class TransactionVerificationPipeline:
             return await self._outcome_unknown(rec, exc)
         except Exception as exc:
             return await self._outcome_unknown(rec, exc)
+        if not isinstance(order, Order):
+            # A plugin bug: the order may well be on the exchange, so it is looked up like any
+            # placement whose answer was lost, and the operator hears of the bug at once.
+            bug = ExchangeContractError(rec.exchange, "place_order", "an Order", order)
+            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug))
+            return await self._outcome_unknown(rec, bug)
         self._send_waits.pop(rec.client_order_id, None)
+        if self.on_accepted is not None:
+            try:
+                self.on_accepted()
+            except Exception as exc:  # a metric must never break the order path
+                log.error("order_accepted_hook_failed", error=f"{type(exc).__name__}: {exc}")
         fault_point("after_accept")
         return await self._acknowledged(rec, order)
 
@@ -512,10 +569,18 @@ class TransactionVerificationPipeline:
         return await self._verify(rec)
 
     def _submitted_at(self, rec: OrderRecord) -> datetime:
+        """When the order's last placement can have left, which the visibility window counts from."""
         for event in reversed(self.journal.history(rec.client_order_id)):
             if event.state is OrderState.SUBMITTING:
                 return event.at
-        return rec.updated_at or self._now()
+        at = rec.updated_at or self._now()
+        # Never journaled SUBMITTING here: only another instance (a predecessor whose last rows
+        # did not replicate, or one that got the same signal) can have sent it, and none can
+        # have sent anything since this tenure's lease says so. Without this a signal accepted
+        # just before a takeover waited the whole window from its journaling after the takeover.
+        silent_since = getattr(self.lease, "others_silent_since", None)
+        bound = silent_since() if silent_since is not None else None
+        return min(at, bound) if bound is not None else at
 
     async def _resolve_unknown(self, rec: OrderRecord) -> OrderRecord:
         """Find out whether an uncertain placement landed, by client order id, before anything else."""
@@ -525,8 +590,11 @@ class TransactionVerificationPipeline:
         failures = 0
         limited = _RateLimitBudget(float(cfg.rate_limit_wait))
         while True:
+            self._still_leading(rec, "look-up")
             try:
                 found = await exchange.find_order_by_client_id(rec.client_order_id, symbol=rec.symbol)
+            except NotLeaderError:
+                raise
             except Exception as exc:
                 wait = limited.wait_for(exc)
                 if wait is not None:
@@ -556,6 +624,13 @@ class TransactionVerificationPipeline:
             self.stats["resubmitted"] += 1
             log.info("order_resubmitting", client_order_id=rec.client_order_id, attempt=rec.attempts + 1)
             return await self._submit(rec, reason="exchange has no order with this client order id; resubmitting")
+
+    def _still_leading(self, rec: OrderRecord, what: str) -> None:
+        """Before each call a look-up or verification makes: a deposed leader stops at once. The
+        new leader owns the order (it recovers it from the replicated journal, or reconciliation
+        finds it); polls from here would only spend the exchange budget the two share."""
+        if not self.lease.holds_with_margin():
+            raise NotLeaderError(f"order {rec.client_order_id}: {what} stopped: this instance lost the lease")
 
     async def _unresolved(self, rec: OrderRecord, why: str) -> OrderRecord:
         self.stats["unresolved"] += 1
@@ -607,12 +682,15 @@ class TransactionVerificationPipeline:
         mismatch = False
         filled = Decimal(-1)
         while True:
+            self._still_leading(rec, "verification")
             try:
                 order = await exchange.get_order(exchange_id=rec.exchange_order_id)
                 if order.filled_amount != filled or (order.status.is_terminal and mismatch):
                     # Fills are read only when the filled amount moved (they are the costly call).
                     filled = await self.post_fills(rec, order)
                 last_error = None
+            except NotLeaderError:
+                raise
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 wait = limited.wait_for(exc)
@@ -654,18 +732,9 @@ class TransactionVerificationPipeline:
     # -- recovery -------------------------------------------------------------------------------
 
     async def recover(self) -> list[OrderRecord]:
-        """Resume every non-terminal journaled order (call once at start-up, as leader)."""
-        out: list[OrderRecord] = []
-        for rec in self.journal.open_orders():
-            age = (self._now() - (rec.created_at or self._now())).total_seconds()
-            try:
-                if rec.state is OrderState.PREPARED and age > self.config.prepared_max_age:
-                    out.append(self.journal.record(rec.client_order_id, OrderState.FAILED,
-                                                   reason=f"stale: PREPARED {age:.0f}s ago, never sent"))
-                    continue
-                out.append(await self.execute_transaction(rec))
-            except NotLeaderError:
-                raise
-            except Exception as exc:
-                log.error("order_recovery_failed", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
-        return out
+        """Resume every non-terminal journaled order, concurrently up to ``recovery_concurrency``
+        (call at start-up, as leader); see :class:`hrkernel.orders.recovery.InFlightRecovery` for
+        running it in the background while trading goes on."""
+        from hrkernel.orders.recovery import InFlightRecovery  # it builds on this module
+
+        return await InFlightRecovery(self).recover()

@@ -19,22 +19,37 @@ Every report is stored in DuckDB (``reconcile_reports``). ``dry_run=True`` chang
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import msgspec
+from anyio.abc import TaskGroup
 
-from hrkernel.exchange import Exchange, Order, OrderStatus
+from hrkernel.exchange import Balance, Exchange, Fill, Order, OrderStatus
 from hrkernel.ledger import fill_transaction
 from hrkernel.logging import get_logger
+from hrkernel.orders.errors import ExchangeContractError, NotLeaderError
 from hrkernel.orders.journal import OrderRecord, OrderState
 from hrkernel.orders.pipeline import TransactionVerificationPipeline
+from hrkernel.orders.recovery import InFlightRecovery
 
 __all__ = ["BalanceDrift", "OrderChange", "Orphan", "ReconciliationReport", "StateReconciliation"]
 
 log = get_logger("hrkernel.orders.reconcile")
+
+T = TypeVar("T")
+Outcome = Callable[[str, "Exception | None"], None]
+"""``(exchange, error)`` after each (non-dry-run) reconciliation; ``error`` None when it completed."""
+
+
+def checked_list(value: object, item: type[T], exchange: str, method: str) -> list[T]:
+    """``value`` if it is a list of ``item``; else :class:`ExchangeContractError` (a plugin bug)."""
+    if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+        raise ExchangeContractError(exchange, method, f"a list of {item.__name__}", value)
+    return value
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reconcile_reports (
@@ -111,21 +126,69 @@ class StateReconciliation:
         """Orders proven never placed that the pipeline should send (collected under their locks)."""
         self._deferred: dict[str, int] = {}
         """Exchange → reconciliations in a row whose drift was set aside because orders were in flight."""
+        self.failed: dict[str, Exception] = {}
+        """Exchange → why its last reconciliation did not complete (absent once one completes)."""
+        self.on_outcome: Outcome | None = None
+        """Told every outcome (the orders component raises and resolves alerts with it)."""
 
-    async def reconcile_on_startup(self) -> list[ReconciliationReport]:
-        """Resume the journal's non-terminal orders, then reconcile every exchange. Trading (the
-        ``startup`` halt, if set) resumes only after this finished."""
-        # Orders the journal left mid-flight are resolved by the pipeline's own rules first (look up
-        # by client order id; resubmit only what the exchange does not have), so that the
-        # comparison below sees their fills in the ledger.
-        await self.pipeline.recover()
-        reports = [await self.reconcile(name) for name in sorted(self.pipeline.exchanges)]
+    async def reconcile_on_startup(self, recover_in: TaskGroup | None = None) -> list[ReconciliationReport]:
+        """Reconcile every exchange and resume the journal's unfinished orders; trading (the
+        ``startup`` halt, if set) resumes once every exchange's reconciliation completed and so
+        its open orders are known (``startup_done``). If one failed, the halt stays, with the
+        reason, the reports say why, and the caller tries again.
+
+        With ``recover_in`` (a task group) the unfinished orders are claimed first, reconciliation
+        leaves them alone, and their recovery runs in that task group after trading resumed —
+        new signals do not wait for it (an order it claimed is reserved, and its own signal waits
+        for it). Without, recovery runs first and this returns when every order is resolved."""
+        recovery = InFlightRecovery(self.pipeline)
+        claimed: list[OrderRecord] = []
+        if recover_in is None:
+            # Orders the journal left mid-flight are resolved by the pipeline's own rules first
+            # (look up by client order id; resubmit only what the exchange does not have), so
+            # that the comparison below sees their fills in the ledger.
+            await recovery.recover()
+            reports = await self.reconcile_all()
+        else:
+            claimed = recovery.claim()
+            try:
+                reports = await self.reconcile_all()
+            except BaseException:
+                recovery.release(claimed)
+                raise
+        failed = {r.exchange: self.failed[r.exchange] for r in reports if r.exchange in self.failed}
+        if failed:
+            # Trading on a journal and ledger never compared with the exchange (a refused token,
+            # an exchange down) is what start-up reconciliation exists to prevent: stay halted,
+            # ``startup_done`` stays False and the caller tries again (claiming them again).
+            recovery.release(claimed)
+            why = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failed.items())
+            self.pipeline.halt("startup", f"start-up reconciliation failed ({why})")
+            return reports
+        if recover_in is not None:
+            recover_in.start_soon(self.run_recovery, recovery, claimed, name="orders:recovery")
         self.startup_done = True
         self.pipeline.resume("startup")
         return reports
 
+    @staticmethod
+    async def run_recovery(recovery: InFlightRecovery, claimed: list[OrderRecord]) -> None:
+        """Recovery as a background task: a lost lease ends it quietly (it logged why)."""
+        try:
+            await recovery.run(claimed)
+        except NotLeaderError:
+            pass  # logged by the recovery; the new leader resumes these orders
+
     async def reconcile_all(self, *, dry_run: bool = False) -> list[ReconciliationReport]:
         return [await self.reconcile(name, dry_run=dry_run) for name in sorted(self.pipeline.exchanges)]
+
+    def _tell(self, exchange: str, error: Exception | None) -> None:
+        if self.on_outcome is None:
+            return
+        try:
+            self.on_outcome(exchange, error)
+        except Exception as exc:  # telling must never break reconciliation
+            log.warning("reconcile_outcome_not_told", exchange=exchange, error=f"{type(exc).__name__}: {exc}")
 
     def acknowledge(self, who: str = "operator") -> None:
         """An operator looked at the drift: lift the drift halt."""
@@ -143,6 +206,13 @@ class StateReconciliation:
         except Exception as exc:
             report.discrepancies.append(f"reconciliation incomplete: {type(exc).__name__}: {exc}")
             log.error("reconcile_failed", exchange=exchange_name, error=f"{type(exc).__name__}: {exc}")
+            if not dry_run:
+                self.failed[exchange_name] = exc
+                self._tell(exchange_name, exc)
+        else:
+            if not dry_run:
+                self.failed.pop(exchange_name, None)
+                self._tell(exchange_name, None)
         report.finished_at = datetime.now(UTC)
         report.halted = bool(p.halts)
         self._store(report)
@@ -157,7 +227,7 @@ class StateReconciliation:
 
     async def _orders(self, name: str, exchange: Exchange, report: ReconciliationReport, dry_run: bool) -> None:
         p = self.pipeline
-        open_orders = await exchange.list_open_orders()
+        open_orders = checked_list(await exchange.list_open_orders(), Order, name, "list_open_orders")
         report.open_orders = [o.exchange_id for o in open_orders]
         for order in open_orders:
             rec = p.journal.get(order.client_order_id) if order.client_order_id else None
@@ -168,9 +238,9 @@ class StateReconciliation:
         for rec in p.journal.open_orders(name):
             if rec.state is OrderState.PREPARED:
                 continue  # never sent; recovery decides (send or fail as stale)
+            if p.busy(rec.client_order_id):
+                continue  # the pipeline (or in-flight recovery) is working on this order right now
             lock = p.order_lock(rec.client_order_id)
-            if lock.locked():
-                continue  # the pipeline is working on this order right now
             try:
                 async with lock:
                     fresh = p.journal.get(rec.client_order_id)
@@ -289,7 +359,7 @@ class StateReconciliation:
         p = self.pipeline
         late = []
         opened = p.ledger.opened_at(name)
-        for fill in await exchange.recent_fills():
+        for fill in checked_list(await exchange.recent_fills(), Fill, name, "recent_fills"):
             if p.ledger.has_fill(name, fill.trade_id):
                 continue
             rec = p.journal.by_exchange_id(name, fill.order_id)
@@ -311,14 +381,15 @@ class StateReconciliation:
         p = self.pipeline
         cfg = p.config
         read_at = datetime.now(UTC)  # the opening balance is as of this read, not of its posting
-        on_exchange = {b.currency: b.total for b in await exchange.balances()}
+        balances = checked_list(await exchange.balances(), Balance, name, "balances")
+        on_exchange = {b.currency: b.total for b in balances}
         opening = not p.ledger.has_kind(name, "deposit")
         ledger = p.ledger.venue_balances(name)
         # An order the pipeline is working on right now (placing, looking up, verifying) may have
         # fills the exchange's balance already holds and the ledger gets a moment later: a drift
         # seen then is not trusted (no adjustment, no alert, no halt) until it is seen with
         # nothing in flight, or `drift_defer_max` times in a row (continuous trading).
-        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.order_lock(r.client_order_id).locked()]
+        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.busy(r.client_order_id)]
         drifting = any(on_exchange.get(c, Decimal(0)) != ledger.get(c, Decimal(0)) for c in set(on_exchange) | set(ledger))
         defer = False
         if not opening and busy and drifting:

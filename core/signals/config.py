@@ -31,6 +31,10 @@ class WebhookSection(ConfigStruct, kw_only=True):
     ``EXCHANGE:`` prefix is stripped)."""
     max_body: int = 16_384
     """Bytes; larger bodies get 413."""
+    body_timeout: Duration = Duration(5.0)
+    """The whole body must arrive within this long, else 408 (TradingView sends a few hundred
+    bytes at once; a trickle is a stalled or hostile client). ``[dashboard] body_timeout`` bounds
+    every request of the listener too."""
     max_lag: Duration = Duration(300.0)
     """A payload time (``{{timenow}}``) older than this (or this far in the future) gets 400."""
     require_time: bool = False
@@ -56,6 +60,8 @@ class WebhookSection(ConfigStruct, kw_only=True):
             raise ValueError("webhook.secret is required when the webhook is enabled (write it as ${VAR})")
         if not self.path.startswith("/"):
             raise ValueError(f"webhook.path must start with '/', found {self.path!r}")
+        if not 0 < float(self.body_timeout) <= 3600:
+            raise ValueError(f"webhook.body_timeout must be more than 0 and at most 1h, found {float(self.body_timeout):g} s")
         if self.max_body < 64:
             raise ValueError(f"webhook.max_body must be at least 64 bytes, found {self.max_body}")
         for name in (*self.allowed_ips, *self.trusted_proxies):

@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from hrkernel.bus.events import SignalAction, SignalEvent
+from hrkernel.types import parse_decimal_text
 
 
 class PayloadError(ValueError):
@@ -52,8 +53,11 @@ _ACTIONS = {
     "close": SignalAction.CLOSE, "exit": SignalAction.CLOSE, "flat": SignalAction.CLOSE,
     "exit_long": SignalAction.CLOSE, "exit_short": SignalAction.CLOSE,
 }
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,24}$")
-_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Matched with fullmatch (``$`` would let "abc\n" through) and ASCII only: str.upper() folds
+# non-ASCII letters into ASCII ones (dotless "ı" -> "I", "ſ" -> "S"), so "BTCıRT" would become BTCIRT.
+_SYMBOL = re.compile(r"[A-Z0-9]{2,24}")
+_ID = re.compile(r"[\x21-\x7e]{1,128}")
+_EPOCH = re.compile(r"[0-9]{9,13}(?:\.[0-9]+)?")
 _ALERTATRON = re.compile(
     r"^\s*(?P<secret>[^\s(]+)\s*\(\s*(?P<ticker>[^)\s]+)\s*\)\s*\{\s*(?P<cmd>market|limit)\s*\((?P<args>[^)]*)\)\s*;?\s*\}",
     re.S,
@@ -109,14 +113,23 @@ def secret_of(flat: dict[str, Any]) -> str | None:
     return None
 
 
+def _word(value: Any) -> str | None:
+    """An ASCII keyword, lower-cased; None when ``value`` is not an ASCII string (so that
+    ``"marKet"`` with a Kelvin sign, which str.lower() folds to "market", is not one)."""
+    if not isinstance(value, str) or not value.isascii():
+        return None
+    return value.strip().lower()
+
+
 def _decimal(field: str, value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PayloadError(field, f"expected a number or a decimal string, found {type(value).__name__}")
     try:
-        # A JSON float goes through its shortest repr, which is what the alert text said.
-        parsed = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise PayloadError(field, f"expected a decimal number, found {str(value)[:40]!r}") from None
+        # A JSON float goes through its shortest repr, which is what the alert text said. ASCII
+        # digits only: Decimal() alone turns "١٢٣" or "１２３" into 123.
+        parsed = parse_decimal_text(str(value).strip())
+    except (ValueError, InvalidOperation):
+        raise PayloadError(field, f"expected a decimal number in ASCII digits, found {str(value)[:40]!r}") from None
     if not parsed.is_finite():
         raise PayloadError(field, "expected a finite number")
     if parsed and not -30 <= parsed.adjusted() <= 30:
@@ -137,7 +150,9 @@ def parse_time(field: str, value: Any) -> datetime:
     if not isinstance(value, str):
         raise PayloadError(field, f"expected an ISO-8601 time such as 2026-01-01T12:00:00Z, found {type(value).__name__}")
     text = value.strip()
-    if re.fullmatch(r"\d{9,13}(\.\d+)?", text):
+    if not text.isascii():
+        raise PayloadError(field, f"expected an ISO-8601 time in ASCII digits, found {text[:40]!r}")
+    if _EPOCH.fullmatch(text):
         return parse_time(field, float(text))
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -150,6 +165,8 @@ def normalize_symbol(field: str, value: Any, symbol_map: dict[str, str], markets
     """``NOBITEX:BTCIRT`` -> (``BTCIRT``, ``NOBITEX``); applies the map; checks known markets."""
     if not isinstance(value, str):
         raise PayloadError(field, f"expected a ticker string such as BTCIRT, found {type(value).__name__}")
+    if not value.isascii():
+        raise PayloadError(field, f"not a ticker: {value[:40]!r} (ASCII letters and digits only, such as BTCIRT)")
     text = value.strip().upper()
     venue: str | None = None
     if ":" in text:
@@ -158,7 +175,7 @@ def normalize_symbol(field: str, value: Any, symbol_map: dict[str, str], markets
         text = text.removesuffix(suffix)
     text = text.replace("/", "").replace("-", "").replace("_", "")
     text = symbol_map.get(text, text)
-    if not _SYMBOL.match(text):
+    if not _SYMBOL.fullmatch(text):
         raise PayloadError(field, f"not a ticker: {value[:40]!r} (expected letters/digits such as BTCIRT)")
     if markets and text not in markets:
         raise PayloadError(field, f"unknown ticker {text!r}; known: {', '.join(markets)}", reason="unknown_ticker")
@@ -182,9 +199,10 @@ def build_signal(
     akey, raw_action = pick(flat, "action")
     if raw_action is None:
         raise PayloadError("action", "missing (expected buy, sell or close)")
-    if not isinstance(raw_action, str) or raw_action.strip().lower() not in _ACTIONS:
+    action_word = _word(raw_action)
+    if action_word is None or action_word not in _ACTIONS:
         raise PayloadError(akey, f"expected buy, sell or close, found {str(raw_action)[:40]!r}")
-    action = _ACTIONS[raw_action.strip().lower()]
+    action = _ACTIONS[action_word]
 
     amount: Decimal | None = None
     percent: Decimal | None = None
@@ -208,9 +226,10 @@ def build_signal(
     okey, raw_type = pick(flat, "order_type")
     order_type = "market"
     if raw_type is not None:
-        if not isinstance(raw_type, str) or raw_type.strip().lower() not in ("market", "limit"):
+        type_word = _word(raw_type)
+        if type_word is None or type_word not in ("market", "limit"):
             raise PayloadError(okey, f"expected market or limit, found {str(raw_type)[:40]!r}")
-        order_type = raw_type.strip().lower()
+        order_type = type_word
     prkey, raw_price = pick(flat, "price")
     price = _decimal(prkey, raw_price) if raw_price is not None else None
     if price is not None and price <= 0:
@@ -221,7 +240,7 @@ def build_signal(
     skey, raw_strategy = pick(flat, "strategy")
     strategy = None
     if raw_strategy is not None:
-        if not isinstance(raw_strategy, str | int) or isinstance(raw_strategy, bool) or not _ID.match(str(raw_strategy)):
+        if not isinstance(raw_strategy, str | int) or isinstance(raw_strategy, bool) or not _ID.fullmatch(str(raw_strategy)):
             raise PayloadError(skey, "expected a short printable id (1-128 characters, no spaces)")
         strategy = str(raw_strategy)
 
@@ -230,7 +249,7 @@ def build_signal(
 
     ikey, raw_id = pick(flat, "signal_id")
     if raw_id is not None:
-        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or not _ID.match(str(raw_id)):
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or not _ID.fullmatch(str(raw_id)):
             raise PayloadError(ikey, "expected a printable id (1-128 characters, no spaces)")
         signal_id = f"{strategy or '-'}:{raw_id}"
     else:

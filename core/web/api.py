@@ -8,6 +8,7 @@ the area is absent in this process, never a placeholder.
 from __future__ import annotations
 
 import inspect
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from hrkernel.logging import get_logger
+from hrkernel.types import parse_decimal_text
 from hrkernel.web import sources
 from hrkernel.web.auth import check_token, client_of, describe_refusal
 
@@ -60,20 +62,38 @@ def area(data: Any, what: str) -> JSONResponse:
     return ok({"configured": True, "data": data})
 
 
-def error(status: int, kind: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": kind, "detail": detail}, status_code=status)
+def error(status: int, kind: str, detail: str, field: str | None = None) -> JSONResponse:
+    body = {"error": kind, "detail": detail}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status)
+
+
+class BadInput(ValueError):
+    """A query parameter or request body the API refuses (400), naming it in ``field``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def bad_request(exc: ValueError) -> JSONResponse:
+    return error(400, "bad_request", str(exc), getattr(exc, "field", None))
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"query parameter {name!r} must be an integer, found {raw!r}") from None
+    # ASCII digits only: int() alone also reads "١٢" or "１２".
+    if not _INTEGER.fullmatch(raw.strip(" ")):
+        raise BadInput(name, f"query parameter {name!r} must be an integer, found {raw[:40]!r}")
+    value = int(raw)
     if not low <= value <= high:
-        raise ValueError(f"query parameter {name!r} must be {low}..{high}, found {value}")
+        raise BadInput(name, f"query parameter {name!r} must be {low}..{high}, found {value}")
     return value
 
 
@@ -82,11 +102,11 @@ def _float_param(request: Request, name: str) -> float | None:
     if raw is None:
         return None
     try:
-        value = float(raw)
+        value = float(parse_decimal_text(raw))  # ASCII decimal: float() also reads "١٢", "nan", "inf"
     except ValueError:
-        raise ValueError(f"query parameter {name!r} must be a number, found {raw!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"query parameter {name!r} must be a finite number, found {raw!r}")
+        raise BadInput(name, f"query parameter {name!r} must be a number, found {raw[:40]!r}") from None
+    if value in (float("inf"), float("-inf")):
+        raise BadInput(name, f"query parameter {name!r} must be a finite number, found {raw[:40]!r}")
     return value
 
 
@@ -153,7 +173,7 @@ async def health_history(request: Request) -> Response:
         since = _float_param(request, "since")
         data = sources.read_health_history(state_of(request).host, request.query_params.get("check"), since, limit)
     except ValueError as exc:
-        return error(400, "bad_request", str(exc))
+        return bad_request(exc)
     except sources.NotConfigured as exc:
         return error(404, "not_found", str(exc.args[0]))
     return area(data, "health checks")
@@ -165,7 +185,7 @@ async def health_trend(request: Request) -> Response:
         limit = _int_param(request, "limit", 360, 1, 5000)
         data = await sources.read_health_trend(state_of(request).host, request.query_params.get("check"), bucket, limit)
     except ValueError as exc:
-        return error(400, "bad_request", str(exc))
+        return bad_request(exc)
     except sources.NotConfigured as exc:
         return error(404, "not_found", str(exc.args[0]))
     return area(data, "health checks")
@@ -195,7 +215,7 @@ async def orders(request: Request) -> Response:
     try:
         limit = _int_param(request, "limit", 50, 1, 1000)
     except ValueError as exc:
-        return error(400, "bad_request", str(exc))
+        return bad_request(exc)
     return area(await sources.read_orders(state_of(request).host, limit), "orders")
 
 
@@ -219,7 +239,7 @@ async def audit(request: Request) -> Response:
     try:
         limit = _int_param(request, "limit", 100, 1, 1000)
     except ValueError as exc:
-        return error(400, "bad_request", str(exc))
+        return bad_request(exc)
     return ok({"configured": True, "data": state_of(request).audit.recent(limit)})
 
 
@@ -351,9 +371,9 @@ async def _body(request: Request, kind: type[Any]) -> Any:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise ValueError(f"request body: {exc}") from None
+        raise BadInput("body", f"request body: {exc}") from None
     except msgspec.DecodeError as exc:
-        raise ValueError(f"request body is not valid JSON: {exc}") from None
+        raise BadInput("body", f"request body is not valid JSON: {exc}") from None
 
 
 async def run_action(request: Request, action: str, target: str, do: Callable[[], Awaitable[Any]]) -> Response:
@@ -366,9 +386,11 @@ async def run_action(request: Request, action: str, target: str, do: Callable[[]
         return refused
     try:
         result = await do()
+    except ClientDisconnect:
+        raise  # the body never arrived, nothing was done: the guard logs it once (no audit entry)
     except ValueError as exc:
         state.audit.record(action, target, "bad_request", str(exc), client)
-        return error(400, "bad_request", str(exc))
+        return bad_request(exc)
     except sources.NotConfigured as exc:
         detail = str(exc.args[0]) if exc.args else str(exc)
         state.audit.record(action, target, "not_found", detail, client)

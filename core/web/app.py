@@ -19,6 +19,8 @@ import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
@@ -29,7 +31,9 @@ from hrkernel.logging import add_secrets, get_logger
 from hrkernel.web import api, local_admin, sources
 from hrkernel.web.auth import AuditLog
 from hrkernel.web.config import DashboardSection
+from hrkernel.web.guard import RequestGuard
 from hrkernel.web.metrics import build_registry
+from hrkernel.web.protocol import head_deadline_protocol
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -80,14 +84,27 @@ def extension_routes(host: sources.Host) -> list[BaseRoute]:
 def create_app(host: sources.Host, config: DashboardSection | None = None, instance_id: str = "hr-1") -> Starlette:
     config = config or DashboardSection()
     state = WebState(host, config, instance_id)
+    extensions = extension_routes(host)
     routes: list[BaseRoute] = [
         *api.routes(),
-        *extension_routes(host),
+        *extensions,
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: component_failed})
+    # The guard (Host check, security headers, body deadline, disconnects) wraps every route;
+    # routes offered by components authenticate themselves and skip the Host check.
+    guard = Middleware(RequestGuard, config=config, exempt=extensions)
+    app = Starlette(routes=routes, middleware=[guard],
+                    exception_handlers={HTTPException: http_error, Exception: component_failed})
     app.state.web = state
     return app
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Unknown path (404), wrong method (405): JSON like every other refusal, not Starlette's text."""
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    detail = f"{exc.detail}: {request.method} {request.url.path[:200]}"
+    return JSONResponse({"error": kind, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def component_failed(request: Request, exc: Exception) -> JSONResponse:
@@ -161,8 +178,10 @@ class WebComponent(Component):
         # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from any loopback
         # peer, letting a local process pose as a TradingView address; [webhook] trusted_proxies
         # is the one place that decides whose forwarding headers count.
+        # http=: uvicorn's h11 protocol plus a deadline for the request head (see web.protocol).
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2, proxy_headers=False)
+                                timeout_graceful_shutdown=2, proxy_headers=False,
+                                http=head_deadline_protocol(float(self.config.header_timeout)))
         self.server = _Server(config)
         self._done = anyio.Event()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from hrkernel.types import ConfigStruct, Duration
 
 
@@ -26,6 +28,20 @@ class DashboardSection(ConfigStruct, kw_only=True):
     """The page marks its data stale when no update arrived for this long."""
     audit_size: int = 1000
     """Actions kept in the in-memory audit log (each is also logged through structlog)."""
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    """``Host`` names the dashboard answers besides IP literals, ``localhost`` and ``host``
+    (DNS-rebinding defence): the name a reverse proxy forwards, e.g. ``["hr.example.com"]``;
+    ``".example.com"`` allows its subdomains, ``["*"]`` turns the check off. Other names get 403."""
+    header_timeout: Duration = Duration(10.0)
+    """A connection must deliver a whole request head (request line and headers) within this long
+    of being opened or of the previous answer, else it is closed: an idle or trickling client
+    cannot hold a connection forever."""
+    body_timeout: Duration = Duration(10.0)
+    """A request body (an action's, the webhook's) must arrive within this long of the request,
+    else 408 and the connection is closed."""
+    max_incomplete_bodies: int = 32
+    """Requests that may be sending their body at the same time; more get 503 at once, so slow
+    clients cannot hold every connection."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -34,5 +50,11 @@ class DashboardSection(ConfigStruct, kw_only=True):
             self.token = None  # "${VAR:-}" with VAR unset: no token, actions disabled
         if self.token is not None and len(self.token) < 8:
             raise ValueError("token must be at least 8 characters")
+        if not 0 < float(self.header_timeout) <= 3600:
+            raise ValueError(f"header_timeout must be more than 0 and at most 1h, found {float(self.header_timeout):g} s")
+        if not 0 < float(self.body_timeout) <= 3600:
+            raise ValueError(f"body_timeout must be more than 0 and at most 1h, found {float(self.body_timeout):g} s")
+        if self.max_incomplete_bodies < 1:
+            raise ValueError(f"max_incomplete_bodies must be >= 1, found {self.max_incomplete_bodies}")
         if self.audit_size < 1:
             raise ValueError(f"audit_size must be >= 1, found {self.audit_size}")

@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 _ERROR = {
     "type": "object",
     "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {"type": "string"},
+        "field": {"type": "string", "description": "The query parameter, `body` or header refused (400, 403 Host, 408)"},
+    },
 }
 _AREA = {
     "type": "object",
@@ -39,11 +43,18 @@ def _responses(endpoint: Endpoint) -> dict[str, Any]:
         out["400"] = {"description": "Bad request body", **error}
         out["404"] = {"description": "No such object, or the area is not configured", **error}
         out["409"] = {"description": "The component refused or failed the action", **error}
+        out["408"] = {"description": "The body did not arrive within [dashboard] body_timeout", **error}
+        out["503"] = {"description": "A component raised, or too many request bodies are arriving "
+                                     "([dashboard] max_incomplete_bodies; retry)", **error}
     if endpoint.path in ("/api/health/history", "/api/health/trend"):
         out["404"] = {"description": "No such health check", **error}
     if not endpoint.public:
         out["401"] = {"description": "No token" + ("" if endpoint.action else " (only with require_token_for_reads)"), **error}
         out["403"] = {"description": "Wrong token, or actions disabled (no token configured)", **error}
+    # Every route sits behind the Host check (hrkernel.web.guard).
+    out.setdefault("403", {"description": "Host is not one of the dashboard's names ([dashboard] allowed_hosts)", **error})
+    if not endpoint.public:
+        out["403"]["description"] += "; or Host is not one of the dashboard's names ([dashboard] allowed_hosts)"
     return out
 
 

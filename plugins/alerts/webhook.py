@@ -20,6 +20,7 @@ class WebhookConfig(ConfigStruct, kw_only=True):
     signature_header: str = "X-Hrkernel-Signature"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeout: Duration = Duration(10.0)
+    """HTTP timeout; the table's ``timeout`` sets it and also bounds each delivery attempt."""
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -30,7 +31,10 @@ class WebhookChannel(HttpChannel):
     name = "webhook"
 
     def __init__(self, config: WebhookConfig, context: KernelContext | None = None) -> None:
-        super().__init__(float(config.timeout), [config.secret])
+        # Failure reasons may echo what was sent: configured header values (an Authorization
+        # header) are hidden too; very short ones would mangle the text and hide nothing.
+        hidden = [v for v in config.headers.values() if len(v) >= 4]
+        super().__init__(float(config.timeout), [config.secret, *hidden])
         self.config = config
 
     def body(self, notification: Notification) -> bytes:

@@ -11,8 +11,9 @@ Per request, in this order (all but the endpoint limits are the kernel's ``hrker
 primitives): reads are wrapped in a ``RetryPolicy`` (idempotent reads only; honours
 ``retry_after``); each attempt then passes the per-endpoint limits
 (:class:`~hrkernel_nobitex.guards.EndpointLimits`: local counting plus the server's 429
-``backOff``), the ``Bulkhead`` (a bound on requests in flight), the ``CircuitBreaker`` (only
-timeouts, 5xx, dropped connections and garbage count; refusals such as ``SmallOrder`` or
+``backOff``), the ``Bulkhead`` (a bound on requests in flight), the ``CircuitBreaker`` of the
+endpoint's group (market data, account reads, trading: one failing group never refuses the
+others; only timeouts, 5xx, dropped connections and garbage count; refusals such as ``SmallOrder`` or
 ``OverValueOrder`` do not), then the pool and httpx. State changes (placement, cancellation) are
 never retried, and any answer that does not prove what happened (no answer, a 5xx, garbage)
 becomes :class:`~hrkernel.exchange.errors.UnknownOutcomeError`.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
@@ -43,6 +44,9 @@ from hrkernel_nobitex import wire
 from hrkernel_nobitex.config import DEFAULT_LIMITS, NobitexConfig
 from hrkernel_nobitex.guards import EndpointLimits
 
+if TYPE_CHECKING:
+    from hrkernel_nobitex.budget import Budget
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -50,6 +54,15 @@ Sleep = Callable[[float], Awaitable[None]]
 # 429 without a usable backOff: Nobitex's limits are per minute or per 10 minutes; a minute is
 # the shortest window, and ignoring a 429 costs a 2-minute block of the token.
 DEFAULT_BACKOFF = 60.0
+
+
+GROUPS = ("market_data", "account", "trading")
+ENDPOINT_GROUPS = {
+    "options": "market_data", "orderbook": "market_data", "trades": "market_data", "stats": "market_data",
+    "status": "account", "list_orders": "account", "list_trades": "account", "wallets": "account",
+    "place": "trading", "cancel": "trading", "cancel_old": "trading",
+}
+"""Which circuit breaker guards each endpoint (the kernel's groups: see ``hrkernel.exchange.guarded``)."""
 
 
 def _is_breaker_failure(exc: BaseException) -> bool:
@@ -60,7 +73,7 @@ class Transport:
     """Sends one Nobitex request and returns its decoded answer or a typed error."""
 
     def __init__(self, config: NobitexConfig, *, name: str, instance_id: str, log: Any, clock: Clock,
-                 sleep: Sleep, rng: random.Random) -> None:
+                 sleep: Sleep, rng: random.Random, budget: Budget | None = None) -> None:
         self.config = config
         self.name = name
         self.instance_id = instance_id
@@ -70,7 +83,7 @@ class Transport:
         limits = dict(DEFAULT_LIMITS)
         for key, override in config.rate_limits.items():
             limits[key] = (override.requests, float(override.per))
-        self.limits = EndpointLimits(limits, enabled=config.rate_limit, clock=clock)
+        self.limits = EndpointLimits(limits, enabled=config.rate_limit, clock=clock, budget=budget, log=log)
         self.retry = RetryPolicy(
             f"exchange:{name}:reads",
             max_attempts=max(1, config.retry_attempts),
@@ -81,17 +94,29 @@ class Transport:
             clock=clock,
             random=rng.random,
         )
-        self.breaker = CircuitBreaker(
-            f"exchange:{name}",
-            failure_threshold=config.breaker_failure_threshold,
-            reset_timeout=float(config.breaker_reset_timeout),
-            is_failure=_is_breaker_failure,
-            clock=clock,
-        )
+        # One breaker per endpoint group: an outage of the public market-data endpoints (behind
+        # their own cache layer at Nobitex) must not refuse balances, placements or cancels.
+        self.breakers = {
+            group: CircuitBreaker(
+                f"exchange:{name}:{group}",
+                failure_threshold=config.breaker_failure_threshold,
+                reset_timeout=float(config.breaker_reset_timeout),
+                is_failure=_is_breaker_failure,
+                clock=clock,
+            )
+            for group in GROUPS
+        }
         self.bulkhead = Bulkhead(f"exchange:{name}", max(1, config.max_concurrent),
                                  max_queue=config.bulkhead_queue, queue_timeout=float(config.bulkhead_wait))
         self.pool: ConnectionPool[httpx.AsyncClient] | None = None
         self._maintenance: anyio.CancelScope | None = None
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The group breaker in the worst state (open, then half-open; the first group on a tie):
+        one breaker to show where one is expected (the kernel's health check)."""
+        rank = {"open": 0, "half_open": 1, "closed": 2}
+        return min(self.breakers.values(), key=lambda b: rank.get(b.state.value, 2))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,7 +215,8 @@ class Transport:
         error = wire.error_for(response.status_code, body, endpoint, response.headers.get("retry-after"))
         if error is not None:
             if isinstance(error, ex.RateLimitedError):
-                self.limits.back_off(endpoint, error.retry_after if error.retry_after is not None else DEFAULT_BACKOFF)
+                await self.limits.back_off_shared(
+                    endpoint, error.retry_after if error.retry_after is not None else DEFAULT_BACKOFF)
             if not idempotent and isinstance(error, ex.ExchangeUnavailableError):
                 # A 5xx or garbage answer to a state change proves nothing: a gateway (Cloudflare
                 # in front of Nobitex) can fail after the origin executed the request.
@@ -208,13 +234,16 @@ class Transport:
         )
 
     async def _attempt(self, endpoint: str, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
-        wait = self.limits.delay(endpoint)
-        if wait > 0:
-            if wait > float(self.config.rate_limit_max_wait):
+        waited = 0.0
+        while (wait := await self.limits.take(endpoint)) > 0:
+            # No slot under the token's budget (this process's sends, or with a shared budget
+            # every process's, or a 429's backOff): wait for it, or refuse before sending.
+            if waited + wait > float(self.config.rate_limit_max_wait):
                 raise ex.RateLimitedError(
                     f"local rate limit for {endpoint!r} (Nobitex's documented limit); next slot in {wait:.1f}s",
                     retry_after=wait, sent=False, exchange=wire.EXCHANGE, endpoint=endpoint,
                 )
+            waited += wait
             await self.sleep(wait)
         try:
             await self.bulkhead.acquire()
@@ -223,8 +252,9 @@ class Transport:
                 f"too many requests in flight ({exc})", retry_after=None, exchange=wire.EXCHANGE, endpoint=endpoint,
             ) from exc
         try:
-            self.limits.record(endpoint)
-            return await self.breaker.call(self._send, endpoint, method, path, **kw)
+            # The slot was taken above (take() reserves it, locally or in the shared budget).
+            return await self.breakers[ENDPOINT_GROUPS.get(endpoint, "account")].call(
+                self._send, endpoint, method, path, **kw)
         except CircuitOpenError as exc:
             err = ex.ExchangeUnavailableError(
                 f"circuit breaker {exc.name!r} open (next trial in {exc.retry_after:.1f}s)",

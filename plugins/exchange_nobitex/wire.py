@@ -4,6 +4,12 @@ kernel's exchange types and errors.
 Nobitex mixes strings, ints and ``"0E-10"`` in monetary fields; msgspec decodes all of them into
 ``Decimal``. Fields that can hold words (``"price": "market"``) are decoded loosely and converted
 by hand. Unknown fields are ignored (Nobitex adds experimental ones without notice).
+
+A reply's *data key* (``orders``, ``trades``, ``wallets``, ``stats``, ``asks``/``bids``, ...)
+is required, never defaulted: ``{"status":"ok"}`` alone is not "no orders" but a body that is
+not the documented one (a proxy or gateway page), and reading it as an empty list would make
+reconciliation believe open orders vanished and fills never happened. ``decode`` turns it into
+``MalformedResponseError``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from hrkernel.exchange import (
     OrderType,
     PriceLevel,
     Side,
+    canonical_symbol,
 )
 from hrkernel.exchange import errors as ex
 
@@ -71,7 +78,7 @@ class OrderReply(msgspec.Struct):
 
 class OrdersReply(msgspec.Struct):
     status: str
-    orders: list[WireOrder] = msgspec.field(default_factory=list)
+    orders: list[WireOrder]
 
 
 class CancelReply(msgspec.Struct):
@@ -95,7 +102,7 @@ class WireTrade(msgspec.Struct):
 
 class TradesReply(msgspec.Struct):
     status: str
-    trades: list[WireTrade] = msgspec.field(default_factory=list)
+    trades: list[WireTrade]
     hasNext: bool = False
 
 
@@ -108,13 +115,13 @@ class WireWallet(msgspec.Struct):
 
 class WalletsReply(msgspec.Struct):
     status: str
-    wallets: list[WireWallet] = msgspec.field(default_factory=list)
+    wallets: list[WireWallet]
 
 
 class BookReply(msgspec.Struct):
     status: str
-    asks: list[tuple[Decimal, Decimal]] = msgspec.field(default_factory=list)
-    bids: list[tuple[Decimal, Decimal]] = msgspec.field(default_factory=list)
+    asks: list[tuple[Decimal, Decimal]]
+    bids: list[tuple[Decimal, Decimal]]
     lastUpdate: int | None = None
     lastTradePrice: Decimal | None = None
 
@@ -128,7 +135,7 @@ class WirePublicTrade(msgspec.Struct):
 
 class PublicTradesReply(msgspec.Struct):
     status: str
-    trades: list[WirePublicTrade] = msgspec.field(default_factory=list)
+    trades: list[WirePublicTrade]
 
 
 class WireStats(msgspec.Struct):
@@ -147,13 +154,13 @@ class WireStats(msgspec.Struct):
 
 class StatsReply(msgspec.Struct):
     status: str
-    stats: dict[str, WireStats | None] = msgspec.field(default_factory=dict)
+    stats: dict[str, WireStats | None]
 
 
 class OptionsNobitex(msgspec.Struct):
-    minOrders: dict[str, Decimal] = msgspec.field(default_factory=dict)
-    amountPrecisions: dict[str, Decimal] = msgspec.field(default_factory=dict)
-    pricePrecisions: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    minOrders: dict[str, Decimal]
+    amountPrecisions: dict[str, Decimal]
+    pricePrecisions: dict[str, Decimal]
 
 
 class OptionsReply(msgspec.Struct):
@@ -323,8 +330,9 @@ def currency_code(name: str | None) -> str | None:
 
 def split_symbol(symbol: str) -> tuple[str, str]:
     """``"BTCIRT"`` → ``("BTC", "RLS")``: IRT markets are quoted and settled in **Rial**
-    (Nobitex's ``rls``), whatever the symbol's ``IRT`` suggests. ``"BTCUSDT"`` → ``("BTC", "USDT")``."""
-    upper = symbol.upper()
+    (Nobitex's ``rls``), whatever the symbol's ``IRT`` suggests. ``"BTCUSDT"`` → ``("BTC", "USDT")``;
+    ``"BTC/USDT"`` is the same market."""
+    upper = canonical_symbol(symbol)
     for suffix, quote in (("USDT", "USDT"), ("IRT", "RLS"), ("RLS", "RLS")):
         if upper.endswith(suffix) and len(upper) > len(suffix):
             return upper[: -len(suffix)], quote

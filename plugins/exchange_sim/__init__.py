@@ -2,7 +2,8 @@
 
 Public: :class:`~hrkernel_sim.server.SimServer` (in-process server, async context manager) and
 :class:`~hrkernel_sim.config.SimConfig` (its config struct, TOML-able). Everything else
-(engine, api, faults, admin) is internal. Imports only the kernel's public API.
+(engine, api, faults, admin) is internal. Imports the kernel's public API and, for the
+``sim`` exchange type only, the Nobitex adapter (declared in ``hrkernel_sim.plugin.REQUIRES``).
 """
 
 from __future__ import annotations

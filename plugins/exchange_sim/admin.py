@@ -103,6 +103,21 @@ def admin_routes(state: SimState) -> list[Route]:
             state.engine.blocked[account].setdefault(cur, Decimal(0))
         return await balances(request)
 
+    async def set_token(request: Request) -> Response:
+        # Like rotating the API token in Nobitex's panel: the old one is refused from now on
+        # (401 "invalid token", as for any unknown token), the new one selects the account.
+        account = request.path_params["account"]
+        if account not in state.engine.balances:
+            raise KeyError(f"no account {account!r}")
+        token = str(msgspec.json.decode(await request.body())["token"])
+        if not token or state.engine.tokens.get(token, account) != account:
+            raise ValueError("token must be non-empty and not another account's")
+        tokens = state.engine.tokens
+        for old in [t for t, a in tokens.items() if a == account]:
+            del tokens[old]
+        tokens[token] = account
+        return _json(200, {"account": account, "rotated": True})
+
     async def get_faults(request: Request) -> Response:
         cfg = to_builtins(state.faults.config)
         left = [{"endpoint": s.endpoint, "kind": s.kind, "count": s.count} for s in state.faults.scripted]
@@ -157,6 +172,7 @@ def admin_routes(state: SimState) -> list[Route]:
         Route("/_sim/trades", guarded(trades), methods=["GET"]),
         Route("/_sim/balances", guarded(balances), methods=["GET"]),
         Route("/_sim/balances/{account}", guarded(set_balances), methods=["PUT"]),
+        Route("/_sim/accounts/{account}/token", guarded(set_token), methods=["PUT"]),
         Route("/_sim/faults", guarded(get_faults), methods=["GET"]),
         Route("/_sim/faults", guarded(put_faults), methods=["PUT"]),
         Route("/_sim/faults/script", guarded(script_fault), methods=["POST"]),

@@ -284,15 +284,28 @@ def wallets_balance(state: SimState, account: str, params: dict[str, Any], meta:
 
 
 def orderbook(state: SimState, symbol: str) -> Result:
+    """``/v3/orderbook/SYMBOL``; ``SYMBOL = all`` answers every market at once, each book under
+    its symbol beside ``status`` (docs: "/v2/orderbook/all"), same endpoint and limit."""
+    if symbol.upper() == "ALL":
+        if state.config.walk_on_request:
+            state.engine.step()
+        books: dict[str, Any] = {"status": "ok"}
+        for sym, market in state.engine.markets.items():
+            books[sym] = _book(state, market)
+        return 200, books
     market = state.engine.markets.get(symbol.upper())
     if market is None:
         return 200, _failed("InvalidSymbol", f"Unknown market {symbol}")
     if state.config.walk_on_request:
         state.engine.step()
+    return 200, {"status": "ok", **_book(state, market)}
+
+
+def _book(state: SimState, market: Any) -> dict[str, Any]:
     asks = _aggregate(state.engine._levels(market, "ask", exclude=None))
     bids = _aggregate(state.engine._levels(market, "bid", exclude=None))
-    return 200, {"status": "ok", "lastUpdate": int(market.updated_at * 1000),
-                 "lastTradePrice": plain(market.last_price), "asks": asks, "bids": bids}
+    return {"lastUpdate": int(market.updated_at * 1000), "lastTradePrice": plain(market.last_price),
+            "asks": asks, "bids": bids}
 
 
 def _aggregate(levels: list[tuple[Decimal, Decimal, object]]) -> list[list[str]]:

@@ -1,9 +1,12 @@
 """The Starlette app: Nobitex's paths, auth, faults, rate limits and the request log.
 
-Per request, in this order: the fault injector's delay and fault (downtime, 5xx, 429, hang);
-authentication (401 ``{"detail":...}``); Nobitex's rate limits (429 with ``backOff``); the
-handler; and for ``drop_after_accept`` the connection is aborted after the handler ran, so the
-client sees a connection error although the order exists.
+Per request, in this order: the fault injector's delay and fault (downtime, 5xx, 429, hang:
+answered at once, the log still naming the account and client order id); authentication (401
+``{"detail":...}``); Nobitex's rate limits (429 with ``backOff``); the handler; and after it,
+for ``drop_after_accept`` the connection is aborted, so the client sees a connection error
+although the order exists, and for ``ok_without_data`` / ``malformed_200`` the handler's answer
+is replaced by a 200 that is not the documented shape (what a gateway or proxy in front of the
+exchange can send after the request was executed).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from hrkernel_sim import api
+from hrkernel_sim import api, candles
 from hrkernel_sim.admin import admin_routes
+from hrkernel_sim.faults import EARLY_FAULTS, MALFORMED_VARIANTS
 from hrkernel_sim.state import SimState
 
 INVALID_TOKEN = "توکن غیر مجاز"  # "invalid token", the Postman sample's 401 detail
@@ -89,10 +93,13 @@ def _record(state: SimState, request: Request, endpoint: str) -> dict[str, Any]:
 
 def nobitex_endpoint(state: SimState, endpoint: str, handler: Handler | None,
                      public: Callable[[Request, dict[str, Any]], api.Result] | None = None,
+                     encode: Callable[[Any], bytes] = msgspec.json.encode,
                      ) -> Callable[[Request], Awaitable[Response]]:
+    """``encode``: how the handler's body is serialised (Decimals as strings by default, as
+    Nobitex prints them almost everywhere)."""
     async def route(request: Request) -> Response:
         rec = _record(state, request, endpoint)
-        response = await _serve(state, request, endpoint, handler, public, rec)
+        response = await _serve(state, request, endpoint, handler, public, rec, encode)
         # Before answering: an order the client was told about must survive a crash.
         state.persist()
         rec["status"] = response.status_code if not isinstance(response, _Dropped) else None
@@ -103,7 +110,7 @@ def nobitex_endpoint(state: SimState, endpoint: str, handler: Handler | None,
 
 async def _serve(state: SimState, request: Request, endpoint: str, handler: Handler | None,
                  public: Callable[[Request, dict[str, Any]], api.Result] | None,
-                 rec: dict[str, Any]) -> Response:
+                 rec: dict[str, Any], encode: Callable[[Any], bytes]) -> Response:
     if public is not None and state.silent_feeds:
         market = state.market_of_request(endpoint, dict(request.path_params), dict(request.query_params))
         if market in state.silent_feeds:
@@ -116,6 +123,10 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
         await _sleep_or_stop(state, decision.delay)
     kind = decision.kind
     rec["fault"] = kind
+    if kind in EARLY_FAULTS:
+        # The handler never runs, but the log still says whose request the fault hit: a test
+        # asks "which of my placements got the 503?" by account and client order id.
+        await _identify(state, request, handler, rec)
     if kind == "downtime" or kind == "error_503":
         return json_response(503, {"status": "failed", "code": "ServiceUnavailable",
                                    "message": "Service temporarily unavailable"})
@@ -173,7 +184,42 @@ async def _serve(state: SimState, request: Request, endpoint: str, handler: Hand
         rec["client_order_id"] = cid
     if kind == "drop_after_accept" and state.abort_connection(request.scope.get("client")):
         return _Dropped()
-    return json_response(status, body)
+    if kind == "ok_without_data":
+        # Executed, then answered as a gateway or proxy might: the envelope without its data.
+        return json_response(200, {"status": "ok"})
+    if kind == "malformed_200":
+        return _malformed(state, body)
+    return Response(encode(body), status_code=status, media_type="application/json")
+
+
+async def _identify(state: SimState, request: Request, handler: Handler | None,
+                    rec: dict[str, Any]) -> None:
+    """Record the account and client order id of a request answered by a fault. Best effort:
+    a body that does not parse simply leaves them unset (and counts no bad token)."""
+    if handler is not None:
+        auth = request.headers.get("authorization", "")
+        token = auth[6:].strip() if auth.startswith("Token ") else ""
+        rec["account"] = state.engine.tokens.get(token) or None
+    try:
+        params = await _params(request)
+    except api.BadInput:
+        return
+    cid = params.get("clientOrderId")
+    if isinstance(cid, str):
+        rec["client_order_id"] = cid
+
+
+def _malformed(state: SimState, body: dict[str, Any]) -> Response:
+    """A 200 whose body is not the documented shape, one of :data:`MALFORMED_VARIANTS`."""
+    variant = state.faults.rng.choice(MALFORMED_VARIANTS)
+    if variant == "html_page":
+        return Response(b"<html><body>Please wait...</body></html>", status_code=200, media_type="text/html")
+    if variant == "truncated_json":
+        raw = msgspec.json.encode(body)
+        return Response(raw[: max(1, len(raw) // 2)], status_code=200, media_type="application/json")
+    if variant == "null_data":
+        return json_response(200, {k: (v if k in ("status", "s") else None) for k, v in body.items()})
+    return Response(b"", status_code=200, media_type="application/json")
 
 
 def _too_many(back_off: int, limit: int, headers: dict[str, str] | None = None) -> Response:
@@ -207,8 +253,9 @@ def build_app(state: SimState) -> Starlette:
     def private(path: str, endpoint: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, nobitex_endpoint(state, endpoint, handler), methods=methods)
 
-    def public(path: str, endpoint: str, fn: Callable[[Request, dict[str, Any]], api.Result]) -> Route:
-        return Route(path, nobitex_endpoint(state, endpoint, None, fn), methods=["GET", "POST"])
+    def public(path: str, endpoint: str, fn: Callable[[Request, dict[str, Any]], api.Result],
+               encode: Callable[[Any], bytes] = msgspec.json.encode) -> Route:
+        return Route(path, nobitex_endpoint(state, endpoint, None, fn, encode), methods=["GET", "POST"])
 
     routes = [
         private("/market/orders/add", "orders_add", api.orders_add, ["POST"]),
@@ -226,6 +273,8 @@ def build_app(state: SimState) -> Starlette:
                lambda r, p: api.public_trades(state, r.path_params["symbol"])),
         public("/market/stats", "stats", lambda r, p: api.stats(state, p)),
         public("/v2/options", "options", lambda r, p: api.options(state)),
+        public("/market/udf/history", "udf_history", lambda r, p: candles.udf_history(state, p),
+               candles.NUMBERS.encode),
         *admin_routes(state),
     ]
 

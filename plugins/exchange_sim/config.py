@@ -27,6 +27,7 @@ ENDPOINTS = (
     "public_trades",
     "stats",
     "options",
+    "udf_history",
 )
 """The names the simulator gives Nobitex's endpoints (fault tables and rate limits use them)."""
 
@@ -85,6 +86,11 @@ class EndpointFaults(ConfigStruct, kw_only=True):
     hang: float = 0.0
     drop_after_accept: float = 0.0
     """The request is executed (an order placed), then the connection is aborted unanswered."""
+    ok_without_data: float = 0.0
+    """The request is executed, then answered 200 ``{"status":"ok"}`` without its data key."""
+    malformed_200: float = 0.0
+    """The request is executed, then answered 200 with a body that is not the documented shape
+    (an HTML page, the JSON cut in half, the data keys set to null, or nothing; seeded)."""
     latency: LatencyConfig | None = None
 
 
@@ -93,7 +99,8 @@ class ScriptedFault(ConfigStruct, kw_only=True):
 
     endpoint: str
     kind: str
-    """One of ``error_500``, ``error_502``, ``error_503``, ``error_429``, ``hang``, ``drop_after_accept``."""
+    """One of ``error_500``, ``error_502``, ``error_503``, ``error_429``, ``hang``,
+    ``drop_after_accept``, ``ok_without_data``, ``malformed_200``."""
     count: int = 1
 
 

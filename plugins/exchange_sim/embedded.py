@@ -14,6 +14,17 @@ from typing import Any
 import msgspec
 from anyio.abc import TaskGroup
 
+from hrkernel.exchange import (
+    Balance,
+    Fill,
+    Market,
+    MarketStats,
+    MarketTrade,
+    Order,
+    OrderBook,
+    OrderRequest,
+)
+from hrkernel.exchange import errors as ex
 from hrkernel_nobitex.config import NobitexConfig
 from hrkernel_sim.config import SimConfig
 
@@ -34,6 +45,8 @@ class EmbeddedSimConfig(NobitexConfig, kw_only=True):
 
 class EmbeddedSimExchange:
     """A started simulator plus a Nobitex adapter pointed at it; behaves as the adapter."""
+
+    brings_own_resilience = True  # the Nobitex adapter's (see NobitexExchange)
 
     def __init__(self, config: EmbeddedSimConfig, context: Any) -> None:
         from pathlib import Path
@@ -69,8 +82,63 @@ class EmbeddedSimExchange:
         finally:
             await self.server.stop()
 
+    @property
+    def name(self) -> str:
+        return str(self.exchange.name) if self.exchange is not None else "sim"
+
+    def _adapter(self) -> Any:
+        if self.exchange is None:
+            raise ex.ExchangeError("the embedded simulator exchange is not started", exchange="sim")
+        return self.exchange
+
+    # The contract, spelled out (not forwarded by __getattr__) so that the kernel's shape check
+    # sees every method before start.
+    async def ping(self) -> float:
+        return await self._adapter().ping()  # type: ignore[no-any-return]
+
+    async def markets(self) -> list[Market]:
+        return await self._adapter().markets()  # type: ignore[no-any-return]
+
+    async def market(self, symbol: str) -> Market:
+        return await self._adapter().market(symbol)  # type: ignore[no-any-return]
+
+    async def place_order(self, request: OrderRequest, *, fencing_token: int | None = None) -> Order:
+        return await self._adapter().place_order(request, fencing_token=fencing_token)  # type: ignore[no-any-return]
+
+    async def cancel_order(self, *, exchange_id: str | None = None, client_order_id: str | None = None,
+                           fencing_token: int | None = None) -> Order:
+        return await self._adapter().cancel_order(  # type: ignore[no-any-return]
+            exchange_id=exchange_id, client_order_id=client_order_id, fencing_token=fencing_token)
+
+    async def get_order(self, *, exchange_id: str | None = None, client_order_id: str | None = None) -> Order:
+        return await self._adapter().get_order(exchange_id=exchange_id, client_order_id=client_order_id)  # type: ignore[no-any-return]
+
+    async def find_order_by_client_id(self, client_order_id: str, *, symbol: str | None = None) -> Order | None:
+        return await self._adapter().find_order_by_client_id(client_order_id, symbol=symbol)  # type: ignore[no-any-return]
+
+    async def list_open_orders(self, symbol: str | None = None) -> list[Order]:
+        return await self._adapter().list_open_orders(symbol)  # type: ignore[no-any-return]
+
+    async def order_fills(self, order: Order) -> list[Fill]:
+        return await self._adapter().order_fills(order)  # type: ignore[no-any-return]
+
+    async def recent_fills(self, symbol: str | None = None) -> list[Fill]:
+        return await self._adapter().recent_fills(symbol)  # type: ignore[no-any-return]
+
+    async def balances(self) -> list[Balance]:
+        return await self._adapter().balances()  # type: ignore[no-any-return]
+
+    async def order_book(self, symbol: str) -> OrderBook:
+        return await self._adapter().order_book(symbol)  # type: ignore[no-any-return]
+
+    async def recent_trades(self, symbol: str) -> list[MarketTrade]:
+        return await self._adapter().recent_trades(symbol)  # type: ignore[no-any-return]
+
+    async def market_stats(self, symbol: str) -> MarketStats:
+        return await self._adapter().market_stats(symbol)  # type: ignore[no-any-return]
+
     def __getattr__(self, name: str) -> Any:
-        # Everything else (the Exchange protocol, breakers, stats) is the adapter's.
+        # Everything beyond the contract (breakers, limits, cancel_all, stats) is the adapter's.
         exchange = self.__dict__.get("exchange")
         if exchange is None:
             raise AttributeError(f"{name!r}: the embedded simulator exchange is not started")

@@ -24,6 +24,8 @@ from hrkernel_sim.config import MarketConfig, SimConfig
 from hrkernel_sim.markets import round_amount, round_price, split_symbol
 
 OPEN_STATES = ("New", "Active", "Inactive")
+TAPE_LENGTH = 100_000
+"""Trades kept per market for ``/market/udf/history`` (older ones drop out of the candles)."""
 _FEE_PLACES = Decimal("1E-10")
 
 
@@ -109,6 +111,8 @@ class Market:
     steps: int = 0
     taken: dict[tuple[str, int], Decimal] = field(default_factory=dict)
     public_trades: deque[PublicTrade] = field(default_factory=lambda: deque(maxlen=100))
+    tape: deque[tuple[float, Decimal, Decimal]] = field(default_factory=lambda: deque(maxlen=TAPE_LENGTH))
+    """Every price the market traded at: ``(time, price, volume)``, oldest first (OHLC candles)."""
     day_open: Decimal = Decimal(0)
     day_high: Decimal = Decimal(0)
     day_low: Decimal = Decimal(0)
@@ -145,6 +149,8 @@ class Engine:
                 cfg=mc, src=src, dst=dst, mid=price, last_price=price, day_open=price,
                 day_high=price, day_low=price, updated_at=clock(),
             )
+            # The opening price is the first point of the tape, so a quiet market still has a candle.
+            self.markets[mc.symbol.upper()].tape.append((clock(), price, Decimal(0)))
         self.tokens = {acc.token: name for name, acc in config.accounts.items()}
         self.balances: dict[str, dict[str, Decimal]] = {}
         self.blocked: dict[str, dict[str, Decimal]] = {}
@@ -389,6 +395,7 @@ class Engine:
         market.volume_src += volume
         market.volume_dst += volume * price
         market.public_trades.appendleft(PublicTrade(self.clock(), price, volume, side))
+        market.tape.append((self.clock(), price, volume))
 
     # -- checks --------------------------------------------------------------------------------
 

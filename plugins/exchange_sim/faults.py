@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from hrkernel_sim.config import FaultConfig, LatencyConfig, RateLimitConfig
 
-FAULT_KINDS = ("error_500", "error_502", "error_503", "error_429", "hang", "drop_after_accept")
+FAULT_KINDS = ("error_500", "error_502", "error_503", "error_429", "hang", "drop_after_accept",
+               "ok_without_data", "malformed_200")
+EARLY_FAULTS = ("downtime", "error_500", "error_502", "error_503", "error_429", "hang")
+"""Faults answered before the request reaches its handler (nothing is executed)."""
+MALFORMED_VARIANTS = ("html_page", "truncated_json", "null_data", "empty_body")
+"""What ``malformed_200`` sends instead of the handler's body (drawn from the seeded RNG)."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,7 @@ class FaultInjector:
             if script.kind not in FAULT_KINDS:
                 raise ValueError(f"faults.scripted: unknown kind {script.kind!r}; use one of {FAULT_KINDS}")
         for name, ef in config.endpoints.items():
-            for attr in ("error_500", "error_502", "error_503", "error_429", "hang",
-                         "drop_after_accept"):
+            for attr in FAULT_KINDS:
                 p = getattr(ef, attr)
                 if not 0.0 <= p <= 1.0:
                     raise ValueError(f"faults.endpoints.{name}.{attr}: probability {p} is not in 0..1")

@@ -55,6 +55,8 @@ class SimState:
         """The market a public market-data request is about (None: not one, or several)."""
         if endpoint in ("orderbook", "public_trades"):
             return str(path_params.get("symbol", "")).upper() or None
+        if endpoint == "udf_history":
+            return query.get("symbol", "").upper() or None
         if endpoint == "stats":
             src, dst = query.get("srcCurrency", "").lower(), query.get("dstCurrency", "").lower()
             hits = [s for s, m in self.engine.markets.items() if m.src == src and m.dst == dst]

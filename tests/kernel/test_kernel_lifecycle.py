@@ -20,6 +20,7 @@ FLAKY_EXCHANGE = {
     "hr_flaky/plugin.py": '''
         import anyio
         from hrkernel import hookimpl
+        from hrkernel.exchange.errors import ExchangeUnavailableError
         from hrkernel.types import ConfigStruct, Duration
 
 
@@ -39,6 +40,16 @@ FLAKY_EXCHANGE = {
 
             async def aclose(self):
                 await anyio.sleep(float(self.config.stop_takes))
+
+            # The rest of the exchange contract (the kernel refuses an exchange without it):
+            # a venue that is never reachable.
+            async def _down(self, *args, **kwargs):
+                raise ExchangeUnavailableError("flaky venue is down", exchange="flaky")
+
+            name = "flaky"
+            ping = markets = market = order_book = recent_trades = market_stats = _down
+            get_order = find_order_by_client_id = list_open_orders = order_fills = _down
+            recent_fills = balances = place_order = cancel_order = _down
 
 
         @hookimpl

@@ -18,7 +18,7 @@ PUBLIC = {
     "hrkernel.alerts.types",
     "hrkernel.bus.events",
 }
-PUBLIC_PACKAGES = ("hrkernel.exchange", "hrkernel.resilience")
+PUBLIC_PACKAGES = ("hrkernel.exchange", "hrkernel.resilience", "hrkernel.testing")
 PUBLIC_FROM_ROOT = {"hookimpl", "__version__", "PROJECT_NAME"}
 
 
@@ -73,3 +73,42 @@ def test_every_package_folder_is_listed_for_the_wheel() -> None:
             rel = init.parent.relative_to(base)
             on_disk.add(".".join([name, *rel.parts]))
     assert on_disk == listed
+
+
+PLUGIN_PACKAGES = {"exchange_nobitex": "hrkernel_nobitex", "exchange_sim": "hrkernel_sim",
+                   "alerts": "hrkernel_alerts", "datasources": "hrkernel_datasources"}
+
+
+def plugin_imports(folder: Path) -> set[str]:
+    """The other built-in plugin packages that the sources in ``folder`` import."""
+    own = PLUGIN_PACKAGES[folder.name]
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            found |= {n.split(".")[0] for n in names if n.split(".")[0] in PLUGIN_PACKAGES.values()}
+    return found - {own}
+
+
+def test_a_plugin_imports_another_plugin_only_when_it_declares_it() -> None:
+    from hrkernel_sim.plugin import REQUIRES
+
+    assert plugin_imports(ROOT / "plugins" / "exchange_sim") == set(REQUIRES) == {"hrkernel_nobitex"}
+    for folder in ("exchange_nobitex", "alerts", "datasources"):
+        assert plugin_imports(ROOT / "plugins" / folder) == set(), folder
+
+
+def test_the_sim_exchange_type_names_its_missing_requirement(monkeypatch) -> None:
+    import importlib.util
+
+    from hrkernel_sim import plugin
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "hrkernel_nobitex" else real(name, *a))
+    try:
+        plugin.hr_register_exchanges(register=lambda *a, **k: None)
+    except RuntimeError as exc:
+        assert "hrkernel_nobitex" in str(exc) and "'sim'" in str(exc)
+    else:
+        raise AssertionError("registration went ahead without the Nobitex adapter")

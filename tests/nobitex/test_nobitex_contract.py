@@ -255,13 +255,36 @@ async def test_breaker_opens_on_downtime_and_market_data_is_served_stale(sim, si
         await script(sim_admin, "wallets_list", "error_503", count=10)
         clock.advance(2)
         assert await exchange.order_book("BTCIRT") is book  # stale fallback
-        for _ in range(2):
+        for _ in range(3):
             with pytest.raises(ex.ExchangeUnavailableError):
                 await exchange.balances()
-        assert exchange.breaker.state is BreakerState.OPEN
+        assert exchange.breakers["account"].state is BreakerState.OPEN
+        assert exchange.breaker is exchange.breakers["account"]  # the worst one is the one shown
         with pytest.raises(ex.ExchangeUnavailableError, match="circuit breaker"):
             await exchange.balances()
         assert await exchange.order_book("BTCIRT") is book  # still served while open
+
+
+async def test_503s_on_the_order_book_only_leave_balances_and_trading_working(sim, sim_admin, make_exchange):
+    """One breaker per endpoint group: the public order book failing (here until its breaker
+    opens) refuses neither account reads nor placing and cancelling orders."""
+    exchange, clock = make_exchange(sim.base_url, token=SIM_TOKEN, retry_attempts=1, breaker_failure_threshold=3)
+    async with exchange:
+        price = (await exchange.order_book("BTCIRT")).bids[0].price * Decimal("0.95")
+        await exchange.markets()
+        await script(sim_admin, "orderbook", "error_503", count=100)
+        for _ in range(3):
+            clock.advance(400)  # past the cache's stale window: every read goes out and fails
+            with pytest.raises(ex.ExchangeUnavailableError):
+                await exchange.order_book("BTCIRT")
+        assert exchange.breaker.state is BreakerState.OPEN
+        assert {b.currency for b in await exchange.balances()} >= {"RLS", "BTC"}
+        order = await exchange.place_order(resting_buy(price / Decimal("0.9"), "during-book-outage"))
+        assert (await exchange.cancel_order(exchange_id=order.exchange_id)).status is OrderStatus.CANCELED
+        assert exchange.breakers["market_data"].state is BreakerState.OPEN
+        assert exchange.breakers["account"].state is exchange.breakers["trading"].state is BreakerState.CLOSED
+    rows = (await sim_admin.get("/_sim/requests", params={"endpoint": "orderbook"})).json()["requests"]
+    assert [r["status"] for r in rows] == [200, 503, 503, 503]  # the open breaker sent no more
 
 
 async def test_cancel_by_id_and_the_cancel_all_kill_switch(sim, sim_admin, make_exchange):

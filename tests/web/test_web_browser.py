@@ -96,7 +96,7 @@ def test_page_loads_without_errors_and_shows_the_running_kernels_components(runn
     assert "web-test" in page.inner_text("#instance")
     assert page.inner_text("#panel-leadership") .count("leader") >= 2
     assert "not configured" in page.inner_text("#panel-orders")  # no order pipeline in this kernel
-    page.wait_for_function("document.getElementById('freshness').textContent.startsWith('live')", timeout=5_000)
+    page.wait_for_function("() => document.getElementById('freshness').textContent.startsWith('live')", timeout=5_000)
     assert page.locator("#stale").is_hidden()
     page.screenshot(path=str(artifacts / "dashboard-load.png"), full_page=True)
     assert view.errors == []
@@ -175,17 +175,17 @@ def test_manual_failover_is_refused_without_the_token_and_done_with_it(running_k
     assert "refused (401)" in page.inner_text("#action-result")
     page.fill("#token", "not-the-token")
     page.click('#panel-failovers tr[data-group="feeds"] button.failover')
-    page.wait_for_function("document.getElementById('action-result').textContent.includes('403')", timeout=5_000)
+    page.wait_for_function("() => document.getElementById('action-result').textContent.includes('403')", timeout=5_000)
     assert page.inner_text(serving) == "feed:a"
     assert running_kernel.call(lambda: running_kernel.get("ha").failover.active_id("feeds")) == "feed:a"
     page.fill("#token", running_kernel.token)
     page.click('#panel-failovers tr[data-group="feeds"] button.failover')
-    page.wait_for_function(f"document.querySelector('{serving}').textContent === 'feed:b'", timeout=5_000)
+    page.wait_for_function(f"() => document.querySelector('{serving}').textContent === 'feed:b'", timeout=5_000)
     # The event stream may show the switch before the action's own answer is read.
-    page.wait_for_function("document.getElementById('action-result').textContent.includes('done')", timeout=5_000)
+    page.wait_for_function("() => document.getElementById('action-result').textContent.includes('done')", timeout=5_000)
     assert running_kernel.call(lambda: running_kernel.get("ha").failover.active_id("feeds")) == "feed:b"
     assert len(view.dialogs) == 3 and all("Fail over group feeds" in d for d in view.dialogs)
-    page.wait_for_function("document.querySelectorAll('#panel-audit tbody tr').length >= 3", timeout=5_000)
+    page.wait_for_function("() => document.querySelectorAll('#panel-audit tbody tr').length >= 3", timeout=5_000)
     audit = page.inner_text("#panel-audit")
     assert audit.count("refused") == 2 and "ok" in audit
     assert view.not_reloaded()
@@ -197,7 +197,7 @@ def test_manual_failover_is_refused_without_the_token_and_done_with_it(running_k
 def test_the_page_says_when_its_data_is_stale(running_kernel: Any, open_page: Any, artifacts: Path) -> None:
     view = open_page(running_kernel.url)
     page = view.page
-    page.wait_for_function("document.getElementById('freshness').textContent.startsWith('live')", timeout=5_000)
+    page.wait_for_function("() => document.getElementById('freshness').textContent.startsWith('live')", timeout=5_000)
     web = running_kernel.get("web")
     running_kernel.call(web.stop)  # the dashboard's server goes away; the page keeps its last state
     page.wait_for_selector("#stale:not([hidden])", timeout=8_000)
@@ -234,7 +234,7 @@ def test_overview_screenshot_of_a_busy_kernel(sim_kernel: Any, open_page: Any, b
         page = view.page
         page.wait_for_selector("#panel-breakers tr.state-open", timeout=5_000)
         page.wait_for_selector("#panel-alerts button.ack", timeout=5_000)
-        page.wait_for_function("document.querySelector('#panel-ledger').textContent.includes('opening balance')", timeout=10_000)
+        page.wait_for_function("() => document.querySelector('#panel-ledger').textContent.includes('opening balance')", timeout=10_000)
         page.wait_for_timeout(1500)  # a few more health points for the charts
         page.screenshot(path=str(artifacts / "dashboard.png"))
         assert view.errors == []
@@ -248,7 +248,7 @@ def test_when_reads_need_the_token_the_page_asks_for_it_then_loads(make_kernel: 
     try:
         page = context.new_page()
         page.goto(k.url + "/")
-        page.wait_for_function("document.getElementById('freshness').textContent.includes('need the dashboard token')", timeout=5_000)
+        page.wait_for_function("() => document.getElementById('freshness').textContent.includes('need the dashboard token')", timeout=5_000)
         assert page.locator("#panel-components tr[data-component]").count() == 0  # nothing leaked
         page.fill("#token", k.token)
         page.wait_for_selector('#panel-components tr[data-component="web"]', timeout=8_000)

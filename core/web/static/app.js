@@ -125,7 +125,7 @@ function renderComponents(s) {
   const groupRows = groups.map(([name, g]) => {
     const unhealthy = Object.entries(g.members).filter(([, m]) => !m.healthy).map(([id, m]) => `${id}: ${m.detail || "unhealthy"}`);
     return h("tr", { "data-group": name }, h("td", {}, name), h("td", {}, `failover group (${g.mode})`), h("td", {}, ""),
-      h("td", {}, pill(unhealthy.length ? "degraded" : "healthy")),
+      h("td", {}, pill(g.healthy === false ? "unhealthy" : unhealthy.length ? "degraded" : "healthy")),
       h("td", { class: "detail" }, `active: ${g.serving.join(", ") || "none"}${unhealthy.length ? "; " + unhealthy.join("; ") : ""}`));
   });
   setPanel("components", table(["name", "kind", "state", "health", "detail / why degraded"], [...s.components.length ? rows : [], ...checkRows, ...groupRows]));
@@ -300,10 +300,12 @@ function renderFailovers(s) {
   if (notConfigured("failovers", s.failovers)) return;
   const { groups, history, stats } = s.failovers.data;
   const groupRows = Object.entries(groups).map(([name, g]) => h("tr", { "data-group": name },
-    h("td", {}, name), h("td", {}, g.mode), h("td", { class: "serving" }, g.serving.join(", ") || "none"),
+    h("td", {}, name), h("td", {}, g.mode === "cluster" ? `cluster: ${g.active} serve, ${g.min_active} needed` : g.mode,
+      g.balance && g.mode !== "active_passive" ? h("div", { class: "muted" }, g.balance) : null,
+      g.healthy === false ? h("div", {}, pill("unhealthy")) : null), h("td", { class: "serving" }, g.serving.join(", ") || "none"),
     h("td", { class: "detail" }, Object.entries(g.members).map(([id, m]) => h("div", {}, pill(m.healthy ? "healthy" : "unhealthy"), ` ${id}${m.primary ? " (primary)" : ""} ${m.detail || ""}`))),
     h("td", {}, g.mode === "active_active" ? "" : h("button", { class: "danger failover", onclick: () => act(`Fail over group ${name}`, "POST", `/api/failovers/${encodeURIComponent(name)}/failover`, { reason: "dashboard" }) }, "fail over"))));
-  const histRows = history.map((r) => h("tr", {}, h("td", {}, fmtTime(r.at)), h("td", {}, r.kind || "group"), h("td", {}, r.group || "—"),
+  const histRows = history.map((r) => h("tr", {}, h("td", {}, fmtTime(r.at)), h("td", {}, r.change ? `${r.kind} ${r.change}` : r.kind || "group"), h("td", {}, r.group || "—"),
     h("td", {}, `${r.from_member || "—"} → ${r.to_member || "—"}`), h("td", {}, r.duration == null ? "—" : `${fmtNum(r.duration, 3)} s`),
     h("td", { class: "detail" }, r.cause)));
   const statLine = stats ? Object.values(stats).map((st) => `${st.kind}: ${st.count} failovers, p95 ${st.p95 == null ? "—" : fmtNum(st.p95, 3) + " s"} (target ${st.target} s)`).join(" · ") : "";
@@ -484,6 +486,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const input = document.getElementById("token");
   input.value = sessionStorage.getItem("hr-token") || "";
   input.addEventListener("input", () => sessionStorage.setItem("hr-token", input.value.trim()));
+  // Enter in the token field must not submit the form (an inline onsubmit would break the CSP).
+  document.getElementById("token-form").addEventListener("submit", (e) => e.preventDefault());
   refreshOnce();
   stream();
   refreshTrends();
