@@ -70,12 +70,17 @@ async def book_transfer(pipeline: Any, exchange: str, currency: str, amount: Dec
                              reason=reason.strip(), tx_id=tx_id)
 
 
-def acknowledge_drift(recon: StateReconciliation, who: str) -> list[BookedTransaction]:
+async def acknowledge_drift(recon: StateReconciliation, who: str) -> list[BookedTransaction]:
     """Book the drift of the last reconciliation of each exchange that was alerted (beyond
     tolerance), mark it acknowledged in that report, and lift the drift halt.
 
     Returns what was booked; empty when there was no drift to acknowledge (the halt, if any, is
     lifted all the same)."""
+    async with recon.running:  # not while a reconciliation compares (see StateReconciliation.running)
+        return _book_acknowledged(recon, who)
+
+
+def _book_acknowledged(recon: StateReconciliation, who: str) -> list[BookedTransaction]:
     booked: list[BookedTransaction] = []
     ledger = recon.pipeline.ledger
     for name, report in sorted(recon.last.items()):

@@ -113,7 +113,7 @@ async def ack_drift(request: Request) -> Response:
         if recon is None:
             raise NotConfigured("reconciliation has not started yet")
         halted = "drift" in recon.pipeline.halts
-        booked = acknowledge_drift(recon, body.who)
+        booked = await acknowledge_drift(recon, body.who)
         return {"booked": msgspec.to_builtins(booked), "was_halted": halted}
 
     return await run_action(request, "drift_ack", "reconciliation", do)
