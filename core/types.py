@@ -148,6 +148,12 @@ class KernelContext(Protocol):
     def data_dir(self) -> str: ...
 
     @property
+    def component_id(self) -> str:
+        """The id of the config table the object is built from (``paper`` for
+        ``[exchanges.paper]``); empty outside a factory call. Name logs and breakers after it."""
+        ...
+
+    @property
     def shared_redis_url(self) -> str | None:
         """The Redis every kernel sharing this one's state reaches (the HA backend's, when
         ``[ha] backend = "redis"``), or None: where a plugin keeps state shared across processes."""

@@ -125,7 +125,7 @@ def _watch_kernel_events(kernel: Kernel, system: AlertSystem) -> None:
     from hrkernel.alerts.events import KernelAlerts
     from hrkernel.resilience import registry
 
-    watcher = KernelAlerts(system)
+    watcher = KernelAlerts(system, components=lambda: kernel.components)
     kernel.host.pm.register(watcher, name=f"hrkernel.alerts.events:{id(system)}")
     registry.add_listener(watcher.on_breaker)
     system.watch_health = (kernel.get, 1.0)  # reads an in-memory snapshot: cheap

@@ -10,6 +10,7 @@ reconciliation discrepancies, order failures).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,8 +30,10 @@ HEALTH_TITLE = "health check failing"
 class KernelAlerts:
     """Registered on the kernel's plugin manager as an internal plugin; also a breaker listener."""
 
-    def __init__(self, system: AlertSystem) -> None:
+    def __init__(self, system: AlertSystem, components: Callable[[], Any] | None = None) -> None:
         self.system = system
+        self._components = components
+        self._watched: set[int] = set()
 
     def _send(self, **kwargs: Any) -> None:
         if not self.system.running:
@@ -79,6 +82,28 @@ class KernelAlerts:
             await anyio.sleep(interval)
 
     # -- lifecycle hooks ------------------------------------------------------------------------
+
+    @hookimpl
+    def hr_kernel_started(self, context: Any) -> None:
+        """Breakers components hold outside the registry (an exchange adapter's own breaker)
+        raise the same alert: an open exchange breaker stops trading and must be seen."""
+        if self._components is None:
+            return
+        from hrkernel.kernel.component import PluginComponent
+        from hrkernel.resilience.breaker import CircuitBreaker
+
+        for component in self._components():
+            obj = component.obj if isinstance(component, PluginComponent) else component
+            inner = getattr(obj, "inner", None)  # the kernel's exchange guard wraps the adapter
+            found: list[Any] = [*(getattr(obj, "breakers", None) or {}).values()]
+            for holder in (obj, inner, getattr(inner, "exchange", None), getattr(obj, "exchange", None)):
+                if holder is not None:
+                    found.append(getattr(holder, "breaker", None))
+                    found.append(getattr(getattr(holder, "transport", None), "breaker", None))
+            for breaker in found:
+                if isinstance(breaker, CircuitBreaker) and id(breaker) not in self._watched:
+                    self._watched.add(id(breaker))
+                    breaker.add_listener(self.on_breaker)
 
     @hookimpl
     def hr_leadership_lost(self, context: Any, reason: str) -> None:

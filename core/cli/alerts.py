@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from hrkernel.cli.common import EXIT_FAILURE, fail, load
+from hrkernel.cli.common import EXIT_FAILURE, config_argument, fail, load_sections, pick_config
 
 
 def _history_path(config: str | None, data_dir: str | None) -> Path:
     from hrkernel.alerts.config import AlertsSection
 
     if config:
-        loaded = load(config)
+        loaded = load_sections(config, "alerts")
         base = Path(data_dir or loaded.config.kernel.data_dir)
         alerts = getattr(loaded.config, "alerts", None) or AlertsSection()
         return base / alerts.history_file
@@ -31,26 +31,24 @@ def alerts() -> None:
     """Alert history: list alerts and acknowledge them (stops their repeat notifications)."""
 
 
-_config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
-                              help="hr.toml whose [kernel] data_dir and [alerts] history_file to use")
 _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
                                 help="data directory (default: the config's, else .hrkernel)")
 
 
 @alerts.command("list")
-@_config_option
+@config_argument
 @_data_dir_option
 @click.option("--status", type=click.Choice(["firing", "resolved", "expired", "all"]), default="all", show_default=True)
 @click.option("--unacked", is_flag=True, help="only alerts nobody acknowledged")
 @click.option("--source", default=None, help="only this source")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON for machines (with deliveries)")
-def list_alerts(config: str | None, data_dir: str | None, status: str, unacked: bool, source: str | None,
+def list_alerts(config_arg: str | None, config_opt: str | None, data_dir: str | None, status: str, unacked: bool, source: str | None,
                 limit: int, as_json: bool) -> None:
     """List alerts, newest first: id, level, status, count, last seen, title, acknowledgement."""
     from hrkernel.alerts.history import History, HistoryError
 
-    path = _history_path(config, data_dir)
+    path = _history_path(pick_config(config_arg, config_opt), data_dir)
     if not path.exists():
         if as_json:
             click.echo("[]")
@@ -81,13 +79,13 @@ def list_alerts(config: str | None, data_dir: str | None, status: str, unacked: 
 @click.argument("alert_id")
 @click.option("--who", required=True, help="who acknowledges")
 @click.option("--note", default="", help="why / what is being done")
-@_config_option
+@config_argument
 @_data_dir_option
-def ack(alert_id: str, who: str, note: str, config: str | None, data_dir: str | None) -> None:
+def ack(alert_id: str, who: str, note: str, config_arg: str | None, config_opt: str | None, data_dir: str | None) -> None:
     """Acknowledge ALERT_ID (an alert id, or a fingerprint: all its alerts)."""
     from hrkernel.alerts.history import History, HistoryError
 
-    path = _history_path(config, data_dir)
+    path = _history_path(pick_config(config_arg, config_opt), data_dir)
     if not path.exists():
         fail(f"no alert history at {path}", EXIT_FAILURE)
     try:

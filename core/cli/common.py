@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import click
 
-from hrkernel.config import LoadedConfig, load_config
+from hrkernel.config import LoadedConfig, load_config, load_config_sections
 from hrkernel.errors import ConfigError, HrkernelError, PluginError
 from hrkernel.plugins import PluginHost
 
@@ -34,6 +34,64 @@ def load(path: str) -> LoadedConfig:
         return load_config(path)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def load_sections(path: str, *sections: str) -> LoadedConfig:
+    """Only the sections a read command needs (``kernel`` is always read for ``data_dir``)."""
+    try:
+        return load_config_sections(path, ("kernel", *sections))
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def config_argument(fn: Any) -> Any:
+    """The config file, one convention for every command: a positional ``CONFIG`` (default
+    ``hr.toml``), with ``--config`` accepted as an alias so older invocations keep working."""
+    fn = click.argument("config_arg", metavar="[CONFIG]", required=False,
+                        type=click.Path(dir_okay=False))(fn)
+    return click.option("--config", "config_opt", type=click.Path(dir_okay=False), hidden=True,
+                        help="the same as the CONFIG argument")(fn)
+
+
+def required_config(fn: Any) -> Any:
+    """:func:`config_argument` for commands that need a config: the function receives it as
+    ``config`` (hr.toml in this folder when none is given; an error when there is none)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, config_arg: str | None = None, config_opt: str | None = None, **kw: Any) -> Any:
+        config = pick_config(config_arg, config_opt)
+        if config is None:
+            fail("no config given and no hr.toml here: give it as the CONFIG argument")
+        return fn(*args, config=config, **kw)
+
+    return config_argument(wrapper)
+
+
+def pick_config(config_arg: str | None, config_opt: str | None, default: str | None = "hr.toml") -> str | None:
+    """The config given either way; else ``default`` (hr.toml, when it exists in this folder)."""
+    if config_arg and config_opt and config_arg != config_opt:
+        fail(f"two config files given ({config_arg} and --config {config_opt}); give one")
+    if config_arg or config_opt:
+        return config_arg or config_opt
+    from pathlib import Path
+
+    return default if default and Path(default).exists() else None
+
+
+def fmt_amount(value: object) -> str:
+    """A number as a person reads it: ``0.01`` not ``0.010000000000000000``, ``0`` not ``0E-18``."""
+    from decimal import Decimal, InvalidOperation
+
+    if value is None:
+        return "-"
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if d == 0:
+        return "0"
+    return format(d.normalize(), "f")
 
 
 def discover(loaded: LoadedConfig | None, *, strict: bool | None = None, quiet: bool = False) -> PluginHost:

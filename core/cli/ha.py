@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import click
 
-from hrkernel.cli.common import EXIT_FAILURE, fail, load
+from hrkernel.cli.common import EXIT_FAILURE, fail, load, load_sections, required_config
 
 
 def _lease_state(url: str, prefix: str, timeout: float, instance: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _lease_state(url: str, prefix: str, timeout: float, instance: str) -> dict[s
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@required_config
 @click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
 def status(config: str, as_json: bool) -> None:
     """Show this instance's role, the leader, the fencing token, when the lease expires and the
@@ -46,8 +46,14 @@ def status(config: str, as_json: bool) -> None:
     once its rows are published. replication_mode "rebuild": the stream lost history this
     instance needs; it wiped its copy and is rebuilt from the exchange when it leads. "-" when
     the instance is not running or replication is off. Exit 1 if Redis cannot be reached.
+
+    Then, from the running kernel (found under data_dir): its overall state and why (trading,
+    halted, degraded, standby, or down when it does not answer), open orders, balances per
+    exchange, breakers and firing alerts: the same state the dashboard and /readyz show.
     """
-    loaded = load(config)
+    from hrkernel.cli.status_view import kernel_overview, print_overview
+
+    loaded = load_sections(config, "ha")
     ha = loaded.config.ha
     instance = loaded.config.kernel.instance_id
     info: dict[str, Any] = {"instance_id": instance, "backend": ha.backend}
@@ -84,13 +90,15 @@ def status(config: str, as_json: bool) -> None:
                 info["replication_report_age"] = round(time.time() - int(repl["updated_ms"]) / 1000, 3)
         else:
             info["replication_mode"] = "off" if not ha.replication else "not reported (instance not running, or it has no orders to replicate)"
+    view = kernel_overview(loaded.config.kernel.data_dir)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(json.dumps({**info, "kernel": view}, indent=2))
         return
     for key, value in info.items():
         timed = ("lease_expires_in", "last_renewal_age", "replication_lag", "replication_report_age")
         shown = "-" if value is None else f"{value:.3f}s" if key in timed else value
         click.echo(f"{key}: {shown}")
+    print_overview(view)
 
 
 def _group_failover(loaded: Any, group: str, to: str | None, token: str | None, reason: str) -> None:
@@ -123,7 +131,7 @@ def _group_failover(loaded: Any, group: str, to: str | None, token: str | None, 
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@required_config
 @click.option("--token", "secret", help="admin token (default: [ha] admin_token or $HRKERNEL_HA_TOKEN; with --group: the dashboard token or $HRKERNEL_DASHBOARD_TOKEN)")
 @click.option("--group", default=None, help="fail over this failover group of the running kernel instead of the leader")
 @click.option("--to", "to", default=None, help="with --group: the member to switch to (default: the next healthy one)")

@@ -6,12 +6,20 @@ import json
 
 import click
 
-from hrkernel.cli.common import build, discover, load
+from hrkernel.cli.common import (
+    build,
+    config_argument,
+    discover,
+    load,
+    load_sections,
+    pick_config,
+    required_config,
+)
 from hrkernel.config.secrets import conceal, shown_as_mask
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@required_config
 def check(config: str) -> None:
     """Validate CONFIG, load plugins and build every component without starting anything.
 
@@ -42,14 +50,15 @@ def check(config: str) -> None:
 
 
 @click.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), help="apply this hr.toml's [plugins] section")
+@config_argument
 @click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
-def plugins(config: str | None, as_json: bool) -> None:
+def plugins(config_arg: str | None, config_opt: str | None, as_json: bool) -> None:
     """List every discovered plugin: distribution, version, hooks, what it provides, state.
 
     Failing plugins are listed with the reason instead of stopping the command.
     """
-    loaded = load(config) if config else None
+    config = pick_config(config_arg, config_opt)
+    loaded = load_sections(config, "plugins") if config else None
     host = discover(loaded, strict=False, quiet=True)  # failures are part of the listing
     records = [r.as_dict() for r in host.records.values()]
     if as_json:

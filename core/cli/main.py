@@ -11,6 +11,7 @@ from hrkernel.cli.alerts import alerts
 from hrkernel.cli.chaos import chaos, demo
 from hrkernel.cli.ha import failover, status
 from hrkernel.cli.inspect import check, plugins
+from hrkernel.cli.operator import ledger, signal, signals
 from hrkernel.cli.orders import orders, reconcile
 from hrkernel.cli.run import run
 
@@ -20,7 +21,9 @@ from hrkernel.cli.run import run
 def cli() -> None:
     """hrkernel: a high-reliability kernel for automated crypto trading.
 
-    Typical use: `hrkernel check hr.toml`, then `hrkernel run hr.toml`.
+    Typical use: `hrkernel check hr.toml`, then `hrkernel run hr.toml`; from another terminal
+    `hrkernel signal buy BTCIRT 0.01`, `hrkernel orders list`, `hrkernel status`. Every command
+    takes the config as its CONFIG argument (or --config; default: hr.toml here).
     Exit codes: 0 ok, 1 runtime failure, 2 bad config, plugin or argument.
     """
 
@@ -33,6 +36,9 @@ cli.add_command(status)
 cli.add_command(failover)
 cli.add_command(orders)
 cli.add_command(reconcile)
+cli.add_command(signal)
+cli.add_command(ledger)
+cli.add_command(signals)
 cli.add_command(chaos)
 cli.add_command(demo)
 

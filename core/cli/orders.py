@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,18 @@ import click
 import msgspec
 
 from hrkernel import logging as hrlogging
-from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load
+from hrkernel.cli.common import (
+    EXIT_FAILURE,
+    build,
+    config_argument,
+    discover,
+    fail,
+    fmt_amount,
+    load,
+    load_sections,
+    pick_config,
+    required_config,
+)
 from hrkernel.orders.component import ACK_FILE
 
 
@@ -28,7 +40,7 @@ def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path]:
     from hrkernel.orders.config import OrdersSection
 
     if config:
-        loaded = load(config)
+        loaded = load_sections(config, "orders")
         base = Path(data_dir or loaded.config.kernel.data_dir)
         orders = getattr(loaded.config, "orders", None) or OrdersSection()
         return base, base / orders.db_file
@@ -36,7 +48,8 @@ def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path]:
     return base, base / OrdersSection().db_file
 
 
-def _open(db: Path, *, read_only: bool = True) -> Any:
+def _open(db: Path, *, read_only: bool = True, in_use_ok: bool = False) -> Any:
+    """A connection, or (``in_use_ok``) None while a running kernel holds the file."""
     import duckdb
 
     if not db.exists():
@@ -44,11 +57,11 @@ def _open(db: Path, *, read_only: bool = True) -> Any:
     try:
         return duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
+        if in_use_ok:
+            return None
         fail(f"{db} is in use (is `hrkernel run` running?): {exc}", EXIT_FAILURE)
 
 
-_config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
-                              help="hr.toml whose [kernel] data_dir and [orders] db_file to use")
 _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
                                 help="data directory (default: the config's, else .hrkernel)")
 
@@ -59,39 +72,64 @@ def orders() -> None:
 
 
 @orders.command("list")
-@_config_option
+@config_argument
 @_data_dir_option
 @click.option("--open", "only_open", is_flag=True, help="only orders not in a terminal state")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def list_orders(config: str | None, data_dir: str | None, only_open: bool, limit: int, as_json: bool) -> None:
-    """Orders, oldest first: client order id, state, exchange, symbol, side, amount, price, filled."""
+def list_orders(config_arg: str | None, config_opt: str | None, data_dir: str | None, only_open: bool,
+                limit: int, as_json: bool) -> None:
+    """Orders, oldest first: client order id, state, exchange, symbol, side, amount, price, filled.
+
+    While `hrkernel run` holds the database, the running kernel is asked instead."""
     from hrkernel.orders.journal import NON_TERMINAL, OrderJournal
 
-    _, db = _paths(config, data_dir)
-    journal = OrderJournal.reader(_open(db))
-    rows = journal.query(states=NON_TERMINAL if only_open else None, limit=limit)
+    base, db = _paths(pick_config(config_arg, config_opt), data_dir)
+    con = _open(db, in_use_ok=True)
+    if con is None:
+        rows = _orders_from_kernel(base, db, limit)
+        if only_open:
+            rows = [r for r in rows if r["state"] in {s.value for s in NON_TERMINAL}]
+    else:
+        journal = OrderJournal.reader(con)
+        rows = [msgspec.to_builtins(r) for r in
+                journal.query(states=NON_TERMINAL if only_open else None, limit=limit)]
     if as_json:
         click.echo(msgspec.json.encode(rows).decode())
         return
     if not rows:
         click.echo("no orders")
     for r in rows:
-        flag = " UNRESOLVED" if r.unresolved else ""
-        click.echo(f"{r.client_order_id}  {r.state:<16} {r.exchange}:{r.symbol} {r.side} {r.amount} @ {r.price} "
-                   f"filled {r.filled_amount} attempts {r.attempts}{flag}")
+        flag = " UNRESOLVED" if r.get("unresolved") else ""
+        reason = f"  ({r['reason']})" if r.get("reason") else ""
+        price = fmt_amount(r["price"]) if r.get("price") is not None else "market"
+        click.echo(f"{r['client_order_id']}  {r['state']:<16} {r['exchange']}:{r['symbol']} {r['side']} "
+                   f"{fmt_amount(r['amount'])} @ {price} filled {fmt_amount(r['filled_amount'])} "
+                   f"attempts {r['attempts']}{flag}{reason}")
+
+
+def _orders_from_kernel(base: Path, db: Path, limit: int) -> list[dict[str, Any]]:
+    from hrkernel.cli.kernel_client import KernelClient, KernelRefused, NoKernel
+
+    try:
+        body = KernelClient(base).get(f"/api/orders?limit={min(limit, 1000)}")
+    except (NoKernel, KernelRefused) as exc:
+        fail(f"{db} is in use and the running kernel could not be asked: {exc}", EXIT_FAILURE)
+    data = body.get("data") or {}
+    return list(data.get("orders") or [])
 
 
 @orders.command("show")
 @click.argument("order_id")
-@_config_option
+@config_argument
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True)
-def show_order(order_id: str, config: str | None, data_dir: str | None, as_json: bool) -> None:
+def show_order(order_id: str, config_arg: str | None, config_opt: str | None, data_dir: str | None,
+               as_json: bool) -> None:
     """One order (by client order id, signal id or exchange order id) with its full history."""
     from hrkernel.orders.journal import OrderJournal
 
-    _, db = _paths(config, data_dir)
+    _, db = _paths(pick_config(config_arg, config_opt), data_dir)
     journal = OrderJournal.reader(_open(db))
     rec = journal.get(order_id) or journal.by_signal(order_id)
     if rec is None:
@@ -158,9 +196,10 @@ def cancel_all(config: str, reason: str, yes: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@required_config
 @click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal)")
-@click.option("--ack", is_flag=True, help="acknowledge balance drift: lift the drift halt of a running kernel")
+@click.option("--ack", is_flag=True, help="acknowledge balance drift: book it as an adjusting transaction and "
+              "lift the drift halt (through the running kernel if there is one)")
 @click.option("--json", "as_json", is_flag=True)
 def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
     """Compare the exchanges with journal and ledger (open orders, orphans, fills, balance drift)."""
@@ -168,9 +207,7 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
 
     base, db = _paths(config, None)
     if ack:
-        base.mkdir(parents=True, exist_ok=True)
-        (base / ACK_FILE).write_text("acknowledged\n")
-        click.echo(f"drift acknowledged ({base / ACK_FILE}); a running kernel resumes new orders within a second")
+        _acknowledge(base, db, as_json)
         return
     loaded = load(config)
     # Logs (the adapter's, reconciliation's) go to stderr: stdout is the report, pure JSON with --json.
@@ -194,6 +231,76 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
             click.echo(f"  discrepancy: {text}")
         if rep.clean:
             click.echo("  clean")
+
+
+def _acknowledge(base: Path, db: Path, as_json: bool) -> None:
+    """Book the drift the last reconciliation alerted as adjustments and lift the drift halt:
+    through the running kernel when there is one, else in the orders database directly."""
+    from hrkernel.cli.kernel_client import KernelClient, KernelRefused, NoKernel
+
+    try:
+        result = KernelClient(base).post("/api/reconcile/ack", {"who": "hrkernel reconcile --ack"})
+        booked, where = result["booked"], "by the running kernel"
+    except KernelRefused as exc:
+        fail(f"refused by the kernel ({exc.status}): {exc.detail}", EXIT_FAILURE)
+    except NoKernel:
+        booked, where = _acknowledge_offline(base, db), f"in {db}"
+    if as_json:
+        click.echo(json.dumps({"booked": booked}))
+        return
+    if booked is None:
+        click.echo(f"the orders database is in use; acknowledgement left in {base / ACK_FILE} for the "
+                   "running kernel (it books the drift it alerted, if any, within a second)")
+    elif not booked:
+        click.echo("no drift to acknowledge")
+    for b in booked or []:
+        click.echo(f"booked {where}: {b['exchange']} {b['currency']} {Decimal(b['amount']):+} "
+                   f"(adjusting transaction {b['tx_id']})")
+
+
+def _acknowledge_offline(base: Path, db: Path) -> list[dict[str, Any]] | None:
+    """With no kernel running: book the alerted drift of each exchange's latest stored report and
+    store that report again with the drift marked acknowledged (a second --ack finds nothing)."""
+    import duckdb
+
+    from hrkernel.ledger import Ledger
+
+    if not db.exists():
+        return []
+    try:
+        con = duckdb.connect(str(db))
+    except duckdb.IOException:
+        base.mkdir(parents=True, exist_ok=True)
+        (base / ACK_FILE).write_text("acknowledged\n")
+        return None
+    booked: list[dict[str, Any]] = []
+    try:
+        rows = con.execute("SELECT id, exchange, report FROM reconcile_reports WHERE NOT dry_run "
+                           "AND id IN (SELECT max(id) FROM reconcile_reports WHERE NOT dry_run GROUP BY exchange)"
+                           ).fetchall()
+        ledger = Ledger(con)
+        for _id, exchange, raw in rows:
+            report = json.loads(raw)
+            changed = False
+            for d in report.get("drift", []):
+                if d.get("action") != "alerted":
+                    continue
+                reason = (f"drift acknowledged by hrkernel reconcile --ack: exchange {d['exchange_total']} "
+                          f"vs ledger {d['ledger_total']} {d['currency']}")
+                tx_id = ledger.adjust(exchange, d["currency"], Decimal(str(d["drift"])), reason=reason)
+                booked.append({"exchange": exchange, "currency": d["currency"], "amount": str(d["drift"]),
+                               "kind": "adjustment", "reason": reason, "tx_id": tx_id})
+                d["action"] = "acknowledged"
+                changed = True
+            if changed:
+                con.execute("INSERT INTO reconcile_reports SELECT (SELECT max(id) + 1 FROM reconcile_reports), "
+                            "exchange, now(), dry_run, clean, ? FROM reconcile_reports WHERE id = ?",
+                            [json.dumps(report), _id])
+    except duckdb.CatalogException:
+        return []  # never reconciled: nothing to acknowledge
+    finally:
+        con.close()
+    return booked
 
 
 async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[Any]:

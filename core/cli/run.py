@@ -12,7 +12,7 @@ import anyio.abc
 import click
 
 from hrkernel import logging as hrlogging
-from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load, unwrap
+from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load, required_config, unwrap
 from hrkernel.errors import StartupError
 
 
@@ -52,7 +52,7 @@ async def serve(kernel: Any) -> None:
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@required_config
 def run(config: str) -> None:
     """Start the kernel described by CONFIG (an hr.toml) and run until SIGINT/SIGTERM.
 

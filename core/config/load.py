@@ -99,10 +99,30 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return load_config_text(decode_utf8(data, source), source, environ)
 
 
+def load_config_sections(
+    path: str | os.PathLike[str], sections: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Like :func:`load_config`, reading only the top-level ``sections`` (others keep their
+    defaults): a command that reads ``[kernel]`` and ``[alerts]`` is not stopped by an unset
+    ``${VAR}`` in ``[webhook]``."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, [ConfigIssue("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read: {exc}")]) from None
+    data = {k: v for k, v in parse_toml(text, source).items() if k in sections}
+    return _from_data(data, source, environ)
+
+
 def load_config_text(
     text: str, source: str = "<string>", environ: Mapping[str, str] | None = None
 ) -> LoadedConfig:
-    data = parse_toml(text, source)
+    return _from_data(parse_toml(text, source), source, environ)
+
+
+def _from_data(data: dict[str, object], source: str, environ: Mapping[str, str] | None) -> LoadedConfig:
     expansion = expand(data, os.environ if environ is None else environ)
     with showing_env(expansion.shown_as):
         config, issues = decode(expansion.data, Config)

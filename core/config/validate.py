@@ -135,8 +135,11 @@ def convert_value(value: object, tp: Any, path: str, issues: list[ConfigIssue]) 
         listed = ", ".join(repr(c) for c in choices)
         issues.append(ConfigIssue(path, f"expected one of {listed}, found {hide_found(describe(value), value)}"))
         return None
+    # A number or flag written as a string is what ${VAR} expansion yields (port = "${PORT}"):
+    # read it as the number it spells; anything else is still an error.
+    lax = isinstance(value, str) and tp in (int, float, bool)
     try:
-        return msgspec.convert(value, tp, dec_hook=dec_hook)
+        return msgspec.convert(value, tp, dec_hook=dec_hook, strict=not lax)
     except msgspec.ValidationError as exc:
         message = str(exc)
         where = _AT_PATH.search(message)

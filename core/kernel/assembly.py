@@ -34,7 +34,7 @@ def build_exchanges(kernel: Kernel) -> None:
 
     alerts = kernel.get("alerts")
     for item in kernel.plugin_config.exchanges:
-        obj = item.registration.factory(item.config, kernel.context)
+        obj = item.registration.factory(item.config, kernel.context.for_component(item.id))
         problems = contract_problems(obj)
         if problems:
             # `hrkernel check` and start-up stop here, naming the plugin, instead of a TypeError
@@ -58,7 +58,7 @@ def contract_alert(alerts: Any, exchange_id: str) -> Callable[[str, str], Awaita
 
 def build_datasources(kernel: Kernel) -> None:
     for item in kernel.plugin_config.datasources:
-        obj = item.registration.factory(item.config, kernel.context)
+        obj = item.registration.factory(item.config, kernel.context.for_component(item.id))
         kernel.add(PluginComponent(f"datasource:{item.id}", "datasource", obj, item.registration.plugin))
 
 

@@ -9,8 +9,17 @@ if TYPE_CHECKING:
 
 
 class Context:
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, component_id: str = "") -> None:
         self._kernel = kernel
+        self._component_id = component_id
+
+    def for_component(self, component_id: str) -> Context:
+        """The same context, naming the config table (``[exchanges.<id>]``) being built."""
+        return Context(self._kernel, component_id)
+
+    @property
+    def component_id(self) -> str:
+        return self._component_id
 
     @property
     def instance_id(self) -> str:

@@ -206,7 +206,7 @@ class OrdersComponent(Component):
         next_at = 0.0
         retry = 1.0
         while not self._stopping:
-            self._check_ack()
+            await self._check_ack()
             now = anyio.current_time()
             try:
                 if self._leader() and now >= next_at:
@@ -244,12 +244,14 @@ class OrdersComponent(Component):
             # takeover's start-up reconciliation begins within 50 ms of the lease, not 500.
             await anyio.sleep(0.5 if recon.startup_done else 0.05)
 
-    def _check_ack(self) -> None:
+    async def _check_ack(self) -> None:
         """``hrkernel reconcile --ack`` leaves a file: an operator acknowledged the drift."""
         ack = self.db_path.parent / ACK_FILE
         if ack.exists() and self.reconciliation is not None:
+            from hrkernel.orders.operator import acknowledge_drift
+
             ack.unlink(missing_ok=True)
-            self.reconciliation.acknowledge("hrkernel reconcile --ack")
+            await acknowledge_drift(self.reconciliation, "hrkernel reconcile --ack")
 
     async def on_takeover(self, token: int) -> None:
         """HA takeover step: catch up with the replication stream and mark the new tenure (with

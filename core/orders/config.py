@@ -20,6 +20,12 @@ class OrdersSection(ConfigStruct, kw_only=True):
 
     # -- risk (Prepare) --
     kill_switch: bool = False
+    on_kill_switch: Literal["refuse", "wait"] = "refuse"
+    """A signal that arrives while the kill switch is on: refused and recorded ("refuse"), or
+    kept until the switch is off ("wait"; it is then still subject to ``signal_max_age``)."""
+    signal_max_age: Duration = Duration(60.0)
+    """A signal older than this (from its time, else its arrival) when its order would be
+    prepared is refused as stale instead of traded; 0 disables the check."""
     """When true, Prepare refuses every new order."""
     max_notional: dict[str, Amount] = msgspec.field(default_factory=dict)
     """Largest ``amount * price`` of one order, per quote currency (``{ IRT = "50000000" }``)."""

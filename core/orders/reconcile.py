@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import anyio
 import duckdb
 import msgspec
 from anyio.abc import TaskGroup
@@ -120,6 +121,10 @@ class StateReconciliation:
         self._con = db if db is not None else pipeline.journal.connection
         self._con.execute(SCHEMA)
         self._lock = threading.Lock()
+        self.running = anyio.Lock()
+        """Held by each reconciliation, and by an operator's drift acknowledgement while it books
+        (``hrkernel.orders.operator``): a comparison that read the ledger before the booking would
+        otherwise halt again on the difference just booked."""
         self.last: dict[str, ReconciliationReport] = {}
         self.startup_done = False
         self._to_send: list[str] = []
@@ -196,6 +201,10 @@ class StateReconciliation:
         self.pipeline.resume("drift")
 
     async def reconcile(self, exchange_name: str, *, dry_run: bool = False) -> ReconciliationReport:
+        async with self.running:
+            return await self._reconcile(exchange_name, dry_run=dry_run)
+
+    async def _reconcile(self, exchange_name: str, *, dry_run: bool = False) -> ReconciliationReport:
         p = self.pipeline
         exchange = p.exchanges[exchange_name]
         report = ReconciliationReport(exchange=exchange_name, started_at=datetime.now(UTC), dry_run=dry_run)

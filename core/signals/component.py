@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from anyio.abc import TaskGroup
 from starlette.routing import BaseRoute
 
 from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.signals.config import WebhookSection
 from hrkernel.signals.intake import WebhookIntake
+from hrkernel.signals.outcomes import FILE as OUTCOMES_FILE
+from hrkernel.signals.outcomes import SignalOutcomes
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -20,35 +23,50 @@ class SignalsComponent(Component):
     name = "signals"
     shutdown_stage = ShutdownStage.STOP_INTAKE
 
-    def __init__(self, intake: WebhookIntake) -> None:
+    def __init__(self, intake: WebhookIntake, outcomes_path: Path | None = None) -> None:
         self.intake = intake
         self.prometheus_registry = intake.prometheus_registry
+        self.outcomes_path = outcomes_path
+        self.outcomes: SignalOutcomes | None = None
+        """Every signal's outcome (accepted / ordered / refused); opened at start."""
 
     async def start(self, tg: TaskGroup) -> None:
         self.intake.inbox.open()
+        if self.outcomes_path is not None:
+            self.outcomes = SignalOutcomes(self.outcomes_path)
+            self.intake.outcomes = self.outcomes
         tg.start_soon(self.intake.run_processor)
 
     async def stop(self) -> None:
         self.intake.inbox.close()
+        # The outcome table stays open: the router (stopped after this) may still record.
 
     def web_routes(self) -> list[BaseRoute]:
-        return self.intake.routes()
+        # Without [webhook] enabled the intake still takes local operators' signals
+        # (`hrkernel signal`, POST /api/signals) but offers no TradingView route.
+        return self.intake.routes() if self.intake.config.enabled else []
 
     def stats(self) -> dict[str, Any]:
         return self.intake.stats()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "signals", "path": self.intake.config.path}
+        webhook = self.intake.config.path if self.intake.config.enabled else "off (local signals only)"
+        return {"name": self.name, "kind": "signals", "exchange": self.intake.config.exchange, "webhook": webhook}
 
 
 def build_signals(kernel: Kernel) -> None:
     section: WebhookSection = kernel.config.webhook
-    if not section.enabled:
+    exchanges = [item.id for item in kernel.plugin_config.exchanges]
+    if not section.enabled and not exchanges:
         return
+    if not section.enabled and section.exchange not in exchanges:
+        # The operator's signals go to the one configured exchange (the embedded default's
+        # paper account); with several, [webhook] exchange says which.
+        section = msgspec.structs.replace(section, exchange=exchanges[0])
 
     def bus() -> Any:
         component = kernel.get("bus")
         return getattr(component, "bus", None)
 
     intake = WebhookIntake(section, Path(kernel.data_dir) / section.inbox_file, bus)
-    kernel.add(SignalsComponent(intake))
+    kernel.add(SignalsComponent(intake, Path(kernel.data_dir) / OUTCOMES_FILE))

@@ -36,6 +36,7 @@ from hrkernel.signals.normalize import (
     pick,
     secret_of,
 )
+from hrkernel.signals.outcomes import SignalOutcomes
 from hrkernel.types import parse_decimal_text
 
 log = get_logger("hrkernel.signals")
@@ -101,6 +102,8 @@ class WebhookIntake:
         self._to_publish: dict[str, None] | None = None
         self._received_mono: dict[str, float] = {}
         self._failures_logged: set[str] = set()
+        self.outcomes: SignalOutcomes | None = None
+        """Where each signal's outcome is recorded (set by the component when it starts)."""
 
     # ------------------------------------------------------------------ wiring
     def bus(self) -> Bus | None:
@@ -226,6 +229,20 @@ class WebhookIntake:
         payload = self._parse(body)
         flat = flatten(payload)
         self._check_secret(request.path_params.get("secret") or secret_of(flat))
+        return await self._accept(flat)
+
+    async def submit(self, payload: dict[str, Any]) -> Response:
+        """A signal from an authenticated local operator (``hrkernel signal``, ``POST
+        /api/signals``): the webhook's payload fields, validation, lag check and dedupe, without
+        the webhook's shared secret and allowlist (the caller's token was checked instead)."""
+        self.metrics.count("received")
+        try:
+            return await self._accept(flatten(payload))
+        except Rejected as exc:
+            self.metrics.count("rejected", exc.reason)
+            return exc.response()
+
+    async def _accept(self, flat: dict[str, Any]) -> Response:
         received = datetime.fromtimestamp(self._clock(), UTC)
         try:
             signal = build_signal(
@@ -235,7 +252,11 @@ class WebhookIntake:
         except PayloadError as exc:
             raise Rejected(400, exc.reason, exc.message, exc.field) from None
         has_time = pick(flat, "time")[1] is not None
-        self._check_lag(signal.time if has_time else None, received, flat.get("max_lag"))
+        try:
+            self._check_lag(signal.time if has_time else None, received, flat.get("max_lag"))
+        except Rejected as exc:
+            self._outcome(signal, "refused", f"{exc.reason}: {exc.message}")
+            raise
         try:
             fresh = await self.inbox.accept(signal)
         except OSError as exc:
@@ -246,11 +267,20 @@ class WebhookIntake:
             self.metrics.count("duplicate")
             return JSONResponse({"status": "duplicate", "signal_id": signal.signal_id})
         self.metrics.count("accepted")
+        self._outcome(signal, "accepted")
         self._queue()[signal.signal_id] = None
         self._received_mono[signal.signal_id] = self._monotonic()
         self._wake.set()
         log.info("signal_accepted", signal_id=signal.signal_id, symbol=signal.symbol, action=signal.action.value)
         return JSONResponse({"status": "accepted", "signal_id": signal.signal_id})
+
+    def _outcome(self, signal: Any, status: str, reason: str = "") -> None:
+        if self.outcomes is None:
+            return
+        try:
+            self.outcomes.record(signal, status, reason)
+        except Exception as exc:  # the summary table must not cost the signal
+            log.error("signal_outcome_write_failed", signal_id=signal.signal_id, error=f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ processing
     def _queue(self) -> dict[str, None]:

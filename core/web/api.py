@@ -134,11 +134,20 @@ async def build_status(state: WebState) -> dict[str, Any]:
     ):
         found = await _read(errors, name, probe, host)
         areas[name] = found is not _FAILED and found is not None
+    from hrkernel.web.status import overall_state
+
+    closing = state.closing.is_set()
+    overall = await _read(errors, "overall", lambda h: overall_state(h, closing=closing), host)
+    if not isinstance(overall, dict):  # could not be computed: say so, never "healthy"
+        overall = {"state": "degraded", "why": [f"status unknown: {errors.get('overall', '?')}"], "role": None}
     return {
         "instance_id": state.instance_id,
         "now": time.time(),
         "uptime": time.time() - state.started_at,
-        "overall": health["overall"] if isinstance(health, dict) else "unknown",
+        "overall": overall["state"],
+        "why": overall["why"],
+        "role": overall["role"],
+        "health": health["overall"] if isinstance(health, dict) else "unknown",
         "components": {"total": len(components), "running": sum(1 for c in components if c["running"])}
         if isinstance(components, list) else None,
         "breakers_open": sum(1 for b in breakers if b["state"] == "open") if isinstance(breakers, list) else None,
@@ -266,7 +275,8 @@ async def build_snapshot(state: WebState) -> dict[str, Any]:
         ("bulkheads", sources.read_bulkheads, ()), ("alerts", sources.read_alerts, ()),
         ("orders", sources.read_orders, (20,)), ("ledger", sources.read_ledger, ()),
         ("failovers", sources.read_failovers, ()), ("leadership", sources.read_leadership, ()),
-        ("webhooks", sources.read_webhooks, ()),
+        ("webhooks", sources.read_webhooks, ()), ("signals", read_signal_outcomes, (20,)),
+        ("positions", read_strategy_positions, ()),
     ):
         areas[name] = _wrap(await _read(errors, name, read, host, *args), errors, name)
     if isinstance(areas["orders"]["data"], dict):
@@ -302,9 +312,17 @@ async def livez(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state = state_of(request)
     monitor = sources.find(state.host, "health")
+    from hrkernel.web.status import overall_state
+
     body = monitor.readiness() if monitor is not None else {"ready": True, "status": "unknown", "unhealthy": []}
+    overall = overall_state(state.host, closing=state.closing.is_set())
+    # Ready means "can do its job": not when shutting down or halted (a halted kernel refuses
+    # orders). "status" is the overall state, the same word the dashboard and the CLI show.
+    body = {**body, "health": body.get("status"), "status": overall["state"], "why": overall["why"]}
+    if overall["state"] in ("down", "halted"):
+        body["ready"] = False
     if state.closing.is_set():
-        body = {**body, "ready": False, "detail": "shutting down"}
+        body["detail"] = "shutting down"
     return ok(body, 200 if body["ready"] else 503)
 
 
@@ -362,7 +380,7 @@ async def run_action(request: Request, action: str, target: str, do: Callable[[]
     """Token check, the action, the audit entry: in that order, whatever happens."""
     state = state_of(request)
     client = client_of(request)
-    refused = check_token(request, state.config.token)
+    refused = check_token(request, state.config.token, state.admin_token)
     if refused is not None:
         state.audit.record(action, target, "refused", f"{refused.status_code}: {describe_refusal(refused)}", client)
         return refused
@@ -494,6 +512,13 @@ ENDPOINTS: list[Endpoint] = [
              body={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string"}, "who": {"type": "string"}}}),
 ]
 
+# Operators' actions (signals, transfers, drift acks) live in their own module; it builds on
+# run_action above, hence the import here.
+from hrkernel.web.operator_api import OPERATOR_ENDPOINTS, read_signal_outcomes  # noqa: E402
+from hrkernel.web.positions_view import read_strategy_positions  # noqa: E402
+
+ENDPOINTS += OPERATOR_ENDPOINTS
+
 
 def guarded(endpoint: Endpoint) -> Handler:
     """Wrap read handlers with the optional token check (``require_token_for_reads``)."""
@@ -504,7 +529,7 @@ def guarded(endpoint: Endpoint) -> Handler:
     async def wrapper(request: Request) -> Response:
         state = state_of(request)
         if state.config.require_token_for_reads:
-            refused = check_token(request, state.config.token)
+            refused = check_token(request, state.config.token, state.admin_token)
             if refused is not None:
                 return refused
         return await handler(request)

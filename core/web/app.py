@@ -27,8 +27,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from hrkernel.kernel.component import Component, ShutdownStage
-from hrkernel.logging import get_logger
-from hrkernel.web import api, sources
+from hrkernel.logging import add_secrets, get_logger
+from hrkernel.web import api, local_admin, sources
 from hrkernel.web.auth import AuditLog
 from hrkernel.web.config import DashboardSection
 from hrkernel.web.guard import RequestGuard
@@ -54,6 +54,8 @@ class WebState:
         self.closing = anyio.Event()
         self.async_cache: dict[str, Any] = {}
         self.registry = build_registry(self)
+        self.admin_token: str | None = None
+        """The local admin token (``local_admin``), accepted for actions like the dashboard token."""
 
     async def refresh_async(self) -> None:
         """Read the areas whose reads are async (orders, ledger) for the metrics collector."""
@@ -117,10 +119,13 @@ class WebComponent(Component):
     name = "web"
     shutdown_stage = ShutdownStage.STOP_INTAKE
 
-    def __init__(self, host: sources.Host, config: DashboardSection, instance_id: str = "hr-1") -> None:
+    def __init__(self, host: sources.Host, config: DashboardSection, instance_id: str = "hr-1",
+                 data_dir: str | None = None) -> None:
         self.host = host
         self.config = config
         self.instance_id = instance_id
+        self.data_dir = data_dir
+        """Where the local admin token and the URL file live (None: no local admin, as embedded)."""
         self.app: Starlette | None = None
         self.server: _Server | None = None
         self.port: int | None = None
@@ -139,6 +144,10 @@ class WebComponent(Component):
     def initialize(self) -> Starlette:
         if self.app is None:
             self.app = create_app(self.host, self.config, self.instance_id)
+            if self.data_dir is not None:
+                token = local_admin.ensure_admin_token(self.data_dir)
+                add_secrets([token])  # never in a log line, whatever carries it
+                self.app.state.web.admin_token = token
         return self.app
 
     def _bind(self) -> socket.socket:
@@ -193,9 +202,13 @@ class WebComponent(Component):
                 if self._done.is_set():
                     raise RuntimeError("the dashboard server stopped during start-up")
                 await anyio.sleep(0.01)
+        if self.data_dir is not None:
+            local_admin.write_url(self.data_dir, self.url)
         self.log.info("dashboard_listening", url=self.url, actions="enabled" if self.config.token else "disabled (no token)")
 
     async def stop(self) -> None:
+        if self.data_dir is not None and self.port is not None:
+            local_admin.clear_url(self.data_dir)
         if self.app is not None:
             self.state.closing.set()
         if self.server is not None and not self._done.is_set():
@@ -203,7 +216,11 @@ class WebComponent(Component):
             await self._done.wait()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "web", "url": self.url if self.port else None}
+        if self.port:
+            return {"name": self.name, "kind": "web", "url": self.url}
+        # Not started (`hrkernel check`): where it will listen.
+        port = self.config.port or "<any free port>"
+        return {"name": self.name, "kind": "web", "listen": f"http://{self.config.host}:{port}"}
 
 
 def build_web(kernel: Kernel) -> None:
@@ -211,7 +228,7 @@ def build_web(kernel: Kernel) -> None:
     config = config if config is not None else DashboardSection()
     if not config.enabled:
         return
-    kernel.add(WebComponent(kernel, config, kernel.config.kernel.instance_id))
+    kernel.add(WebComponent(kernel, config, kernel.config.kernel.instance_id, str(kernel.data_dir)))
 
 
 class StandaloneHost:

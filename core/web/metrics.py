@@ -89,7 +89,7 @@ class KernelCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         host = self.state.host
         yield GaugeMetricFamily("hrkernel_up", "1 while the kernel serves metrics", value=1)
-        for section in (self._components, self._health, self._breakers, self._resilience, self._orders_and_ledger,
+        for section in (self._overall, self._components, self._health, self._breakers, self._resilience, self._orders_and_ledger,
                         self._ha, self._alerts, self._webhooks, self._dashboard, self._registries):
             # One component failing to be read costs its own families, not the whole scrape.
             try:
@@ -98,6 +98,17 @@ class KernelCollector(Collector):
                 log.error("metrics_read_failed", section=section.__name__.lstrip("_"), error=f"{type(exc).__name__}: {exc}")
                 continue
             yield from families
+
+    def _overall(self, host: sources.Host) -> Iterator[Metric]:
+        """The one overall state (``hrkernel.web.status``), one-hot, so an alert rule can say
+        ``hrkernel_state{state=~"halted|degraded|down"} == 1``."""
+        from hrkernel.web.status import STATES, overall_state
+
+        current = overall_state(host, closing=self.state.closing.is_set())["state"]
+        family = GaugeMetricFamily("hrkernel_state", "1 for the kernel's overall state (trading, halted, degraded, standby, running, down)", labels=["state"])
+        for name in STATES:
+            family.add_metric([name], 1.0 if name == current else 0.0)
+        yield family
 
     def _components(self, host: sources.Host) -> Iterator[Metric]:
         running = GaugeMetricFamily("hrkernel_component_running", "1 if the component started and is running", labels=["component", "kind"])

@@ -15,7 +15,10 @@ def build(config: NobitexConfig, context: Any) -> Any:
 
     instance = getattr(context, "instance_id", "") if context is not None else ""
     log = getattr(context, "log", None) if context is not None else None
-    return NobitexExchange(config, instance_id=instance, log=log, budget=shared_budget(config, context))
+    # Named after its config id ([exchanges.paper] logs exchange=paper, breaker exchange:paper).
+    name = getattr(context, "component_id", "") if context is not None else ""
+    return NobitexExchange(config, instance_id=instance, log=log, name=name or "nobitex",
+                           budget=shared_budget(config, context))
 
 
 def shared_budget(config: NobitexConfig, context: Any) -> Any:

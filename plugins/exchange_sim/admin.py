@@ -54,7 +54,10 @@ def admin_routes(state: SimState) -> list[Route]:
             if not hmac.compare_digest(given.encode(), state.config.admin_token.encode()):
                 return _json(401, {"detail": "admin token required (X-Sim-Admin-Token)"})
             try:
-                return await fn(request)
+                response = await fn(request)
+                if request.method != "GET":
+                    state.persist(force=True)  # set balances, a reset, a price move
+                return response
             except (ValueError, KeyError, InvalidOperation, msgspec.DecodeError) as exc:
                 return _json(400, {"error": "BadRequest", "message": str(exc)})
         return route

@@ -100,6 +100,8 @@ def nobitex_endpoint(state: SimState, endpoint: str, handler: Handler | None,
     async def route(request: Request) -> Response:
         rec = _record(state, request, endpoint)
         response = await _serve(state, request, endpoint, handler, public, rec, encode)
+        # Before answering: an order the client was told about must survive a crash.
+        state.persist()
         rec["status"] = response.status_code if not isinstance(response, _Dropped) else None
         rec["finished"] = True
         return response

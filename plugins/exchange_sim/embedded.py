@@ -8,6 +8,7 @@ can rehearse the whole order path with no network, no account and no money.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -36,6 +37,9 @@ class EmbeddedSimConfig(NobitexConfig, kw_only=True):
     """
 
     token: str = "sim-token-default"
+    persist: bool = True
+    """Keep the simulated account (balances, orders, trades) in ``<data_dir>/sim-<id>.json``
+    between runs; false: every start is a fresh account (the ledger will then see drift)."""
     simulator: SimConfig = msgspec.field(default_factory=SimConfig)
 
 
@@ -45,11 +49,19 @@ class EmbeddedSimExchange:
     brings_own_resilience = True  # the Nobitex adapter's (see NobitexExchange)
 
     def __init__(self, config: EmbeddedSimConfig, context: Any) -> None:
+        from pathlib import Path
+
         from hrkernel_sim.server import SimServer
 
         self.config = config
         self.context = context
-        self.server = SimServer(config.simulator)
+        # The paper account lives beside the journal and ledger that record its trades, so a
+        # restart finds the balances the ledger expects (one file per [exchanges.<id>]).
+        exchange_id = getattr(context, "component_id", "") or "sim"
+        data_dir = getattr(context, "data_dir", None)
+        self.state_file = (str(Path(data_dir) / f"sim-{exchange_id}.json")
+                           if data_dir and config.persist else None)
+        self.server = SimServer(config.simulator, state_file=self.state_file)
         self.exchange: Any = None
 
     async def start(self, tg: TaskGroup) -> None:
@@ -132,8 +144,27 @@ class EmbeddedSimExchange:
             raise AttributeError(f"{name!r}: the embedded simulator exchange is not started")
         return getattr(exchange, name)
 
+    async def paper_transfer(self, currency: str, amount: Decimal) -> None:
+        """Credit (or, negative, debit) the simulated account: the paper side of a deposit or
+        withdrawal the operator books with ``hrkernel ledger deposit|withdraw``."""
+        state = self.server.state
+        engine = state.engine
+        account = engine.tokens.get(self.config.token)
+        if account is None:
+            raise ValueError(f"the simulator has no account for token of exchange {self.context.component_id!r}")
+        code = currency.lower()
+        balance, blocked = engine.wallet(account, code)
+        if balance + amount < blocked:
+            raise ValueError(f"the paper account holds {balance - blocked} {currency} available; "
+                             f"cannot withdraw {-amount}")
+        engine.balances[account][code] = balance + amount
+        engine.blocked[account].setdefault(code, Decimal(0))
+        engine.version += 1
+        state.persist()
+
     def describe(self) -> dict[str, Any]:
-        return {"simulator": self.server.describe() if self.server.port else None}
+        return {"simulator": self.server.describe() if self.server.port else None,
+                "state_file": self.state_file}
 
 
 def build_embedded(config: EmbeddedSimConfig, context: Any) -> EmbeddedSimExchange:

@@ -164,6 +164,8 @@ class Engine:
         self._recent: dict[tuple[object, ...], float] = {}
         self._next_order = 1000
         self._next_trade = 5000
+        self.version = 0
+        """Bumped by every change to accounts, orders or trades (what a snapshot must catch)."""
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -242,6 +244,7 @@ class Engine:
                       client_order_id=client_order_id, blocked=need, block_price=block_price,
                       ref_price=ref,
                       instance=instance, fencing_token=fencing_token, request_seq=request_seq)
+        self.version += 1
         self.blocked[account][cur] = blocked + need
         self.balances[account].setdefault(cur, Decimal(0))
         self.orders[order.id] = order
@@ -348,6 +351,7 @@ class Engine:
 
     def _fill(self, order: Order, price: Decimal, qty: Decimal, *, maker: bool) -> None:
         rate = self.config.maker_fee if maker else self.config.taker_fee
+        self.version += 1
         acct, bal, blk = order.account, self.balances[order.account], self.blocked[order.account]
         value = price * qty
         if order.side == "buy":
@@ -378,6 +382,7 @@ class Engine:
 
     def _finish(self, order: Order, status: str) -> None:
         cur = order.dst if order.side == "buy" else order.src
+        self.version += 1
         self.blocked[order.account][cur] -= order.blocked
         order.blocked = Decimal(0)
         order.status = status

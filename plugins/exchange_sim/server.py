@@ -55,11 +55,11 @@ class SimServer:
     """The simulator as an embeddable server (async context manager, or start/stop)."""
 
     def __init__(self, config: SimConfig | None = None, *,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, state_file: str | None = None) -> None:
         self.config = config or SimConfig()
         if self.config.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"sim.host {self.config.host!r}: the simulator listens on loopback only")
-        self.state = SimState(self.config, clock)
+        self.state = SimState(self.config, clock, state_file)
         self.app = build_app(self.state)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +102,7 @@ class SimServer:
     async def stop(self) -> None:
         if self._server is None or self._task is None:
             return
+        self.state.persist()
         self.state.stopping.set()
         self._server.should_exit = True
         try:
@@ -111,6 +112,7 @@ class SimServer:
             await self._task
         self._server = None
         self._task = None
+        self.state.persist()  # what requests in flight at stop changed
 
     def describe(self) -> dict[str, Any]:
         return {"base_url": self.base_url if self.port else None,

@@ -6,23 +6,35 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hrkernel_sim.config import SimConfig
 from hrkernel_sim.engine import Engine
 from hrkernel_sim.faults import FaultInjector, RateLimiter
+from hrkernel_sim.persist import SnapshotFile
 
 
 class SimState:
     """Mutable state behind the HTTP app. ``reset()`` returns it to the configured start."""
 
-    def __init__(self, config: SimConfig, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, config: SimConfig, clock: Callable[[], float] | None = None,
+                 state_file: str | Path | None = None) -> None:
         self.config = config
+        self.snapshot = SnapshotFile(state_file) if state_file is not None else None
+        """Where the accounts are kept between runs (None: in memory only, as ``sim serve``)."""
         self.clock = clock or time.time
         self.connections: dict[tuple[str, int], asyncio.BaseTransport] = {}
         self.stopping = asyncio.Event()
         self.faults = FaultInjector(config.faults, self.clock)
         self.reset()
+        if self.snapshot is not None:
+            self.snapshot.load_into(self.engine)
+
+    def persist(self, *, force: bool = False) -> None:
+        """Write the accounts to the state file if they changed (no-op without one)."""
+        if self.snapshot is not None:
+            self.snapshot.save(self.engine, force=force)
 
     def reset(self) -> None:
         self.engine = Engine(self.config, self.clock)

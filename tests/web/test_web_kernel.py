@@ -25,7 +25,9 @@ def _free_port() -> int:
 
 
 def _config(tmp_path: Path, port: int, extra: str = "") -> Path:
-    text = (ROOT / "hr.toml").read_text().replace("port = 8080", f"port = {port}\n{extra}")
+    text = (ROOT / "hr.toml").read_text()
+    assert 'port = "${HRKERNEL_DASHBOARD_PORT:-8080}"' in text
+    text = text.replace('port = "${HRKERNEL_DASHBOARD_PORT:-8080}"', f"port = {port}\n{extra}")
     path = tmp_path / "hr.toml"
     path.write_text(text)
     return path

@@ -42,7 +42,7 @@ def test_actions_are_documented_with_their_auth_responses() -> None:
 
     doc = build(ENDPOINTS)
     posts = [(path, ops["post"]) for path, ops in doc["paths"].items() if "post" in ops]
-    assert len(posts) == 6  # breaker reset, failover, step-down, kill switch, cancel-all, alert ack
+    assert len(posts) == 10  # 6 dashboard actions (with cancel-all) + signals, deposit, withdraw, drift ack
     for path, op in posts:
         assert {"200", "401", "403", "404"} <= set(op["responses"]), path
         assert op["security"] == [{"token": []}]

@@ -24,12 +24,26 @@ const fmtMs = (s) => (s === null || s === undefined ? "—" : `${(s * 1000).toFi
 const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "—");
 
 function table(headers, rows) {
-  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
+  // Wrapped so a wide table scrolls inside its panel (with a hint) instead of being cut off.
+  return h("div", { class: "table-wrap" },
+    h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows)));
+}
+
+// Decimal strings as people write them: "0.010000000000000000" -> "0.01", "0E-18" -> "0".
+function fmtAmount(v) {
+  if (v === null || v === undefined) return "—";
+  const s = String(v);
+  if (/^-?\d+(\.\d+)?E[+-]?\d+$/i.test(s)) {
+    const n = Number(s);
+    return n === 0 ? "0" : s;
+  }
+  if (/^-?\d+\.\d+$/.test(s)) return s.replace(/0+$/, "").replace(/\.$/, "");
+  return s;
 }
 
 function setPanel(name, content) {
   const body = document.querySelector(`#panel-${name} .body`);
-  body.replaceChildren(...[content].flat());
+  body.replaceChildren(...[content].flat().filter((c) => c !== null && c !== undefined));
 }
 
 function notConfigured(name, area) {
@@ -79,9 +93,21 @@ async function act(label, method, path, body) {
 
 function renderHeader(s) {
   document.getElementById("instance").textContent = s.status.instance_id;
+  // One overall state (hrkernel.web.status): the same word `hrkernel status` and /readyz show.
+  const st = s.status.overall;
+  const why = s.status.why || [];
   const overall = document.getElementById("overall");
-  overall.textContent = s.status.overall;
-  overall.className = `pill ${s.status.overall}`;
+  overall.textContent = why.length && st !== "trading" ? `${st}: ${why[0]}` : st;
+  overall.className = `pill state-${st}`;
+  overall.title = why.join("\n") || st;
+  const banner = document.getElementById("status-banner");
+  const bad = ["down", "halted", "degraded"].includes(st);
+  banner.hidden = !bad;
+  banner.className = `banner state-${st}`;
+  if (bad) {
+    banner.replaceChildren(h("strong", {}, `${st.toUpperCase()}`), " — ",
+      h("ul", {}, why.map((w) => h("li", {}, w))));
+  }
   state.staleAfter = s.status.stale_after || 5;
 }
 
@@ -231,6 +257,45 @@ function renderAlerts(s) {
       : h("button", { class: "ack", onclick: () => act(`Acknowledge alert "${a.title}"`, "POST", `/api/alerts/${encodeURIComponent(a.id)}/ack`, { note: "from the dashboard" }) }, "acknowledge"))))));
 }
 
+// One bar per failover (oldest left): its duration, red past the target (dashed line).
+function failoverChart(history, stats) {
+  const svgNS = "http://www.w3.org/2000/svg";
+  const W = 600, H = 120;
+  const targets = Object.values(stats || {}).map((st) => Number(st.target)).filter((t) => t > 0);
+  const target = targets.length ? Math.min(...targets) : null;
+  const items = history.slice().reverse().slice(-60);
+  const top = Math.max(target || 0, ...items.map((r) => Number(r.duration || 0)), 0.001) * 1.15;
+  const svg = document.createElementNS(svgNS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "failover-chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "failover durations against the target");
+  const bw = W / Math.max(items.length, 1);
+  items.forEach((r, i) => {
+    const d = Number(r.duration || 0);
+    const bh = Math.max(2, (d / top) * (H - 4));
+    const rect = document.createElementNS(svgNS, "rect");
+    rect.setAttribute("x", String(i * bw + 1));
+    rect.setAttribute("y", String(H - bh));
+    rect.setAttribute("width", String(Math.max(1, bw - 2)));
+    rect.setAttribute("height", String(bh));
+    rect.setAttribute("class", target != null && d > target ? "slow" : "ok");
+    const title = document.createElementNS(svgNS, "title");
+    title.textContent = `${fmtTime(r.at)} ${r.kind || "group"} ${r.from_member || "—"} → ${r.to_member || "—"}: ${fmtNum(d, 3)} s (${r.cause})`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  if (target != null) {
+    const y = H - (target / top) * (H - 4);
+    const line = document.createElementNS(svgNS, "line");
+    line.setAttribute("x1", "0"); line.setAttribute("x2", String(W));
+    line.setAttribute("y1", String(y)); line.setAttribute("y2", String(y));
+    line.setAttribute("class", "target");
+    svg.append(line);
+  }
+  return h("div", { class: "chart-wrap", "data-chart": "failovers" }, svg);
+}
+
 function renderFailovers(s) {
   if (notConfigured("failovers", s.failovers)) return;
   const { groups, history, stats } = s.failovers.data;
@@ -247,6 +312,7 @@ function renderFailovers(s) {
   setPanel("failovers", [
     groupRows.length ? table(["group", "mode", "active", "members", ""], groupRows) : h("p", { class: "muted" }, "no failover groups configured"),
     h("h3", {}, "History"), h("p", { class: "muted" }, statLine),
+    history.length ? failoverChart(history, stats) : null,
     histRows.length ? table(["at", "kind", "group", "switch", "duration", "cause"], histRows) : h("p", { class: "muted" }, "no failovers yet")]);
 }
 
@@ -257,7 +323,7 @@ function renderOrders(s) {
   const d = s.orders.data;
   const counts = Object.entries(d.counts || {}).map(([state, n]) => [pill(`${state}: ${n}`, state === "REJECTED" || state === "UNKNOWN" ? "degraded" : ""), " "]);
   const rows = (d.orders || []).map((o) => h("tr", { "data-order": o.client_order_id || "" },
-    ORDER_COLUMNS.map((c) => h("td", c === "reason" ? { class: "detail" } : {}, c === "state" ? pill(String(o.state)) : o[c] == null ? "—" : String(o[c])))));
+    ORDER_COLUMNS.map((c) => h("td", c === "reason" ? { class: "detail" } : {}, c === "state" ? pill(String(o.state)) : o[c] == null ? "—" : fmtAmount(o[c])))));
   setPanel("orders", [h("p", {}, counts.length ? counts : h("span", { class: "muted" }, "no orders yet")),
     rows.length ? table(ORDER_COLUMNS.map((c) => c.replace(/_/g, " ")), rows) : null]);
 }
@@ -272,9 +338,36 @@ function renderLedger(s) {
     parts.push(h("h3", {}, key));
     if (!rows || !rows.length) { parts.push(h("p", { class: "muted" }, "none")); continue; }
     const cols = Object.keys(rows[0]).slice(0, 8);
-    parts.push(table(cols, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, r[c] == null ? "—" : String(r[c])))))));
+    parts.push(table(cols, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, r[c] == null ? "—" : typeof r[c] === "object" ? JSON.stringify(r[c]) : fmtAmount(r[c])))))));
   }
   setPanel("ledger", parts);
+}
+
+function renderPositions(s) {
+  if (notConfigured("positions", s.positions)) return;
+  const rows = (s.positions.data || []).map((p) => {
+    const pnl = p.pnl == null ? null : Number(p.pnl);
+    return h("tr", { "data-position": `${p.exchange}:${p.strategy}:${p.symbol}` },
+      h("td", {}, p.strategy), h("td", {}, `${p.exchange}:${p.symbol}`), h("td", {}, `${fmtAmount(p.amount)} ${p.base}`),
+      h("td", {}, p.mid == null ? "—" : fmtAmount(p.mid)),
+      h("td", {}, p.value == null ? "—" : `${fmtAmount(p.value)} ${p.quote}`),
+      h("td", { class: pnl == null ? "" : pnl < 0 ? "pnl-loss" : "pnl-gain" }, p.pnl == null ? "—" : `${fmtAmount(p.pnl)} ${p.quote}`),
+      h("td", {}, p.orders));
+  });
+  setPanel("positions", rows.length ? table(["strategy", "market", "position", "mid", "value", "P&L", "orders"], rows)
+    : h("p", { class: "muted" }, "no strategy holds anything yet"));
+}
+
+function renderSignals(s) {
+  if (notConfigured("signals", s.signals)) return;
+  const rows = (s.signals.data || []).map((x) => h("tr", { "data-signal": x.signal_id, class: `outcome-${x.status}` },
+    h("td", {}, fmtTime(x.received_at)), h("td", {}, x.signal_id), h("td", {}, `${x.action} ${x.symbol}`),
+    h("td", {}, x.amount ? fmtAmount(x.amount) : x.percent ? `${fmtAmount(x.percent)}%` : "all"),
+    h("td", {}, x.strategy || "—"),
+    h("td", {}, pill(x.status, x.status === "refused" ? "unhealthy" : x.status === "ordered" ? "healthy" : "")),
+    h("td", { class: "detail" }, x.status === "refused" ? x.reason : x.client_order_id || "")));
+  setPanel("signals", rows.length ? table(["received", "signal", "action", "size", "strategy", "outcome", "order / why refused"], rows)
+    : h("p", { class: "muted" }, "no signals yet"));
 }
 
 function renderWebhooks(s) {
@@ -320,7 +413,7 @@ function render(s) {
     (x) => statsTable("pools", x.pools, ["size", "in_use", "idle", "waiting", "timeouts"]),
     (x) => statsTable("limiters", x.limiters, ["headroom", "used", "limit", "per", "granted", "rejected"]),
     (x) => statsTable("bulkheads", x.bulkheads, ["in_flight", "waiting", "max_concurrent", "rejected"]),
-    renderOrders, renderLedger, renderWebhooks, renderActions, renderAudit];
+    renderOrders, renderPositions, renderSignals, renderLedger, renderWebhooks, renderActions, renderAudit];
   for (const step of steps) {
     try { step(s); } catch (err) { console.warn("render step failed", step.name, err); }
   }
