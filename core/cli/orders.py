@@ -1,8 +1,10 @@
 """``hrkernel orders list|show ID`` and ``hrkernel reconcile [--dry-run] [--ack]``.
 
-They open the orders DuckDB file under the data directory (``[orders] db_file``). DuckDB lets one
-process hold a database file at a time: while ``hrkernel run`` holds it these commands say so;
-``--ack`` then leaves an acknowledgement file the running kernel picks up within a second.
+``orders list|show`` read the order journal (``[orders] journal_file``, SQLite in WAL mode) under
+the data directory, read-only: they work while ``hrkernel run`` writes it, and never block it.
+``reconcile`` also needs the ledger (``[orders] db_file``, DuckDB), which one process holds at a
+time: while ``hrkernel run`` holds it ``reconcile`` says so (the running kernel reconciles by
+itself); ``--ack`` then leaves an acknowledgement file the running kernel picks up within a second.
 """
 
 from __future__ import annotations
@@ -18,27 +20,32 @@ from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load
 from hrkernel.orders.component import ACK_FILE
 
 
-def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path]:
+def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path, Path]:
+    """The data dir, the ledger's DuckDB file and the journal file."""
     from hrkernel.orders.config import OrdersSection
 
     if config:
         loaded = load(config)
         base = Path(data_dir or loaded.config.kernel.data_dir)
         orders = getattr(loaded.config, "orders", None) or OrdersSection()
-        return base, base / orders.db_file
-    base = Path(data_dir or ".hrkernel")
-    return base, base / OrdersSection().db_file
+    else:
+        base, orders = Path(data_dir or ".hrkernel"), OrdersSection()
+    return base, base / orders.db_file, base / orders.journal_file
 
 
-def _open(db: Path, *, read_only: bool = True) -> Any:
-    import duckdb
+def _open_journal(path: Path) -> Any:
+    import sqlite3
 
-    if not db.exists():
-        fail(f"no orders database at {db}", EXIT_FAILURE)
+    from hrkernel.orders.journal import OrderJournal
+
+    if not path.exists():
+        fail(f"no order journal at {path}", EXIT_FAILURE)
+    journal = OrderJournal.reader(path)
     try:
-        return duckdb.connect(str(db), read_only=read_only)
-    except duckdb.IOException as exc:
-        fail(f"{db} is in use (is `hrkernel run` running?): {exc}", EXIT_FAILURE)
+        journal.last_seq()
+    except sqlite3.Error as exc:
+        fail(f"cannot read the order journal {path}: {exc}", EXIT_FAILURE)
+    return journal
 
 
 _config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
@@ -60,10 +67,10 @@ def orders() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_orders(config: str | None, data_dir: str | None, only_open: bool, limit: int, as_json: bool) -> None:
     """Orders, oldest first: client order id, state, exchange, symbol, side, amount, price, filled."""
-    from hrkernel.orders.journal import NON_TERMINAL, OrderJournal
+    from hrkernel.orders.journal import NON_TERMINAL
 
-    _, db = _paths(config, data_dir)
-    journal = OrderJournal.reader(_open(db))
+    _, _, path = _paths(config, data_dir)
+    journal = _open_journal(path)
     rows = journal.query(states=NON_TERMINAL if only_open else None, limit=limit)
     if as_json:
         click.echo(msgspec.json.encode(rows).decode())
@@ -83,16 +90,11 @@ def list_orders(config: str | None, data_dir: str | None, only_open: bool, limit
 @click.option("--json", "as_json", is_flag=True)
 def show_order(order_id: str, config: str | None, data_dir: str | None, as_json: bool) -> None:
     """One order (by client order id, signal id or exchange order id) with its full history."""
-    from hrkernel.orders.journal import OrderJournal
-
-    _, db = _paths(config, data_dir)
-    journal = OrderJournal.reader(_open(db))
-    rec = journal.get(order_id) or journal.by_signal(order_id)
+    _, _, path = _paths(config, data_dir)
+    journal = _open_journal(path)
+    rec = journal.get(order_id) or journal.by_signal(order_id) or journal.by_any_exchange_id(order_id)
     if rec is None:
-        match = [r for r in journal.query(limit=1_000_000) if r.exchange_order_id == order_id]
-        rec = match[0] if match else None
-    if rec is None:
-        fail(f"no order {order_id!r} in {db}", EXIT_FAILURE)
+        fail(f"no order {order_id!r} in {path}", EXIT_FAILURE)
     history = journal.history(rec.client_order_id)
     if as_json:
         click.echo(json.dumps({"order": msgspec.to_builtins(rec), "history": msgspec.to_builtins(history)}))
@@ -115,7 +117,7 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
     """Compare the exchanges with journal and ledger (open orders, orphans, fills, balance drift)."""
     import anyio
 
-    base, db = _paths(config, None)
+    base, db, journal_path = _paths(config, None)
     if ack:
         base.mkdir(parents=True, exist_ok=True)
         (base / ACK_FILE).write_text("acknowledged\n")
@@ -123,7 +125,7 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
         return
     loaded = load(config)
     kernel = build(loaded, discover(loaded, quiet=True))
-    reports = anyio.run(_reconcile_with_kernel, kernel, db, dry_run)
+    reports = anyio.run(_reconcile_with_kernel, kernel, db, journal_path, dry_run)
     if as_json:
         click.echo(msgspec.json.encode(reports).decode())
         return
@@ -143,7 +145,7 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
             click.echo("  clean")
 
 
-async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[Any]:
+async def _reconcile_with_kernel(kernel: Any, db: Path, journal_path: Path, dry_run: bool) -> list[Any]:
     import duckdb
 
     from hrkernel.ledger import Ledger
@@ -161,13 +163,14 @@ async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[A
     except duckdb.IOException as exc:
         fail(f"{db} is in use (is `hrkernel run` running? it reconciles by itself): {exc}", EXIT_FAILURE)
     started = []
+    journal = OrderJournal(journal_path)
     try:
         async with anyio_task_group() as tg:
             for comp in exchanges.values():
                 await comp.start(tg)
                 started.append(comp)
             pipeline = TransactionVerificationPipeline(
-                exchanges={k: v.obj for k, v in exchanges.items()}, journal=OrderJournal(con), ledger=Ledger(con),
+                exchanges={k: v.obj for k, v in exchanges.items()}, journal=journal, ledger=Ledger(con),
                 config=orders_cfg)
             reports = await StateReconciliation(pipeline).reconcile_all(dry_run=dry_run)
             for comp in reversed(started):
@@ -176,6 +179,7 @@ async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[A
             tg.cancel_scope.cancel()
         return reports
     finally:
+        journal.close()
         con.close()
 
 

@@ -258,7 +258,7 @@ class SignalRouter(Component):
             # Another instance may have led when this signal arrived (every kernel of a pair gets
             # the webhook; journals are per instance) and placed its order: UNKNOWN makes the
             # pipeline look the client order id up on the exchange before any placement.
-            record = pipeline.journal.record(
+            record = await pipeline.journal.record(
                 record.client_order_id, OrderState.UNKNOWN,
                 reason="signal accepted before this trading tenure began; looking it up before placing",
             )

@@ -16,7 +16,9 @@ class OrdersSection(ConfigStruct, kw_only=True):
     enabled: bool = True
     """Build the order pipeline (needs at least one exchange)."""
     db_file: str = "orders.duckdb"
-    """Journal, ledger and reconciliation reports, under ``[kernel] data_dir``."""
+    """Ledger, reconciliation reports and replication position (DuckDB), under ``[kernel] data_dir``."""
+    journal_file: str = "orders.journal.sqlite"
+    """The write-ahead order journal (SQLite, WAL), under ``[kernel] data_dir``."""
 
     # -- risk (Prepare) --
     kill_switch: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hrkernel.errors import HrkernelError
 
-__all__ = ["JournalError", "NotLeaderError", "OrderRejectedError", "OrdersError", "TradingHaltedError"]
+__all__ = ["JournalError", "JournalWriteError", "NotLeaderError", "OrderRejectedError", "OrdersError", "TradingHaltedError"]
 
 
 class OrdersError(HrkernelError):
@@ -13,6 +13,13 @@ class OrdersError(HrkernelError):
 
 class JournalError(OrdersError):
     """The journal refused a write (duplicate order, unknown order)."""
+
+
+class JournalWriteError(JournalError):
+    """The journal could not make a write durable (disk full, data dir read-only, I/O error).
+
+    Nothing of the failed batch was written, and the journal refuses every later write: the
+    kernel halts new orders and raises a critical alert; restart it once the data dir is fixed."""
 
 
 class OrderRejectedError(OrdersError):

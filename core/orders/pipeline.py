@@ -50,6 +50,7 @@ from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
     JournalError,
+    JournalWriteError,
     NotLeaderError,
     OrderRejectedError,
     OrdersError,
@@ -233,9 +234,8 @@ class TransactionVerificationPipeline:
         leaves instead of two — and the returned record is SUBMITTING. Otherwise (no margin, or a
         fence check that fails) it is journaled PREPARED alone, exactly as without ``submit``.
         """
-        existing = self.journal.by_signal(signal.signal_id)
-        if existing is not None:
-            return existing
+        # No look-up of the signal id first: the journal's UNIQUE constraint refuses a second order
+        # for the same signal at the write, and the order journaled first is returned then.
         if self.config.kill_switch:
             raise TradingHaltedError(f"signal {signal.signal_id}: the kill switch is on ([orders] kill_switch)")
         if self.halts:
@@ -245,27 +245,29 @@ class TransactionVerificationPipeline:
         try:
             market = await self.market(signal.exchange, signal.symbol)
         except ex.InvalidOrderError as exc:
-            return self._refuse(signal, coid, None, f"unknown symbol {signal.symbol!r} on {signal.exchange}: {exc}")
+            return await self._refuse(signal, coid, None, f"unknown symbol {signal.symbol!r} on {signal.exchange}: {exc}")
         problem = self._check_signal(signal, market)
         if problem is not None:
-            return self._refuse(signal, coid, market, problem)
+            return await self._refuse(signal, coid, market, problem)
         book = await exchange.order_book(signal.symbol)
         # The lease is proven before the risk check: from the check to the commit (and, when
         # fused, on to the request) nothing awaits, so no other order interleaves.
         token = self.lease.token if submit and await self._lease_current() else None
         problem = self._check_risk(signal, market, book)
         if problem is not None:
-            return self._refuse(signal, coid, market, problem)
+            return await self._refuse(signal, coid, market, problem)
         record = self._record(signal, coid, market, OrderState.PREPARED)
         try:
             if token is not None:
-                rec = self.journal.create(record, then=OrderState.SUBMITTING, attempts=1, fencing_token=token)
+                rec = await self.journal.create(record, then=OrderState.SUBMITTING, attempts=1, fencing_token=token)
                 self._unsent[coid] = (self._clock(), token)
             else:
-                rec = self.journal.create(record)
+                rec = await self.journal.create(record)
                 self._prepared_here[coid] = self.lease.token
+        except JournalWriteError:
+            raise
         except JournalError:
-            # The same signal prepared concurrently: the first one journaled wins.
+            # The signal is journaled already (a repeat, or prepared concurrently): that order it is.
             existing = self.journal.by_signal(signal.signal_id)
             if existing is None:
                 raise
@@ -273,12 +275,17 @@ class TransactionVerificationPipeline:
         self.stats["prepared"] += 1
         if token is not None:
             fault_point("after_submitting")
+            # Logged once the request has left (see _send_prepared): nothing slower than the
+            # journal write stands between it and the send.
         else:
             fault_point("after_prepared")
-        log.info("order_prepared", client_order_id=coid, signal_id=signal.signal_id, symbol=signal.symbol,
-                 side=signal.side.value, amount=str(signal.amount), price=str(signal.price),
-                 state=rec.state.value)
+            self._log_prepared(rec)
         return rec
+
+    @staticmethod
+    def _log_prepared(rec: OrderRecord) -> None:
+        log.info("order_prepared", client_order_id=rec.client_order_id, signal_id=rec.signal_id, symbol=rec.symbol,
+                 side=rec.side, amount=str(rec.amount), price=str(rec.price), state=rec.state.value)
 
     async def _lease_current(self) -> bool:
         """The lease is held with margin and (if it has one) its fence check proves the token current."""
@@ -295,8 +302,16 @@ class TransactionVerificationPipeline:
             type=signal.type.value, amount=signal.amount, price=signal.price, state=state, reason=reason,
         )
 
-    def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> OrderRecord:
-        self.journal.create(self._record(signal, coid, market, OrderState.FAILED, reason))
+    async def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> OrderRecord:
+        try:
+            await self.journal.create(self._record(signal, coid, market, OrderState.FAILED, reason))
+        except JournalWriteError:
+            raise
+        except JournalError:
+            existing = self.journal.by_signal(signal.signal_id)
+            if existing is None:
+                raise
+            return existing  # a repeat of a signal journaled already: that order it is
         log.warning("order_refused", client_order_id=coid, signal_id=signal.signal_id, reason=reason)
         raise OrderRejectedError(f"signal {signal.signal_id}: {reason}", client_order_id=coid)
 
@@ -400,7 +415,7 @@ class TransactionVerificationPipeline:
                     # restart): whoever led then may have sent it, and its SUBMITTING may never
                     # have reached this journal. Nobitex keeps client order ids unique only among
                     # OPEN orders, so a blind send could place a filled order twice: look it up.
-                    rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=(
+                    rec = await self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=(
                         "prepared before this trading tenure or by another instance; looking it up before placing"))
                     return await self._resolve_unknown(rec)
                 return await self._submit(rec)
@@ -422,13 +437,13 @@ class TransactionVerificationPipeline:
         which the visibility window counts from — stays the time the request left."""
         if self._clock() - committed_at <= SEND_AT_ONCE and self.lease.token == token and self.lease.holds_with_margin():
             self.stats["submitted"] += 1
-            return await self._place(rec, token)
+            return await self._place(rec, token, announce=True)
         try:
             return await self._submit(rec, attempt=rec.attempts, reason="waited after prepare; journaled again before sending")
         except NotLeaderError:
             # Nothing left: the order is back to what it is, PREPARED (recovery fails it as stale
             # after prepared_max_age rather than placing it late).
-            self.journal.record(rec.client_order_id, OrderState.PREPARED, attempts=rec.attempts - 1,
+            await self.journal.record(rec.client_order_id, OrderState.PREPARED, attempts=rec.attempts - 1,
                                 reason="not sent: this instance lost the lease before the request left")
             raise
 
@@ -440,14 +455,14 @@ class TransactionVerificationPipeline:
             # The last hop before the order leaves: one round trip proving the token is current.
             raise NotLeaderError(f"order {rec.client_order_id}: fencing token is no longer current")
         token = self.lease.token
-        rec = self.journal.record(rec.client_order_id, OrderState.SUBMITTING,
+        rec = await self.journal.record(rec.client_order_id, OrderState.SUBMITTING,
                                   attempts=rec.attempts + 1 if attempt is None else attempt,
                                   fencing_token=token, reason=reason)
         fault_point("after_submitting")
         self.stats["submitted"] += 1
         return await self._place(rec, token)
 
-    async def _place(self, rec: OrderRecord, token: int | None) -> OrderRecord:
+    async def _place(self, rec: OrderRecord, token: int | None, *, announce: bool = False) -> OrderRecord:
         """Send the placement of ``rec`` (journaled SUBMITTING) and journal what came of it."""
         exchange = self._exchange(rec.exchange)
         if not self.lease.holds_with_margin():
@@ -456,14 +471,18 @@ class TransactionVerificationPipeline:
             # and sends nothing; the order stays SUBMITTING and is looked up by whoever leads.
             raise NotLeaderError(f"order {rec.client_order_id}: the lease margin ran out before the send")
         try:
-            order = await exchange.place_order(self._request(rec), fencing_token=token)
+            try:
+                order = await exchange.place_order(self._request(rec), fencing_token=token)
+            finally:
+                if announce:  # prepared and sent in one go: its order_prepared line follows the request
+                    self._log_prepared(rec)
         except (ex.DuplicateClientOrderIdError, ex.DuplicateOrderError) as exc:
             # The exchange holds an order with this id, or ignored this as a repeat of an identical
             # recent one: an earlier placement (ours, perhaps by a predecessor) may have landed.
-            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
+            rec = await self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
             return await self._resolve_unknown(rec)
         except (ex.InvalidOrderError, ex.InsufficientBalanceError, ex.AuthenticationError) as exc:
-            return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+            return await self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         except ex.RateLimitedError as exc:
             if not exc.sent:
                 return await self._not_sent(rec, exc)
@@ -479,7 +498,7 @@ class TransactionVerificationPipeline:
         self._send_waits.pop(rec.client_order_id, None)
         self.stats["unknown"] += 1
         log.warning("order_outcome_unknown", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
-        rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
+        rec = await self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
         return await self._resolve_unknown(rec)
 
     async def _not_sent(self, rec: OrderRecord, exc: ex.RateLimitedError) -> OrderRecord:
@@ -492,7 +511,7 @@ class TransactionVerificationPipeline:
         wait = budget.wait_for(exc)
         if wait is None:
             self._send_waits.pop(rec.client_order_id, None)
-            rec = self.journal.record(
+            rec = await self.journal.record(
                 rec.client_order_id, OrderState.FAILED,
                 reason=f"never sent: the exchange's rate limit left no slot within rate_limit_wait ({exc})")
             await self.alert("warning", f"order {rec.client_order_id} not placed: rate limited for too long",
@@ -505,9 +524,9 @@ class TransactionVerificationPipeline:
 
     async def _acknowledged(self, rec: OrderRecord, order: Order) -> OrderRecord:
         if order.status is OrderStatus.REJECTED and order.filled_amount == 0:
-            return self.journal.record(rec.client_order_id, OrderState.REJECTED, exchange_order_id=order.exchange_id,
+            return await self.journal.record(rec.client_order_id, OrderState.REJECTED, exchange_order_id=order.exchange_id,
                                        reason="rejected by the exchange after acceptance")
-        rec = self.journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=order.exchange_id)
+        rec = await self.journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=order.exchange_id)
         fault_point("after_acked")
         return await self._verify(rec)
 
@@ -549,7 +568,7 @@ class TransactionVerificationPipeline:
                 await self._sleep(max(float(cfg.visibility_window) - waited, 0.001))
                 continue
             if rec.attempts >= cfg.submit_attempts:
-                return self.journal.record(
+                return await self.journal.record(
                     rec.client_order_id, OrderState.FAILED,
                     reason=f"not on the exchange after {rec.attempts} placement attempts",
                 )
@@ -559,7 +578,7 @@ class TransactionVerificationPipeline:
 
     async def _unresolved(self, rec: OrderRecord, why: str) -> OrderRecord:
         self.stats["unresolved"] += 1
-        rec = self.journal.record(rec.client_order_id, rec.state, reason=why, unresolved=True)
+        rec = await self.journal.record(rec.client_order_id, rec.state, reason=why, unresolved=True)
         await self.alert("critical", f"order {rec.client_order_id} unresolved: {why}",
                          client_order_id=rec.client_order_id, exchange=rec.exchange, symbol=rec.symbol)
         return rec
@@ -631,13 +650,13 @@ class TransactionVerificationPipeline:
                     mismatch = filled != order.filled_amount
                     if not mismatch:
                         if rec.state is not state:
-                            rec = self.journal.record(rec.client_order_id, state, filled_amount=order.filled_amount)
+                            rec = await self.journal.record(rec.client_order_id, state, filled_amount=order.filled_amount)
                         if state is OrderState.REJECTED:
                             return rec
                         self.stats["verified"] += 1
-                        return self.journal.record(rec.client_order_id, OrderState.VERIFIED)
+                        return await self.journal.record(rec.client_order_id, OrderState.VERIFIED)
                 elif order.filled_amount != rec.filled_amount:
-                    rec = self.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED,
+                    rec = await self.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED,
                                               filled_amount=order.filled_amount)
             if self._clock() >= deadline:
                 break
@@ -660,7 +679,7 @@ class TransactionVerificationPipeline:
             age = (self._now() - (rec.created_at or self._now())).total_seconds()
             try:
                 if rec.state is OrderState.PREPARED and age > self.config.prepared_max_age:
-                    out.append(self.journal.record(rec.client_order_id, OrderState.FAILED,
+                    out.append(await self.journal.record(rec.client_order_id, OrderState.FAILED,
                                                    reason=f"stale: PREPARED {age:.0f}s ago, never sent"))
                     continue
                 out.append(await self.execute_transaction(rec))

@@ -29,19 +29,17 @@ def _pipeline(host: Host) -> Any:
 
 
 def _recent_from_journal(journal: Any, limit: int) -> tuple[list[Any], dict[str, int], list[float]]:
-    """Newest ``limit`` orders, counts by state, and for finished orders the seconds from being
-    journaled to their final state (the journal lists oldest first and has no count query: one
-    read serves all three)."""
-    records = list(journal.query(limit=1_000_000))
-    counts: dict[str, int] = {}
+    """Newest ``limit`` orders, counts by state, and for the finished ones among them the seconds
+    from being journaled to their final state. Two bounded, indexed reads: the newest page and
+    the counts from the state index (never a scan of every order ever made)."""
+    records = list(journal.query(limit=limit, newest_first=True))
+    counts = dict(journal.counts_by_state())
     latencies: list[float] = []
     for record in records:
-        state = jsonable(getattr(record, "state", "?"))
-        counts[state] = counts.get(state, 0) + 1
         created, updated = getattr(record, "created_at", None), getattr(record, "updated_at", None)
         if getattr(record, "is_terminal", False) and created is not None and updated is not None:
             latencies.append(max(0.0, (updated - created).total_seconds()))
-    return records[-limit:][::-1], counts, latencies
+    return records, counts, latencies
 
 
 async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
