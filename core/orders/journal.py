@@ -170,6 +170,7 @@ class OrderJournal:
         self.on_failure: FailureHook | None = None
         self.on_recovered: Callable[[], Awaitable[None] | None] | None = None
         self._failure_reported = False
+        self._wake_scheduled = False
         self._writer: GroupCommitWriter | None = GroupCommitWriter(
             self.path, setup=self._load, on_commit=self._committed, on_rollback=self._rolled_back)
 
@@ -189,6 +190,7 @@ class OrderJournal:
         self.on_failure = None
         self.on_recovered = None
         self._failure_reported = False
+        self._wake_scheduled = False
         self._writer = None
         return self
 
@@ -244,13 +246,22 @@ class OrderJournal:
     async def _write(self, apply: Callable[[sqlite3.Connection], OrderRecord]) -> OrderRecord:
         if self._writer is None:
             raise JournalError(f"order journal {self.path}: opened read-only (or closed); it takes no writes")
+        writer = self._writer
         try:
-            future = self._writer.submit(Write(apply))
             try:
-                asyncio.get_running_loop()
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # another anyio backend: wait for the future in a worker thread
-                result: OrderRecord = await anyio.to_thread.run_sync(future.result)
-            else:  # resolved by the writer thread through the loop's thread-safe call
+                result: OrderRecord = await anyio.to_thread.run_sync(writer.submit(Write(apply)).result)
+            else:
+                # Group commit: the writer is woken once per turn of the event loop, after every
+                # task that was ready in this turn had its chance to queue a write, so orders
+                # prepared together share one transaction (one fdatasync) even when the writer
+                # would otherwise grab the first of them alone. Costs one loop turn (~10 us).
+                future = writer.submit(Write(apply), wake=False)
+                if not self._wake_scheduled:
+                    self._wake_scheduled = True
+                    loop.call_soon(self._wake)
+                # resolved by the writer thread through the loop's thread-safe call
                 result = await asyncio.wrap_future(future)
         except JournalWriteError as exc:
             if not self._failure_reported:
@@ -261,6 +272,11 @@ class OrderJournal:
             self._failure_reported = False
             await self._call(self.on_recovered)
         return result
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        if self._writer is not None:
+            self._writer.wake()
 
     @staticmethod
     async def _call(hook: Callable[..., Awaitable[None] | None] | None, *args: Any) -> None:

@@ -175,13 +175,20 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name=f"journal-writer:{self.path.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, write: Write) -> concurrent.futures.Future[Any]:
+    def submit(self, write: Write, *, wake: bool = True) -> concurrent.futures.Future[Any]:
+        """Queue ``write``; with ``wake=False`` the writer starts on it only at the next
+        :meth:`wake` (the caller gathers more writes into the same batch first)."""
         with self._cond:
             if self._closing:
                 raise JournalWriteError(f"order journal {self.path}: closed (the kernel is stopping)")
             self._queue.append(write)
-            self._cond.notify()
+            if wake:
+                self._cond.notify()
         return write.future
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, stop the thread, close the connection."""
