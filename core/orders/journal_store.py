@@ -25,6 +25,7 @@ from typing import Any
 
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import JournalError, JournalWriteError
+from hrkernel.orders.faults import fault_point
 
 __all__ = ["EVENT_COLUMNS", "GroupCommitWriter", "ORDER_COLUMNS", "SCHEMA", "connect", "decode_time", "encode_time", "refresh_current"]
 
@@ -229,7 +230,11 @@ class GroupCommitWriter:
                     con.execute("ROLLBACK TO w")
                     con.execute("RELEASE w")
                     results.append((w, exc if isinstance(exc, JournalError) else JournalError(str(exc))))
+            if len(batch) > 1:
+                fault_point("journal_group_before_commit")
             con.execute("COMMIT")
+            if len(batch) > 1:
+                fault_point("journal_group_after_commit")
         except BaseException as exc:
             try:
                 if con.in_transaction:
