@@ -60,3 +60,37 @@ async def test_kernel_reconciles_on_startup_then_the_cli_reads_it(sim: Any, kern
     assert "nobitex: DRY RUN" in dry.stdout and "clean" in dry.stdout, dry.stdout
     missing = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", "nope", "--config", str(cfg)))
     assert missing.returncode == 1 and "no order 'nope'" in missing.stderr
+
+
+async def test_the_cli_reads_the_journal_while_the_kernel_runs(sim: Any, sim_admin: Any, exchange: Any,
+                                                               kernel_process: Any, tmp_path: Path) -> None:
+    """`orders list|show` work with `hrkernel run` up (the journal is SQLite in WAL mode: other
+    processes read while the kernel writes); the DuckDB journal said "orders.duckdb is in use"."""
+    import json
+    from decimal import Decimal
+
+    from hrkernel.exchange import OrderRequest, OrderType, Side
+
+    cfg = _config(tmp_path, sim.base_url)
+    proc = kernel_process(cfg)
+    assert await anyio.to_thread.run_sync(lambda: proc.wait_for("orders_trading_enabled", timeout=30))
+    mid = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
+    resting = await exchange.place_order(OrderRequest(
+        symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT, amount=Decimal("0.001"),
+        price=(mid * Decimal("0.95") / 10).to_integral_value() * 10, client_order_id="operator-placed-1"))
+    # the running kernel's reconciliation (every second) adopts it into the journal
+    for _ in range(200):
+        listed = await anyio.to_thread.run_sync(lambda: _cli("orders", "list", "--json", "--config", str(cfg)))
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+        if rows:
+            break
+        await anyio.sleep(0.1)
+    assert [r["exchange_order_id"] for r in rows] == [resting.exchange_id]
+    shown = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", resting.exchange_id, "--json",
+                                                        "--config", str(cfg)))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["order"]["state"] == "ACKED"
+    assert proc.proc.poll() is None  # the kernel was never disturbed
+    proc.signal(signal.SIGTERM)
+    assert await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20)) == 0
