@@ -133,6 +133,12 @@ class KernelContext(Protocol):
     def data_dir(self) -> str: ...
 
     @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis every kernel sharing this one's state reaches (the HA backend's, when
+        ``[ha] backend = "redis"``), or None: where a plugin keeps state shared across processes."""
+        ...
+
+    @property
     def log(self) -> structlog.typing.FilteringBoundLogger: ...
 
     def component(self, name: str) -> Any:

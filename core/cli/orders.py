@@ -10,12 +10,14 @@ itself); ``--ack`` then leaves an acknowledgement file the running kernel picks 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
 
+from hrkernel import logging as hrlogging
 from hrkernel.cli.common import EXIT_FAILURE, build, discover, fail, load
 from hrkernel.orders.component import ACK_FILE
 
@@ -124,6 +126,8 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
         click.echo(f"drift acknowledged ({base / ACK_FILE}); a running kernel resumes new orders within a second")
         return
     loaded = load(config)
+    # Logs (the adapter's, reconciliation's) go to stderr: stdout is the report, pure JSON with --json.
+    hrlogging.configure(loaded.config.logging.level, loaded.config.logging.format, loaded.secrets, stream=sys.stderr)
     kernel = build(loaded, discover(loaded, quiet=True))
     reports = anyio.run(_reconcile_with_kernel, kernel, db, journal_path, dry_run)
     if as_json:

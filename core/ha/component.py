@@ -53,6 +53,9 @@ __all__ = ["HAComponent", "RedisReachable", "build_ha", "probes"]
 TakeoverStep = Callable[[int], Awaitable[None]]
 Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
 
+ORDERS_FLOWING_WINDOW = 300.0
+"""Seconds after a takeover within which the first accepted order measures the failover."""
+
 _TRANSIENT = (OSError, TimeoutError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 """Errors of a takeover step that mean "Redis or the network went away", not a bug."""
 
@@ -86,6 +89,9 @@ class HAComponent(Component):
         self._takeover_steps: list[TakeoverStep] = []
         self._listeners: list[Listener] = []
         self._trading_token: int | None = None
+        self._awaiting_first_order: tuple[int, float, float | None, str | None] | None = None
+        """After a takeover: (token, clock at the lease gain, lease gap, previous leader) until this
+        tenure's first order is accepted by the exchange (see :meth:`order_accepted`)."""
         self._tg: TaskGroup | None = None
         self._checks: dict[str, Any] = {}
         self.replication: Any = None
@@ -321,7 +327,9 @@ class HAComponent(Component):
         self.log.info("trading_enabled", fence=token, takeover_s=round(local, 4), failover_s=duration)
         if event.gap is not None or event.previous is not None:
             # A leadership change (not the first leader ever); without the gap (Redis lost the
-            # previous holder's last renewal) it is recorded with its duration unknown.
+            # previous holder's last renewal) it is recorded with its duration unknown. This is
+            # the lease takeover; the failover proper ends when orders flow (order_accepted).
+            self._awaiting_first_order = (token, began, event.gap, event.previous)
             await self.failover_monitor.record(
                 FailoverRecord(
                     kind="leadership", at=time.time(), duration=duration,
@@ -332,6 +340,31 @@ class HAComponent(Component):
         self._call_hook("hr_leadership_gained", fencing_token=token)
         await self._publish_leadership(event)
         await self._tell(event)
+
+    def order_accepted(self) -> None:
+        """The exchange accepted an order placed by this instance. The first one of a tenure that
+        began with a takeover ends the failover: recorded as kind ``trading``, from the previous
+        leader's last lease renewal (its death, near enough) to now. An order accepted later
+        than :data:`ORDERS_FLOWING_WINDOW` after the takeover says the desk was idle, not how
+        long failover took: nothing is recorded then."""
+        pending = self._awaiting_first_order
+        if pending is None:
+            return
+        self._awaiting_first_order = None
+        token, began, gap, previous = pending
+        if token != self.lease.token:
+            return
+        local = self.clock() - began
+        if local > ORDERS_FLOWING_WINDOW:
+            self.log.info("orders_flowing_after_idle", fence=token, since_takeover_s=round(local, 3))
+            return
+        duration = None if gap is None else gap + local
+        self.log.info("orders_flowing", fence=token, since_takeover_s=round(local, 4), failover_s=duration)
+        record = FailoverRecord(kind="trading", at=time.time(), duration=duration,
+                                cause="first order accepted by the exchange after a takeover",
+                                from_member=previous, to_member=self.instance_id)
+        if self._tg is not None:
+            self._tg.start_soon(self.failover_monitor.record, record, name="ha:orders-flowing")
 
     def _call_hook(self, hook: str, **kwargs: Any) -> None:
         if self._notify is not None:
@@ -362,7 +395,10 @@ class HAComponent(Component):
             "holds_with_margin": lease.holds_with_margin,
             "trading": self.may_trade(),
             "last_error": lease.last_error,
-            "failover_time": self.failover_monitor.stats("leadership"),
+            # Failover ends when orders flow again (SIGKILL → the first order the exchange
+            # accepted from the new leader); the lease takeover alone is reported beside it.
+            "failover_time": self.failover_monitor.stats("trading"),
+            "lease_takeover_time": self.failover_monitor.stats("leadership"),
             "group_failover_time": self.failover_monitor.stats("group"),
             "groups": self.failover.status(),
         }

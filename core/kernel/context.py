@@ -21,6 +21,15 @@ class Context:
         return str(self._kernel.data_dir)
 
     @property
+    def shared_redis_url(self) -> str | None:
+        """The HA backend's Redis (``[ha] backend = "redis"``), which every kernel of a pair reaches;
+        None otherwise."""
+        ha = getattr(self._kernel.config, "ha", None)
+        if ha is None or getattr(ha, "backend", "local") != "redis":
+            return None
+        return str(ha.redis_url)
+
+    @property
     def log(self) -> Any:
         return self._kernel.log
 

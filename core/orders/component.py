@@ -20,6 +20,7 @@ then reconciles.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ import duckdb
 from anyio.abc import TaskGroup
 
 from hrkernel.duck import open_database
+from hrkernel.ha.component import HAComponent
 from hrkernel.kernel.component import Component
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
@@ -37,6 +39,7 @@ from hrkernel.orders.errors import JournalWriteError, NotLeaderError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
+from hrkernel.orders.recovery import InFlightRecovery
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -93,13 +96,14 @@ class OrdersComponent(Component):
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
                  lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None,
-                 journal_path: Path | None = None) -> None:
+                 on_accepted: Callable[[], None] | None = None, journal_path: Path | None = None) -> None:
         self.config = config
         self.db_path = db_path
         self.journal_path = journal_path or db_path.parent / config.journal_file
         self._exchanges = exchanges
         """name → object whose ``obj`` attribute is the Exchange (a PluginComponent), or the Exchange."""
         self._lease = lease
+        self._on_accepted = on_accepted
         self._alerts = alerts
         self.pipeline: TransactionVerificationPipeline | None = None
         self.reconciliation: StateReconciliation | None = None
@@ -128,7 +132,7 @@ class OrdersComponent(Component):
         writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
             exchanges=exchanges, journal=self._open_journal(), ledger=ledger, config=self.config,
-            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer,
+            lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer, on_accepted=self._on_accepted,
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
         self.reconciliation = StateReconciliation(self.pipeline)
@@ -199,7 +203,7 @@ class OrdersComponent(Component):
                     tg.start_soon(writer.run, name="orders:ledger-writer")
                     if self.replicator is not None:
                         await self.replicator.start(tg)
-                    await self._run()
+                    await self._run(tg)
                     tg.cancel_scope.cancel()
         finally:
             self._done.set()
@@ -207,7 +211,7 @@ class OrdersComponent(Component):
     def _leader(self) -> bool:
         return self.pipeline is not None and self.pipeline.lease.holds_with_margin()
 
-    async def _run(self) -> None:
+    async def _run(self, tg: TaskGroup) -> None:
         assert self.reconciliation is not None
         recon = self.reconciliation
         next_at = 0.0
@@ -218,7 +222,9 @@ class OrdersComponent(Component):
             try:
                 if self._leader() and now >= next_at:
                     if not recon.startup_done:
-                        await recon.reconcile_on_startup()
+                        # Trading resumes once the exchange's open orders are known; the journal's
+                        # unfinished orders are recovered beside new ones (reserved meanwhile).
+                        await recon.reconcile_on_startup(recover_in=tg)
                         self._recovered_token = recon.pipeline.lease.token
                         log.info("orders_trading_enabled")
                     else:
@@ -229,7 +235,8 @@ class OrdersComponent(Component):
                     # takeover step: orders can only be sent once trading is enabled, and a step
                     # that tried would fail every takeover (NotLeaderError) forever.
                     token = recon.pipeline.lease.token
-                    await recon.pipeline.recover()
+                    recovery = InFlightRecovery(recon.pipeline)
+                    tg.start_soon(recon.run_recovery, recovery, recovery.claim(), name="orders:recovery")
                     self._recovered_token = token
             except Exception as exc:
                 log.error("orders_reconcile_failed", error=f"{type(exc).__name__}: {exc}")
@@ -351,7 +358,8 @@ def build_orders(kernel: Kernel) -> None:
                        "interval": float(hc.replication_interval), "maxlen": hc.replication_maxlen,
                        "batch": hc.replication_batch}
     component = OrdersComponent(config, db_path=kernel.data_dir / config.db_file, exchanges=exchanges,
-                                lease=ha, alerts=kernel.get("alerts"), replication=replication)
+                                lease=ha, alerts=kernel.get("alerts"), replication=replication,
+                                on_accepted=ha.order_accepted if isinstance(ha, HAComponent) else None)
     if ha is not None and hasattr(ha, "add_takeover_step"):
         ha.add_takeover_step(component.on_takeover)
     kernel.add(component)

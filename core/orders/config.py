@@ -50,6 +50,9 @@ class OrdersSection(ConfigStruct, kw_only=True):
     poll_max: Duration = Duration(2.0)
     prepared_max_age: Duration = Duration(60.0)
     """On recovery, a PREPARED order older than this is FAILED as stale instead of sent."""
+    recovery_concurrency: int = 8
+    """Unfinished orders resumed at once after a restart or a takeover (in the background: new
+    orders are sent meanwhile; each recovered order stays reserved until it is resolved)."""
 
     # -- reconciliation --
     reconcile_interval: Duration = Duration(60.0)
@@ -66,8 +69,8 @@ class OrdersSection(ConfigStruct, kw_only=True):
     """Beyond-tolerance drift halts new orders until acknowledged (``hrkernel reconcile --ack``)."""
 
     def __post_init__(self) -> None:
-        if self.max_open_orders < 1 or self.submit_attempts < 1 or self.lookup_attempts < 1:
-            raise ValueError("max_open_orders, submit_attempts and lookup_attempts must be >= 1")
+        if min(self.max_open_orders, self.submit_attempts, self.lookup_attempts, self.recovery_concurrency) < 1:
+            raise ValueError("max_open_orders, submit_attempts, lookup_attempts and recovery_concurrency must be >= 1")
         if self.max_price_deviation <= 0:
             raise ValueError("max_price_deviation must be > 0")
         if self.poll_initial <= 0 or self.poll_max < self.poll_initial:

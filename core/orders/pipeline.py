@@ -160,12 +160,15 @@ class TransactionVerificationPipeline:
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         writer: LedgerWriter | None = None,
+        on_accepted: Callable[[], None] | None = None,
     ) -> None:
         self.exchanges = dict(exchanges)
         self.journal = journal
         self.ledger = ledger
         self.writer = writer
         """Group commit for fills when given (its ``run`` task must be running)."""
+        self.on_accepted = on_accepted
+        """Told each time the exchange accepts a placement of ours (HA: failover ends when orders flow)."""
         self.config = config or OrdersSection()
         self.lease: LeaseView = lease or AlwaysLeader()
         self._alert = alert
@@ -180,6 +183,9 @@ class TransactionVerificationPipeline:
         self._prepared_here: dict[str, int | None] = {}
         """Orders this process journaled PREPARED (alone), with the lease token then: only those may
         be sent without a look-up first."""
+        self._recovering: dict[str, anyio.Event] = {}
+        """Orders claimed by in-flight recovery and not resolved yet (see ``hrkernel.orders.recovery``):
+        anything else that would execute one of them waits for recovery to resolve it first."""
         self._send_waits: dict[str, _RateLimitBudget] = {}
         """Per order being sent: what is left of its budget for waiting out client-side rate limits."""
         self.halts: dict[str, str] = {}
@@ -389,6 +395,26 @@ class TransactionVerificationPipeline:
             lock = self._locks[coid] = anyio.Lock()
         return lock
 
+    def busy(self, coid: str) -> bool:
+        """The order is being worked on (executed now, or claimed by recovery): hands off."""
+        return coid in self._recovering or self.order_lock(coid).locked()
+
+    def claim_for_recovery(self, coid: str) -> bool:
+        """Reserve an unfinished order for in-flight recovery; False if it is claimed already."""
+        if coid in self._recovering:
+            return False
+        self._recovering[coid] = anyio.Event()
+        return True
+
+    def release_recovery(self, coid: str) -> None:
+        """Recovery is done with the order (resolved, or given up): whoever waits for it goes on."""
+        claim = self._recovering.pop(coid, None)
+        if claim is not None:
+            claim.set()
+
+    def now(self) -> datetime:
+        return self._now()
+
     async def submit(self, signal: Signal) -> OrderRecord:
         """Prepare then execute one signal (PREPARED and SUBMITTING in one commit, see
         :meth:`create_transaction`)."""
@@ -397,7 +423,16 @@ class TransactionVerificationPipeline:
     async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
-        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``."""
+        deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``.
+
+        An order claimed by in-flight recovery is resolved by recovery first: this waits for it."""
+        claim = self._recovering.get(tx.client_order_id)
+        if claim is not None:
+            await claim.wait()
+        return await self.execute_claimed(tx)
+
+    async def execute_claimed(self, tx: OrderRecord) -> OrderRecord:
+        """:meth:`execute_transaction` without waiting for a recovery claim (recovery's own entry)."""
         async with self.order_lock(tx.client_order_id):
             rec = self.journal.get(tx.client_order_id)
             if rec is None:
@@ -490,6 +525,11 @@ class TransactionVerificationPipeline:
         except Exception as exc:
             return await self._outcome_unknown(rec, exc)
         self._send_waits.pop(rec.client_order_id, None)
+        if self.on_accepted is not None:
+            try:
+                self.on_accepted()
+            except Exception as exc:  # a metric must never break the order path
+                log.error("order_accepted_hook_failed", error=f"{type(exc).__name__}: {exc}")
         fault_point("after_accept")
         return await self._acknowledged(rec, order)
 
@@ -544,8 +584,11 @@ class TransactionVerificationPipeline:
         failures = 0
         limited = _RateLimitBudget(float(cfg.rate_limit_wait))
         while True:
+            self._still_leading(rec, "look-up")
             try:
                 found = await exchange.find_order_by_client_id(rec.client_order_id, symbol=rec.symbol)
+            except NotLeaderError:
+                raise
             except Exception as exc:
                 wait = limited.wait_for(exc)
                 if wait is not None:
@@ -575,6 +618,13 @@ class TransactionVerificationPipeline:
             self.stats["resubmitted"] += 1
             log.info("order_resubmitting", client_order_id=rec.client_order_id, attempt=rec.attempts + 1)
             return await self._submit(rec, reason="exchange has no order with this client order id; resubmitting")
+
+    def _still_leading(self, rec: OrderRecord, what: str) -> None:
+        """Before each call a look-up or verification makes: a deposed leader stops at once. The
+        new leader owns the order (it recovers it from the replicated journal, or reconciliation
+        finds it); polls from here would only spend the exchange budget the two share."""
+        if not self.lease.holds_with_margin():
+            raise NotLeaderError(f"order {rec.client_order_id}: {what} stopped: this instance lost the lease")
 
     async def _unresolved(self, rec: OrderRecord, why: str) -> OrderRecord:
         self.stats["unresolved"] += 1
@@ -626,12 +676,15 @@ class TransactionVerificationPipeline:
         mismatch = False
         filled = Decimal(-1)
         while True:
+            self._still_leading(rec, "verification")
             try:
                 order = await exchange.get_order(exchange_id=rec.exchange_order_id)
                 if order.filled_amount != filled or (order.status.is_terminal and mismatch):
                     # Fills are read only when the filled amount moved (they are the costly call).
                     filled = await self.post_fills(rec, order)
                 last_error = None
+            except NotLeaderError:
+                raise
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 wait = limited.wait_for(exc)
@@ -673,18 +726,9 @@ class TransactionVerificationPipeline:
     # -- recovery -------------------------------------------------------------------------------
 
     async def recover(self) -> list[OrderRecord]:
-        """Resume every non-terminal journaled order (call once at start-up, as leader)."""
-        out: list[OrderRecord] = []
-        for rec in self.journal.open_orders():
-            age = (self._now() - (rec.created_at or self._now())).total_seconds()
-            try:
-                if rec.state is OrderState.PREPARED and age > self.config.prepared_max_age:
-                    out.append(await self.journal.record(rec.client_order_id, OrderState.FAILED,
-                                                   reason=f"stale: PREPARED {age:.0f}s ago, never sent"))
-                    continue
-                out.append(await self.execute_transaction(rec))
-            except NotLeaderError:
-                raise
-            except Exception as exc:
-                log.error("order_recovery_failed", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
-        return out
+        """Resume every non-terminal journaled order, concurrently up to ``recovery_concurrency``
+        (call at start-up, as leader); see :class:`hrkernel.orders.recovery.InFlightRecovery` for
+        running it in the background while trading goes on."""
+        from hrkernel.orders.recovery import InFlightRecovery  # it builds on this module
+
+        return await InFlightRecovery(self).recover()

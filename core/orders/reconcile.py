@@ -25,12 +25,15 @@ from typing import Any
 
 import duckdb
 import msgspec
+from anyio.abc import TaskGroup
 
 from hrkernel.exchange import Exchange, Order, OrderStatus
 from hrkernel.ledger import fill_transaction
 from hrkernel.logging import get_logger
+from hrkernel.orders.errors import NotLeaderError
 from hrkernel.orders.journal import OrderRecord, OrderState
 from hrkernel.orders.pipeline import TransactionVerificationPipeline
+from hrkernel.orders.recovery import InFlightRecovery
 
 __all__ = ["BalanceDrift", "OrderChange", "Orphan", "ReconciliationReport", "StateReconciliation"]
 
@@ -112,17 +115,40 @@ class StateReconciliation:
         self._deferred: dict[str, int] = {}
         """Exchange → reconciliations in a row whose drift was set aside because orders were in flight."""
 
-    async def reconcile_on_startup(self) -> list[ReconciliationReport]:
-        """Resume the journal's non-terminal orders, then reconcile every exchange. Trading (the
-        ``startup`` halt, if set) resumes only after this finished."""
-        # Orders the journal left mid-flight are resolved by the pipeline's own rules first (look up
-        # by client order id; resubmit only what the exchange does not have), so that the
-        # comparison below sees their fills in the ledger.
-        await self.pipeline.recover()
-        reports = [await self.reconcile(name) for name in sorted(self.pipeline.exchanges)]
+    async def reconcile_on_startup(self, recover_in: TaskGroup | None = None) -> list[ReconciliationReport]:
+        """Reconcile every exchange and resume the journal's unfinished orders; trading (the
+        ``startup`` halt, if set) resumes once the exchange's open orders are known.
+
+        With ``recover_in`` (a task group) the unfinished orders are claimed first, reconciliation
+        leaves them alone, and their recovery runs in that task group after trading resumed —
+        new signals do not wait for it (an order it claimed is reserved, and its own signal waits
+        for it). Without, recovery runs first and this returns when every order is resolved."""
+        recovery = InFlightRecovery(self.pipeline)
+        if recover_in is None:
+            # Orders the journal left mid-flight are resolved by the pipeline's own rules first
+            # (look up by client order id; resubmit only what the exchange does not have), so
+            # that the comparison below sees their fills in the ledger.
+            await recovery.recover()
+            reports = await self.reconcile_all()
+        else:
+            claimed = recovery.claim()
+            try:
+                reports = await self.reconcile_all()
+            except BaseException:
+                recovery.release(claimed)
+                raise
+            recover_in.start_soon(self.run_recovery, recovery, claimed, name="orders:recovery")
         self.startup_done = True
         self.pipeline.resume("startup")
         return reports
+
+    @staticmethod
+    async def run_recovery(recovery: InFlightRecovery, claimed: list[OrderRecord]) -> None:
+        """Recovery as a background task: a lost lease ends it quietly (it logged why)."""
+        try:
+            await recovery.run(claimed)
+        except NotLeaderError:
+            pass  # logged by the recovery; the new leader resumes these orders
 
     async def reconcile_all(self, *, dry_run: bool = False) -> list[ReconciliationReport]:
         return [await self.reconcile(name, dry_run=dry_run) for name in sorted(self.pipeline.exchanges)]
@@ -168,9 +194,9 @@ class StateReconciliation:
         for rec in p.journal.open_orders(name):
             if rec.state is OrderState.PREPARED:
                 continue  # never sent; recovery decides (send or fail as stale)
+            if p.busy(rec.client_order_id):
+                continue  # the pipeline (or in-flight recovery) is working on this order right now
             lock = p.order_lock(rec.client_order_id)
-            if lock.locked():
-                continue  # the pipeline is working on this order right now
             try:
                 async with lock:
                     fresh = p.journal.get(rec.client_order_id)
@@ -318,7 +344,7 @@ class StateReconciliation:
         # fills the exchange's balance already holds and the ledger gets a moment later: a drift
         # seen then is not trusted (no adjustment, no alert, no halt) until it is seen with
         # nothing in flight, or `drift_defer_max` times in a row (continuous trading).
-        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.order_lock(r.client_order_id).locked()]
+        busy = [r.client_order_id for r in p.journal.open_orders(name) if p.busy(r.client_order_id)]
         drifting = any(on_exchange.get(c, Decimal(0)) != ledger.get(c, Decimal(0)) for c in set(on_exchange) | set(ledger))
         defer = False
         if not opening and busy and drifting:

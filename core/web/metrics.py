@@ -216,11 +216,13 @@ class KernelCollector(Collector):
                 lag_n.add_metric(labels, float(repl["entries"]))
         yield lag_s
         yield lag_n
-        total = CounterMetricFamily("hrkernel_failovers_total", "Failovers by group (or 'leadership')", labels=["group"])
+        total = CounterMetricFamily("hrkernel_failovers_total", "Failovers by group (or 'leadership' for lease takeovers, 'trading' until orders flowed again)", labels=["group"])
         durations: dict[tuple[str, ...], list[float]] = {}
         for record in (sources.read_failovers(host) or {}).get("history", []):
             if isinstance(record, dict):
-                group = str(record.get("group", record.get("kind", "?")))
+                # A leadership record has group None: labelled by its kind (leadership: the lease
+                # takeover; trading: until the new leader's first order was accepted).
+                group = str(record.get("group") or record.get("kind") or "?")
                 value = _num(record.get("duration"))
                 durations.setdefault((group,), [])
                 if value is not None:

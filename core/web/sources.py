@@ -220,7 +220,7 @@ def read_failovers(host: Host) -> dict[str, Any] | None:
     history = [jsonable(r) for r in list(records)[-100:]][::-1]
     out: dict[str, Any] = {"groups": jsonable(groups), "history": history}
     if monitor is not None and hasattr(monitor, "stats"):
-        out["stats"] = {kind: jsonable(monitor.stats(kind)) for kind in ("leadership", "group")}
+        out["stats"] = {kind: jsonable(monitor.stats(kind)) for kind in ("leadership", "trading", "group")}
     return out
 
 

@@ -35,8 +35,10 @@ from hrkernel.exchange import (
 from hrkernel.exchange import errors as ex
 from hrkernel.resilience import TTLCache
 from hrkernel_nobitex import wire
+from hrkernel_nobitex.budget import Budget
 from hrkernel_nobitex.config import NobitexConfig
 from hrkernel_nobitex.fills import FillFeed
+from hrkernel_nobitex.shared_reads import SharedReads
 from hrkernel_nobitex.transport import Clock, Sleep, Transport
 
 T = TypeVar("T")
@@ -76,6 +78,7 @@ class NobitexExchange:
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
         rng: random.Random | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -83,13 +86,14 @@ class NobitexExchange:
         self.clock = clock
         self.log = (log or structlog.get_logger("hrkernel_nobitex")).bind(exchange=name)
         self.transport = Transport(config, name=name, instance_id=instance_id, log=self.log, clock=clock,
-                                   sleep=sleep, rng=rng or random.Random())
+                                   sleep=sleep, rng=rng or random.Random(), budget=budget)
         self._call = self.transport.call
         self.limits = self.transport.limits
         self.breaker = self.transport.breaker
         self.bulkhead = self.transport.bulkhead
         self.retry = self.transport.retry
         self.fills = FillFeed(self.transport, config, log=self.log)
+        self.shared_reads = SharedReads(clock, float(config.lookup_share))
         stale = float(config.stale_for)
         self.markets_cache: TTLCache[list[Market]] = TTLCache(
             f"exchange:{name}:markets", float(config.markets_ttl), max_stale=stale, clock=clock)
@@ -117,6 +121,8 @@ class NobitexExchange:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+        if self.limits.budget is not None:
+            await self.limits.budget.aclose()
 
     async def __aenter__(self) -> NobitexExchange:
         await self.start()
@@ -301,37 +307,49 @@ class NobitexExchange:
                                       pages: int = 3) -> Order | None:
         """Open orders first (status by clientOrderId), then every state (orders/list status=all,
         newest first, up to ``pages`` pages), then the orders behind recent fills
-        (trades/list, looked up by id): a Done or Canceled order is invisible to the first."""
+        (trades/list, looked up by id): a Done or Canceled order is invisible to the first.
+
+        The lists (the scarce 30-a-minute endpoints) are shared by concurrent look-ups
+        (:mod:`hrkernel_nobitex.shared_reads`): after a takeover, twenty look-ups cost one read."""
         try:
             return await self.get_order(client_order_id=client_order_id)
         except ex.OrderNotFoundError:
             pass
         except ex.InvalidOrderError:
             pass
-        seen: set[str] = set()
+        listed = await self.shared_reads.get(("listed", symbol, pages), lambda: self._listed_orders(symbol, pages))
+        for order in listed:
+            if order.client_order_id == client_order_id:
+                return order
+        behind = await self.shared_reads.get(("behind_fills", symbol, pages),
+                                             lambda: self._orders_behind_fills(symbol, {o.exchange_id for o in listed}))
+        for order in behind:
+            if order.client_order_id == client_order_id:
+                return order
+        return None
+
+    async def _listed_orders(self, symbol: str | None, pages: int) -> list[Order]:
+        out: list[Order] = []
         for page in range(1, pages + 1):
             orders = await self.list_orders(symbol, status="all", page=page)
-            for order in orders:
-                if order.client_order_id == client_order_id:
-                    return order
-                seen.add(order.exchange_id)
+            out.extend(orders)
             if len(orders) < 100:
                 break
-        lookups = 0
+        return out
+
+    async def _orders_behind_fills(self, symbol: str | None, seen: set[str]) -> list[Order]:
+        out: list[Order] = []
+        seen = set(seen)
         for fill in await self.recent_fills(symbol):  # newest first
             if fill.order_id in seen:
                 continue
             seen.add(fill.order_id)
-            lookups += 1
-            if lookups > MAX_FILL_LOOKUPS:
+            if len(out) >= MAX_FILL_LOOKUPS:
                 # Past this the status budget (300/min) matters more; the caller may retry later.
-                self.log.warning("client_id_resolution_truncated", client_order_id=client_order_id,
-                                 looked_up=MAX_FILL_LOOKUPS)
+                self.log.warning("client_id_resolution_truncated", looked_up=MAX_FILL_LOOKUPS)
                 break
-            order = await self.get_order(exchange_id=fill.order_id)
-            if order.client_order_id == client_order_id:
-                return order
-        return None
+            out.append(await self.get_order(exchange_id=fill.order_id))
+        return out
 
     # ------------------------------------------------------------------ fills and balances
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
@@ -43,6 +43,9 @@ from hrkernel_nobitex import wire
 from hrkernel_nobitex.config import DEFAULT_LIMITS, NobitexConfig
 from hrkernel_nobitex.guards import EndpointLimits
 
+if TYPE_CHECKING:
+    from hrkernel_nobitex.budget import Budget
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -60,7 +63,7 @@ class Transport:
     """Sends one Nobitex request and returns its decoded answer or a typed error."""
 
     def __init__(self, config: NobitexConfig, *, name: str, instance_id: str, log: Any, clock: Clock,
-                 sleep: Sleep, rng: random.Random) -> None:
+                 sleep: Sleep, rng: random.Random, budget: Budget | None = None) -> None:
         self.config = config
         self.name = name
         self.instance_id = instance_id
@@ -70,7 +73,7 @@ class Transport:
         limits = dict(DEFAULT_LIMITS)
         for key, override in config.rate_limits.items():
             limits[key] = (override.requests, float(override.per))
-        self.limits = EndpointLimits(limits, enabled=config.rate_limit, clock=clock)
+        self.limits = EndpointLimits(limits, enabled=config.rate_limit, clock=clock, budget=budget, log=log)
         self.retry = RetryPolicy(
             f"exchange:{name}:reads",
             max_attempts=max(1, config.retry_attempts),
@@ -190,7 +193,8 @@ class Transport:
         error = wire.error_for(response.status_code, body, endpoint, response.headers.get("retry-after"))
         if error is not None:
             if isinstance(error, ex.RateLimitedError):
-                self.limits.back_off(endpoint, error.retry_after if error.retry_after is not None else DEFAULT_BACKOFF)
+                await self.limits.back_off_shared(
+                    endpoint, error.retry_after if error.retry_after is not None else DEFAULT_BACKOFF)
             if not idempotent and isinstance(error, ex.ExchangeUnavailableError):
                 # A 5xx or garbage answer to a state change proves nothing: a gateway (Cloudflare
                 # in front of Nobitex) can fail after the origin executed the request.
@@ -208,13 +212,16 @@ class Transport:
         )
 
     async def _attempt(self, endpoint: str, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
-        wait = self.limits.delay(endpoint)
-        if wait > 0:
-            if wait > float(self.config.rate_limit_max_wait):
+        waited = 0.0
+        while (wait := await self.limits.take(endpoint)) > 0:
+            # No slot under the token's budget (this process's sends, or with a shared budget
+            # every process's, or a 429's backOff): wait for it, or refuse before sending.
+            if waited + wait > float(self.config.rate_limit_max_wait):
                 raise ex.RateLimitedError(
                     f"local rate limit for {endpoint!r} (Nobitex's documented limit); next slot in {wait:.1f}s",
                     retry_after=wait, sent=False, exchange=wire.EXCHANGE, endpoint=endpoint,
                 )
+            waited += wait
             await self.sleep(wait)
         try:
             await self.bulkhead.acquire()
@@ -223,7 +230,6 @@ class Transport:
                 f"too many requests in flight ({exc})", retry_after=None, exchange=wire.EXCHANGE, endpoint=endpoint,
             ) from exc
         try:
-            self.limits.record(endpoint)
             return await self.breaker.call(self._send, endpoint, method, path, **kw)
         except CircuitOpenError as exc:
             err = ex.ExchangeUnavailableError(

@@ -3,6 +3,7 @@ reconciliation opens the ledger and enables trading; the CLI reads the journal a
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -58,6 +59,12 @@ async def test_kernel_reconciles_on_startup_then_the_cli_reads_it(sim: Any, kern
     dry = await anyio.to_thread.run_sync(lambda: _cli("reconcile", str(cfg), "--dry-run"))
     assert dry.returncode == 0, dry.stderr
     assert "nobitex: DRY RUN" in dry.stdout and "clean" in dry.stdout, dry.stdout
+    # --json: stdout is the report alone (it parses); the log lines went to stderr.
+    as_json = await anyio.to_thread.run_sync(lambda: _cli("reconcile", str(cfg), "--dry-run", "--json"))
+    assert as_json.returncode == 0, as_json.stderr
+    [report] = json.loads(as_json.stdout)
+    assert report["exchange"] == "nobitex" and report["dry_run"] is True and report["discrepancies"] == []
+    assert '"reconciled"' in as_json.stderr or "reconciled" in as_json.stderr
     missing = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", "nope", "--config", str(cfg)))
     assert missing.returncode == 1 and "no order 'nope'" in missing.stderr
 
