@@ -22,6 +22,7 @@ from the journal after a restart.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import inspect
 import time
@@ -57,6 +58,7 @@ from hrkernel.orders.errors import (
     TradingHaltedError,
 )
 from hrkernel.orders.faults import fault_point
+from hrkernel.orders.gate import OpenOrdersGate
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 
 __all__ = [
@@ -84,6 +86,9 @@ class LeaseView(Protocol):
     @property
     def token(self) -> int | None: ...
 
+
+_ON_ACKED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("on_acked", default=None)
+"""The running execution's ``on_acked`` (each order executes in a task of its own)."""
 
 SEND_AT_ONCE = 0.05
 """Seconds within which an order journaled PREPARED+SUBMITTING in one commit is sent as it stands;
@@ -184,6 +189,12 @@ class TransactionVerificationPipeline:
         """Orders this process journaled PREPARED (alone), with the lease token then: only those may
         be sent without a look-up first."""
         self._recovering: dict[str, anyio.Event] = {}
+        self.gate = OpenOrdersGate(lambda: self.journal, limit=self.config.max_open_orders,
+                                   wait=float(self.config.open_orders_wait), clock=clock, sleep=sleep)
+        self._verifying = anyio.CapacityLimiter(self.config.verify_concurrency)
+        self._pending: dict[str, OrderRecord] = {}
+        """Orders checked and being journaled (not in the journal's open orders yet)."""
+        """Orders being verified at once (their own pool: verification holds no execution slot)."""
         """Orders claimed by in-flight recovery and not resolved yet (see ``hrkernel.orders.recovery``):
         anything else that would execute one of them waits for recovery to resolve it first."""
         self._send_waits: dict[str, _RateLimitBudget] = {}
@@ -255,6 +266,18 @@ class TransactionVerificationPipeline:
         problem = self._check_signal(signal, market)
         if problem is not None:
             return await self._refuse(signal, coid, market, problem)
+        if submit:
+            # Sent at once: it needs room under max_open_orders now, waiting for it if need be.
+            problem = await self.gate.enter(signal.exchange, coid)
+            if problem is not None:
+                return await self._refuse(signal, coid, market, problem)
+        try:
+            return await self._prepare_checked(signal, coid, market, exchange, submit=submit)
+        finally:
+            self.gate.leave(coid)  # counted by the journal from its SUBMITTING on
+
+    async def _prepare_checked(self, signal: Signal, coid: str, market: Market, exchange: Exchange, *,
+                               submit: bool) -> OrderRecord:
         book = await exchange.order_book(signal.symbol)
         # The lease is proven before the risk check: from the check to the commit (and, when
         # fused, on to the request) nothing awaits, so no other order interleaves.
@@ -263,6 +286,10 @@ class TransactionVerificationPipeline:
         if problem is not None:
             return await self._refuse(signal, coid, market, problem)
         record = self._record(signal, coid, market, OrderState.PREPARED)
+        # The journal write is awaited (other orders run meanwhile): until it is in the journal's
+        # open orders, this order is counted by the others' risk checks from here, taken with no
+        # await after its own check, so two orders can never both spend the same balance.
+        self._pending[coid] = record
         try:
             if token is not None:
                 rec = await self.journal.create(record, then=OrderState.SUBMITTING, attempts=1, fencing_token=token)
@@ -278,6 +305,8 @@ class TransactionVerificationPipeline:
             if existing is None:
                 raise
             return existing
+        finally:
+            self._pending.pop(coid, None)
         self.stats["prepared"] += 1
         if token is not None:
             fault_point("after_submitting")
@@ -361,9 +390,10 @@ class TransactionVerificationPipeline:
         limit = cfg.max_notional.get(market.quote)
         if limit is not None and notional > limit:
             return f"notional {notional} {market.quote} exceeds [orders] max_notional.{market.quote} = {limit}"
+        # max_open_orders: see self.gate. Orders being journaled count as open (see _pending).
         open_orders = self.journal.open_orders(signal.exchange)
-        if len(open_orders) >= cfg.max_open_orders:
-            return f"{len(open_orders)} open orders already ([orders] max_open_orders = {cfg.max_open_orders})"
+        known = {o.client_order_id for o in open_orders}
+        open_orders += [o for c, o in self._pending.items() if o.exchange == signal.exchange and c not in known]
         held = self.ledger.venue_balances(signal.exchange)
         reserved: dict[str, Decimal] = {}
         pending_buys = Decimal(0)
@@ -420,16 +450,22 @@ class TransactionVerificationPipeline:
         :meth:`create_transaction`)."""
         return await self.execute_transaction(await self.create_transaction(signal, submit=True))
 
-    async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
+    async def execute_transaction(self, tx: OrderRecord, *, on_acked: Callable[[], None] | None = None) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
         deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``.
 
+        ``on_acked`` is called once the exchange has the order, before verification starts (the
+        signal router frees the order's execution slot there); not at all if it never gets there.
         An order claimed by in-flight recovery is resolved by recovery first: this waits for it."""
         claim = self._recovering.get(tx.client_order_id)
         if claim is not None:
             await claim.wait()
-        return await self.execute_claimed(tx)
+        token = _ON_ACKED.set(on_acked)
+        try:
+            return await self.execute_claimed(tx)
+        finally:
+            _ON_ACKED.reset(token)
 
     async def execute_claimed(self, tx: OrderRecord) -> OrderRecord:
         """:meth:`execute_transaction` without waiting for a recovery claim (recovery's own entry)."""
@@ -483,6 +519,16 @@ class TransactionVerificationPipeline:
             raise
 
     async def _submit(self, rec: OrderRecord, *, reason: str | None = None, attempt: int | None = None) -> OrderRecord:
+        problem = await self.gate.enter(rec.exchange, rec.client_order_id)
+        if problem is not None:
+            log.warning("order_refused", client_order_id=rec.client_order_id, signal_id=rec.signal_id, reason=problem)
+            return await self.journal.record(rec.client_order_id, OrderState.FAILED, reason=f"never sent: {problem}")
+        try:
+            return await self._submit_now(rec, reason=reason, attempt=attempt)
+        finally:
+            self.gate.leave(rec.client_order_id)
+
+    async def _submit_now(self, rec: OrderRecord, *, reason: str | None, attempt: int | None) -> OrderRecord:
         if not self.lease.holds_with_margin():
             raise NotLeaderError(f"order {rec.client_order_id}: this instance does not hold the lease with margin")
         fence_check = getattr(self.lease, "fence_check", None)
@@ -666,6 +712,16 @@ class TransactionVerificationPipeline:
         return sum((f.amount for f in fills), Decimal(0))
 
     async def _verify(self, rec: OrderRecord) -> OrderRecord:
+        """The exchange has the order: the caller's execution slot is handed back (``on_acked``
+        of :meth:`execute_transaction`) and the order is verified in the verification pool."""
+        released = _ON_ACKED.get()
+        if released is not None:
+            _ON_ACKED.set(None)
+            released()
+        async with self._verifying:
+            return await self._poll_until_verified(rec)
+
+    async def _poll_until_verified(self, rec: OrderRecord) -> OrderRecord:
         exchange = self._exchange(rec.exchange)
         cfg = self.config
         deadline = self._clock() + cfg.verify_deadline
