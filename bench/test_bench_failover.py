@@ -3,9 +3,9 @@
 Run: ``python -m pytest bench/test_bench_failover.py --benchmark-only -s`` (about 2-3 min).
 
 Each round runs what a desk runs: ``hrkernel sim serve`` (Nobitex's rate limits on, its default),
-a private Redis, and two ``hrkernel run`` kernels with the Redis lease (hr.toml's ``[ha]``
-defaults: TTL 3 s, renewal every 500 ms, margin 1 s), hot-standby replication and the webhook
-intake. The leader gets 20 resting limit buys (orders in flight: resting on the exchange, or
+a private Redis, and two ``hrkernel run`` kernels configured as the README's HA pair: the Redis
+lease (hr.toml's ``[ha]`` defaults: TTL 3 s, renewal every 500 ms, margin 1 s), hot-standby
+replication, the Redis bus and the webhook intake. The leader gets 20 resting limit buys (orders in flight: resting on the exchange, or
 journaled and waiting for an execution slot) and is SIGKILLed once the standby holds them in its
 replicated journal. From the kill on, market-buy signals are posted to both kernels' webhooks every
 0.5 s (the redundant-alert setup; 2 a second is well inside Nobitex's 300 placements per 10
@@ -90,6 +90,11 @@ port = {self.web}
 backend = "redis"
 redis_url = "{redis_url}"
 key_prefix = "{prefix}"
+[bus]
+backend = "redis"
+[bus.redis]
+url = "{redis_url}"
+prefix = "{prefix}:bus:"
 [health.checks.duckdb_writable]
 enabled = false
 [webhook]
@@ -154,6 +159,12 @@ class Round:
              str(self.workdir / "sim.toml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.sim = f"http://127.0.0.1:{port}"
         _wait(lambda: httpx.get(f"{self.sim}/_sim/orders", headers=ADMIN, timeout=1).status_code == 200, 30, "simulator")
+        # A fresh exchange per round: the token's shared rate budget in Redis must start empty too
+        # (it would still count the previous round's sends against this simulator's empty windows).
+        import redis
+
+        with redis.Redis.from_url(redis_url) as client:
+            client.flushdb()
         prefix = f"fb{os.getpid()}-{number}"
         self.a = Kernel("hr-a", self.workdir, redis_url, prefix, self.sim)
         self.a.wait_for("orders_trading_enabled")

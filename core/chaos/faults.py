@@ -167,11 +167,11 @@ class FaultInjection:
                 event = k.child.find("trading_enabled", since=t0)
                 if event is not None:
                     took = event["_t"] - t0
-                    self.report.failovers.append(Failover(cause, old.name, k.name, took))
+                    self.report.failovers.append(Failover(cause, old.name, k.name, took, at=t0))
                     self.say(f"{k.name} took over and trades (fence {event.get('fence')}) {took:.2f}s after {cause}")
                     return
             time.sleep(0.05)
-        self.report.failovers.append(Failover(cause, old.name, None, None))
+        self.report.failovers.append(Failover(cause, old.name, None, None, at=t0))
         self.say(f"no instance took over within {self.scenario.failover_timeout}s after {cause}")
 
     def _pause_leader(self, fault: Fault) -> None:

@@ -23,6 +23,11 @@ class Failover:
     from_instance: str
     to_instance: str | None
     seconds: float | None
+    """Fault → the new leader's lease takeover done (``trading_enabled``)."""
+    at: float = 0.0
+    """Wall-clock time of the fault (SIGKILL, SIGSTOP, ...)."""
+    orders_after: float | None = None
+    """Fault → the first order the exchange accepted from the new leader (None: none came)."""
 
 
 @dataclass
@@ -52,7 +57,8 @@ class Report:
             lines.append(f"  {key}: {value}")
         for fo in self.failovers:
             took = f"{fo.seconds:.2f}s" if fo.seconds is not None else "did not happen"
-            lines.append(f"  failover ({fo.cause}): {fo.from_instance} -> {fo.to_instance or '-'} in {took}")
+            flowing = f", orders flowing after {fo.orders_after:.2f}s" if fo.orders_after is not None else ""
+            lines.append(f"  failover ({fo.cause}): {fo.from_instance} -> {fo.to_instance or '-'} in {took}{flowing}")
         if self.faults:
             lines.append(f"  faults injected ({len(self.faults)}): " + "; ".join(self.faults[:12])
                          + (" ..." if len(self.faults) > 12 else ""))

@@ -21,11 +21,13 @@ import httpx
 
 from hrkernel.chaos.alerts import AlertReceiver, Injected, describe, find_alert
 from hrkernel.chaos.faults import ADMIN, FaultInjection
+from hrkernel.chaos.flow import orders_flow_invariant
 from hrkernel.chaos.netcut import TcpProxy
 from hrkernel.chaos.procs import Child, Processes, free_port, wait_for_port
 from hrkernel.chaos.readonly import ReadOnlyDir
 from hrkernel.chaos.report import Failover, Invariant, KernelInfo, Report
 from hrkernel.chaos.scenario import Fault, Scenario
+from hrkernel.ha.config import HASection
 from hrkernel.orders.pipeline import client_order_id_for
 
 __all__ = ["ADMIN", "ChaosRun", "Failover", "Invariant", "KernelInfo", "Report", "run_scenario"]
@@ -83,7 +85,7 @@ retry_base_delay = "50ms"
 breaker_reset_timeout = "3s"
 [orders]
 verify_deadline = "20s"
-reconcile_interval = "5s"
+reconcile_interval = "10s"
 halt_on_drift = false
 max_open_orders = 100
 [health]
@@ -118,9 +120,8 @@ backoff_max = "1s"
 
 
 SIM_CONFIG = """# written by hrkernel chaos
+# Nobitex's rate limits are on (the simulator's default), as the kernels meet them in production.
 admin_token = "sim-admin"
-[rate_limits]
-enabled = false
 [faults]
 seed = {seed}
 hang_for = "3s"
@@ -263,7 +264,8 @@ class ChaosRun(FaultInjection):
     def send_signal(self, index: int) -> None:
         action = "buy" if index % 2 else "sell"
         sid = f"chaos-{self.seed}-{index}"
-        record: dict[str, Any] = {"index": index, "id": sid, "action": action, "accepted_by": None, "signal_id": None}
+        record: dict[str, Any] = {"index": index, "id": sid, "action": action, "accepted_by": None, "signal_id": None,
+                                  "at": time.time()}
         body = {"secret": SECRET, "ticker": self.scenario.symbol, "action": action, "amount": self.scenario.amount, "id": sid}
         if self.scenario.deliver == "all":
             for k in self.kernels:
@@ -484,6 +486,7 @@ class ChaosRun(FaultInjection):
                 history_detail += f"; {leader.name}'s failover history has {count}"
                 history_ok = history_ok and count >= 1
         report.invariants.append(Invariant("every failover in the history", history_ok, history_detail))
+        self._check_orders_flow(kills)
         self._check_alerts()
         # unhandled errors in the logs
         allowed = EXPECTED_ERRORS | set(sc.expected_errors)
@@ -522,6 +525,15 @@ class ChaosRun(FaultInjection):
             "duration": f"{time.time() - self.started:.1f}s",
         })
 
+
+    def _check_orders_flow(self, kills: list[Fault]) -> None:
+        if not kills:
+            return
+        reqs = self.http.get(f"{self.sim}/_sim/requests", headers=ADMIN, params={"endpoint": "orders_add"}).json()
+        accepted = [r for r in (reqs["requests"] if isinstance(reqs, dict) else reqs)
+                    if r.get("status") == 200 and r.get("order_id")]
+        self.report.invariants.append(
+            orders_flow_invariant(self.report.failovers, self.sent, accepted, float(HASection().lease_ttl) + 3.0))
 
     def _check_alerts(self) -> None:
         """Every fault produced the alerts it declares (or declared none), delivered in time."""

@@ -70,7 +70,7 @@ class SignalRouter(Component):
     name = "signal_router"
 
     def __init__(
-        self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 4,
+        self, *, bus: Any, orders: Any, topic: str, exchanges: list[str], max_concurrent: int = 16,
         retry_delay: float = 0.5, on_settled: Callable[[str], Awaitable[None]] | None = None,
         on_unsettled: Callable[[str], None] | None = None,
     ) -> None:
@@ -82,6 +82,9 @@ class SignalRouter(Component):
         self.topic = topic
         self.exchanges = exchanges
         self.retry_delay = retry_delay
+        # A slot is held through verification (up to verify_deadline for a resting order) and a
+        # look-up's visibility window: with 4, a new leader's first fresh signal waited behind the
+        # look-ups of signals accepted before its tenure (bench/test_bench_failover.py).
         self._limiter = anyio.CapacityLimiter(max_concurrent)
         self._stopping = anyio.Event()
         self.tenure_started: datetime | None = None

@@ -64,9 +64,6 @@ class NobitexConfig(ConfigStruct, kw_only=True):
     rate_limit_max_wait: Duration = Duration(2.0)
     """Wait at most this long for a local slot (or a 429's ``backOff``); beyond it raise
     ``RateLimitedError`` at once."""
-    lookup_share: Duration = Duration(1.0)
-    """Concurrent look-ups by client order id share an ``orders/list``/``trades/list`` read that
-    started at most this long before them (keep it well under ``[orders] visibility_window``)."""
     shared_budget: bool = True
     """Count sends and 429 ``backOff``s in one budget per token shared by every process using it:
     in the HA backend's Redis when ``[ha] backend = "redis"``, else in ``<data_dir>/rate-budget.sqlite``

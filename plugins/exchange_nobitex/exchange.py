@@ -93,7 +93,7 @@ class NobitexExchange:
         self.bulkhead = self.transport.bulkhead
         self.retry = self.transport.retry
         self.fills = FillFeed(self.transport, config, log=self.log)
-        self.shared_reads = SharedReads(clock, float(config.lookup_share))
+        self.shared_reads = SharedReads(clock)
         stale = float(config.stale_for)
         self.markets_cache: TTLCache[list[Market]] = TTLCache(
             f"exchange:{name}:markets", float(config.markets_ttl), max_stale=stale, clock=clock)
@@ -309,8 +309,9 @@ class NobitexExchange:
         newest first, up to ``pages`` pages), then the orders behind recent fills
         (trades/list, looked up by id): a Done or Canceled order is invisible to the first.
 
-        The lists (the scarce 30-a-minute endpoints) are shared by concurrent look-ups
-        (:mod:`hrkernel_nobitex.shared_reads`): after a takeover, twenty look-ups cost one read."""
+        The lists (the scarce 30-a-minute endpoints) are shared by concurrent look-ups, never with
+        an answer older than the call (:mod:`hrkernel_nobitex.shared_reads`): after a takeover,
+        twenty look-ups cost two reads of each instead of twenty."""
         try:
             return await self.get_order(client_order_id=client_order_id)
         except ex.OrderNotFoundError:
