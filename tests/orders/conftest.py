@@ -48,11 +48,7 @@ async def exchange(sim: Any) -> AsyncIterator[Any]:
     ex = NobitexExchange(NobitexConfig(token=SIM_TOKEN, base_url=sim.base_url, bot_name="orders-tests",
                                        timeout=Duration(0.3), connect_timeout=Duration(0.5), rate_limit=False,
                                        retry_base_delay=Duration(0.01), retry_max_delay=Duration(0.05),
-                                       breaker_failure_threshold=1000,
-                                       # shared look-up reads stay under fast_config's visibility_window
-                                       # (50 ms): an older shared read could predate a placement and
-                                       # report it missing (lookup_share's own rule)
-                                       lookup_share=Duration(0.01)),
+                                       breaker_failure_threshold=1000),
                          instance_id="hr-orders-test")
     async with ex:
         yield ex

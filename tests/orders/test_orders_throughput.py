@@ -1,6 +1,6 @@
 """Throughput on the default limits: a burst of signals waits for room instead of failing.
 
-The signal router (4 execution slots by default) and the pipeline with the default
+The signal router (16 execution slots by default) and the pipeline with the default
 ``max_open_orders`` (20) and ``open_orders_wait`` against the simulator over HTTP. Before, a burst
 of 40 signals left about half its orders FAILED with "20 open orders already": orders merely
 waiting for an execution slot counted as open, and each held its slot through verification.
