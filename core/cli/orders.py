@@ -3,8 +3,10 @@
 ``orders list|show`` read the order journal (``[orders] journal_file``, SQLite in WAL mode) under
 the data directory, read-only: they work while ``hrkernel run`` writes it, and never block it.
 ``reconcile`` also needs the ledger (``[orders] db_file``, DuckDB), which one process holds at a
-time: while ``hrkernel run`` holds it ``reconcile`` says so (the running kernel reconciles by
-itself); ``--ack`` then leaves an acknowledgement file the running kernel picks up within a second.
+time. While ``hrkernel run`` holds it, ``reconcile --dry-run`` asks the running kernel instead
+(its dashboard's ``GET /api/reconcile/dry-run``, on ``[dashboard] host``/``port`` with its token);
+``reconcile`` without ``--dry-run`` says so (the running kernel reconciles by itself), and
+``--ack`` leaves an acknowledgement file the running kernel picks up within a second.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def show_order(order_id: str, config: str | None, data_dir: str | None, as_json:
 
 @click.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal)")
+@click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal); "
+              "with `hrkernel run` up, asks the running kernel (its dashboard)")
 @click.option("--ack", is_flag=True, help="acknowledge balance drift: lift the drift halt of a running kernel")
 @click.option("--json", "as_json", is_flag=True)
 def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
@@ -128,8 +131,11 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
     loaded = load(config)
     # Logs (the adapter's, reconciliation's) go to stderr: stdout is the report, pure JSON with --json.
     hrlogging.configure(loaded.config.logging.level, loaded.config.logging.format, loaded.secrets, stream=sys.stderr)
-    kernel = build(loaded, discover(loaded, quiet=True))
-    reports = anyio.run(_reconcile_with_kernel, kernel, db, journal_path, dry_run)
+    if dry_run and _in_use(db):
+        reports = _dry_run_by_running_kernel(loaded, db)
+    else:
+        kernel = build(loaded, discover(loaded, quiet=True))
+        reports = anyio.run(_reconcile_with_kernel, kernel, db, journal_path, dry_run)
     if as_json:
         click.echo(msgspec.json.encode(reports).decode())
         return
@@ -147,6 +153,45 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
             click.echo(f"  discrepancy: {text}")
         if rep.clean:
             click.echo("  clean")
+
+
+def _in_use(db: Path) -> bool:
+    """Another process (``hrkernel run``) holds the ledger's DuckDB file."""
+    import duckdb
+
+    if not db.exists():
+        return False
+    try:
+        duckdb.connect(str(db), read_only=True).close()
+    except duckdb.IOException:
+        return True
+    return False
+
+
+def _dry_run_by_running_kernel(loaded: Any, db: Path) -> list[Any]:
+    """The running kernel's own dry-run reconciliation, through its dashboard on loopback."""
+    import httpx
+
+    from hrkernel.orders.reconcile import ReconciliationReport
+
+    dash = loaded.config.dashboard
+    if not dash.enabled or not dash.port:
+        fail(f"{db} is in use by a running kernel whose dashboard is off (or on port 0): a dry run needs "
+             "[dashboard] enabled with a fixed port, or the kernel stopped", EXIT_FAILURE)
+    host = "127.0.0.1" if dash.host in ("0.0.0.0", "::", "") else dash.host
+    headers = {"Authorization": f"Bearer {dash.token}"} if dash.token else {}
+    url = f"http://{host}:{dash.port}/api/reconcile/dry-run"
+    try:
+        answer = httpx.get(url, headers=headers, timeout=60.0)
+    except httpx.HTTPError as exc:
+        fail(f"{db} is in use, and the running kernel's dashboard at {url} did not answer: {exc}", EXIT_FAILURE)
+    if answer.status_code != 200:
+        fail(f"{db} is in use, and the running kernel's dashboard refused the dry run ({answer.status_code}): "
+             f"{answer.text[:300]}", EXIT_FAILURE)
+    data = answer.json()
+    if not data.get("configured"):
+        fail(f"the running kernel at {url} has no order pipeline to reconcile", EXIT_FAILURE)
+    return msgspec.convert(data["data"], list[ReconciliationReport], strict=False)
 
 
 async def _reconcile_with_kernel(kernel: Any, db: Path, journal_path: Path, dry_run: bool) -> list[Any]:

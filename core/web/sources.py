@@ -37,6 +37,7 @@ from hrkernel.web.resilience_view import (
     reset_breaker,
 )
 from hrkernel.web.trading_view import (
+    dry_run_reconciliation,
     read_ledger,
     read_orders,
     read_webhooks,
@@ -48,7 +49,7 @@ __all__ = [
     "jsonable", "manual_failover", "maybe_await", "method_of", "metric_registries", "read_alerts",
     "read_breakers", "read_bulkheads", "read_components", "read_failovers", "read_health",
     "read_health_history", "read_health_trend", "read_leadership", "read_ledger", "read_limiters",
-    "read_orders", "read_pools", "read_webhooks", "reset_breaker", "set_kill_switch", "stats_of",
+    "dry_run_reconciliation", "read_orders", "read_pools", "read_webhooks", "reset_breaker", "set_kill_switch", "stats_of",
     "step_down", "unwrap",
 ]
 

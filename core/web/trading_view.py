@@ -144,6 +144,17 @@ async def read_ledger(host: Host) -> dict[str, Any] | None:
 KILL_SWITCH_KEY = "kill_switch"
 
 
+async def dry_run_reconciliation(host: Host) -> list[Any] | None:
+    """Every exchange compared with journal and ledger by the running kernel, changing nothing
+    (``hrkernel reconcile --dry-run`` asks for this while the kernel holds the ledger's file).
+    Each call reads the exchanges' open orders, fills and balances: it spends their request budget."""
+    orders = find(host, "orders")
+    recon = getattr(orders, "reconciliation", None)
+    if recon is None:
+        return None
+    return jsonable(await recon.reconcile_all(dry_run=True))
+
+
 async def set_kill_switch(host: Host, on: bool, reason: str) -> dict[str, Any]:
     """Engage or release the kill switch: the pipeline's ``halt(key, reason)`` / ``resume(key)``
     (or a ``killswitch`` component's ``engage(reason)`` / ``release(reason)``)."""

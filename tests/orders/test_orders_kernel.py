@@ -70,16 +70,24 @@ async def test_kernel_reconciles_on_startup_then_the_cli_reads_it(sim: Any, kern
 
 
 async def test_the_cli_reads_the_journal_while_the_kernel_runs(sim: Any, sim_admin: Any, exchange: Any,
-                                                               kernel_process: Any, tmp_path: Path) -> None:
+                                                               kernel_process: Any, tmp_path: Path,
+                                                               unused_port: Any, monkeypatch: Any) -> None:
     """`orders list|show` work with `hrkernel run` up (the journal is SQLite in WAL mode: other
-    processes read while the kernel writes); the DuckDB journal said "orders.duckdb is in use"."""
+    processes read while the kernel writes), and `reconcile --dry-run` asks the running kernel
+    (it holds the ledger's DuckDB file); before, all three said "orders.duckdb is in use"."""
     import json
+    import os
     from decimal import Decimal
 
     from hrkernel.exchange import OrderRequest, OrderType, Side
 
     cfg = _config(tmp_path, sim.base_url)
-    proc = kernel_process(cfg)
+    port = unused_port()
+    cfg.write_text(cfg.read_text().replace("[dashboard]\nenabled = false",
+                                           f'[dashboard]\nport = {port}\ntoken = "${{DASH_TOKEN}}"'))
+    token_env = {"DASH_TOKEN": "dash-token-for-the-cli-test"}
+    monkeypatch.setenv("DASH_TOKEN", token_env["DASH_TOKEN"])  # the CLI runs read the same config
+    proc = kernel_process(cfg, env=token_env)
     assert await anyio.to_thread.run_sync(lambda: proc.wait_for("orders_trading_enabled", timeout=30))
     mid = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
     resting = await exchange.place_order(OrderRequest(
@@ -98,6 +106,13 @@ async def test_the_cli_reads_the_journal_while_the_kernel_runs(sim: Any, sim_adm
                                                         "--config", str(cfg)))
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["order"]["state"] == "ACKED"
+    dry = await anyio.to_thread.run_sync(lambda: subprocess.run(
+        [sys.executable, "-m", "hrkernel", "reconcile", str(cfg), "--dry-run", "--json"], capture_output=True,
+        text=True, timeout=90, env={**os.environ, **token_env}))
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    (report,) = json.loads(dry.stdout)
+    assert report["dry_run"] is True and report["exchange"] == "nobitex"
+    assert resting.exchange_id in report["open_orders"] and report["orphans"] == []  # it knows the adopted order
     assert proc.proc.poll() is None  # the kernel was never disturbed
     proc.signal(signal.SIGTERM)
     assert await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20)) == 0
