@@ -410,8 +410,9 @@ class OrderJournal:
         return self._cache.get(row[0]) or _decode(row)
 
     def by_exchange_id(self, exchange: str, exchange_order_id: str) -> OrderRecord | None:
-        row = self._reader().execute(_SELECT + " WHERE exchange = ? AND exchange_order_id = ?",
-                                     [exchange, exchange_order_id]).fetchone()
+        row = self._reader().execute(
+            _SELECT + " WHERE exchange = ? AND exchange_order_id = ? AND exchange_order_id IS NOT NULL",
+            [exchange, exchange_order_id]).fetchone()
         if row is None:
             return None
         return self._cache.get(row[0]) or _decode(row)
@@ -431,8 +432,8 @@ class OrderJournal:
         if exchange is not None:
             sql += " AND exchange = ?"
             params.append(exchange)
-        order = "DESC" if newest_first else "ASC"
-        sql += f" ORDER BY created_at {order}, client_order_id {order} LIMIT ? OFFSET ?"
+        # rowid order is creation (insert) order: no index of its own to keep up on every write
+        sql += f" ORDER BY rowid {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
         params += [limit, offset]
         return [_decode(r) for r in self._reader().execute(sql, params).fetchall()]
 
@@ -443,7 +444,8 @@ class OrderJournal:
 
     def by_any_exchange_id(self, exchange_order_id: str) -> OrderRecord | None:
         """The order with this exchange order id on any exchange (the CLI's look-up)."""
-        row = self._reader().execute(_SELECT + " WHERE exchange_order_id = ? LIMIT 1", [exchange_order_id]).fetchone()
+        row = self._reader().execute(_SELECT + " WHERE exchange_order_id = ? AND exchange_order_id IS NOT NULL LIMIT 1",
+                                     [exchange_order_id]).fetchone()
         return _decode(row) if row else None
 
     def open_orders(self, exchange: str | None = None) -> list[OrderRecord]:
