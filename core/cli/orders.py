@@ -53,7 +53,7 @@ def _open_journal(path: Path) -> Any:
 
 
 _config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
-                              help="hr.toml whose [kernel] data_dir and [orders] db_file to use")
+                              help="hr.toml whose [kernel] data_dir and [orders] journal_file to use")
 _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
                                 help="data directory (default: the config's, else .hrkernel)")
 
