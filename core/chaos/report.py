@@ -15,6 +15,9 @@ class Invariant:
     name: str
     ok: bool
     detail: str
+    timing: bool = False
+    """A timing target (orders flowing again after a takeover), not a safety property: the test
+    suite, whose runs share a loaded machine, leaves timing to bench/ (see :attr:`Report.safe`)."""
 
 
 @dataclass
@@ -45,6 +48,11 @@ class Report:
     @property
     def passed(self) -> bool:
         return bool(self.invariants) and all(i.ok for i in self.invariants)
+
+    @property
+    def safe(self) -> bool:
+        """Every invariant but the timing targets holds (what the test suite gates on)."""
+        return bool(self.invariants) and all(i.ok for i in self.invariants if not i.timing)
 
     def render(self) -> str:
         lines = [f"Chaos report: {self.scenario} (seed {self.seed})", ""]

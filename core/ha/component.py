@@ -92,6 +92,8 @@ class HAComponent(Component):
         self._awaiting_first_order: tuple[int, float, float | None, str | None] | None = None
         """After a takeover: (token, clock at the lease gain, lease gap, previous leader) until this
         tenure's first order is accepted by the exchange (see :meth:`order_accepted`)."""
+        self._tenure_began_wall: float | None = None
+        """Wall-clock time this instance last acquired the lease (the start of its tenure)."""
         self._tg: TaskGroup | None = None
         self._checks: dict[str, Any] = {}
         self.replication: Any = None
@@ -288,6 +290,7 @@ class HAComponent(Component):
     async def _on_lease_event(self, event: LeadershipEvent) -> None:
         if event.gained:
             began = self.clock()
+            self._tenure_began_wall = time.time()
             if self._tg is not None:
                 self._tg.start_soon(self._take_over, event, began, name="ha:takeover")
             else:
@@ -340,6 +343,16 @@ class HAComponent(Component):
         self._call_hook("hr_leadership_gained", fencing_token=token)
         await self._publish_leadership(event)
         await self._tell(event)
+
+    def others_silent_since(self) -> datetime | None:
+        """While this instance trades: a moment after which no other instance can have sent an
+        order. A predecessor sends only while it holds its lease with margin (its own clock says
+        ``last renewal sent + lease_ttl - margin``); its key in Redis expires ``lease_ttl`` after
+        that renewal at the earliest, and this tenure began after it expired — so its last send
+        was at least ``margin`` before this tenure began. None when not trading."""
+        if self._trading_token is None or self._tenure_began_wall is None or self.lease.token != self._trading_token:
+            return None
+        return datetime.fromtimestamp(self._tenure_began_wall - float(self.config.margin), UTC)
 
     def order_accepted(self) -> None:
         """The exchange accepted an order placed by this instance. The first one of a tenure that

@@ -73,8 +73,9 @@ class HASection(ConfigStruct, kw_only=True):
     that succeeded; this absorbs clock rate drift and the time an order takes to leave."""
     retry_max: Duration = Duration(2.0)
     """Longest pause between attempts while Redis is unreachable."""
-    failover_target: Duration = Duration(5.0)
-    """A failover slower than this raises an alert."""
+    failover_target: Duration = Duration(6.0)
+    """A failover slower than this raises an alert. A leadership failover lasts until the new
+    leader's first order is accepted: the default is ``lease_ttl`` + 3 s with the default TTL."""
     failover_stats_window: int = 50
     admin_token: str = ""
     """Shared secret for ``hrkernel failover`` (write it as ``${HRKERNEL_HA_TOKEN}``); empty

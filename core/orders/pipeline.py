@@ -617,10 +617,18 @@ class TransactionVerificationPipeline:
         return await self._verify(rec)
 
     def _submitted_at(self, rec: OrderRecord) -> datetime:
+        """When the order's last placement can have left, which the visibility window counts from."""
         for event in reversed(self.journal.history(rec.client_order_id)):
             if event.state is OrderState.SUBMITTING:
                 return event.at
-        return rec.updated_at or self._now()
+        at = rec.updated_at or self._now()
+        # Never journaled SUBMITTING here: only another instance (a predecessor whose last rows
+        # did not replicate, or one that got the same signal) can have sent it, and none can
+        # have sent anything since this tenure's lease says so. Without this a signal accepted
+        # just before a takeover waited the whole window from its journaling after the takeover.
+        silent_since = getattr(self.lease, "others_silent_since", None)
+        bound = silent_since() if silent_since is not None else None
+        return min(at, bound) if bound is not None else at
 
     async def _resolve_unknown(self, rec: OrderRecord) -> OrderRecord:
         """Find out whether an uncertain placement landed, by client order id, before anything else."""

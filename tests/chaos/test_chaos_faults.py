@@ -26,7 +26,7 @@ def test_redis_cut_by_reset_then_blackhole(tmp_path: Path, needs_redis: None) ->
     ack used to take the kernel down), every signal is traded exactly once."""
     run = ChaosRun(load_scenario(ROOT / "scenarios" / "redis-cut.toml"), workdir=tmp_path)
     report = run.run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
     assert [(f.cause, f.from_instance, f.to_instance) for f in report.failovers][:1] == [("Redis cut", "hr-a", "hr-b")]
     assert all(k.child.proc is not None and k.child.proc.returncode in (0, -15) for k in run.kernels), \
         [k.child.proc.returncode for k in run.kernels if k.child.proc]
@@ -39,7 +39,7 @@ def test_feed_going_silent_raises_the_data_source_health_alert(tmp_path: Path) -
     freshness check (health-monitored like any other) alerts, and recovers when data flows."""
     run = ChaosRun(load_scenario(ROOT / "scenarios" / "feed-stale.toml"), workdir=tmp_path)
     report = run.run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
     stale = [e for e in _events(run, "hr-a", "health_status")
              if e.get("check") == "datasource:feed" and e.get("status") == "unhealthy"
              and "stale" in str(e.get("detail"))]
@@ -57,7 +57,7 @@ def test_read_only_data_dir_halts_orders_until_writable(tmp_path: Path) -> None:
     still every signal becomes exactly one order with the ledger equal to the exchange."""
     run = ChaosRun(load_scenario(ROOT / "scenarios" / "duckdb-readonly.toml"), workdir=tmp_path)
     report = run.run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
     assert "immutable attribute" in report.faults[0] or os.geteuid() != 0
     halted = [e for e in _events(run, "hr-a", "orders_halted") if e.get("key") == "health:duckdb_writable"]
     resumed = [e for e in _events(run, "hr-a", "orders_resumed") if e.get("key") == "health:duckdb_writable"]

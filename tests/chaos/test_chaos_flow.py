@@ -26,6 +26,16 @@ def test_a_late_first_order_or_none_at_all_fails() -> None:
     assert not orders_flow_invariant([Failover("SIGKILL", "hr-a", None, None, at=100.0)], [], [], 6.0).ok
 
 
+def test_the_orders_flow_invariant_is_a_timing_target_the_suite_does_not_gate_on() -> None:
+    from hrkernel.chaos.report import Invariant, Report
+
+    late = orders_flow_invariant([_failover()], [{"at": 101.0}], [{"time": 107.5, "instance": "hr-b"}], 6.0)
+    report = Report("x", 1, invariants=[Invariant("at most one order per signal", True, ""), late])
+    assert late.timing and not report.passed and report.safe
+    report.invariants.append(Invariant("ledger equals exchange balances", False, ""))
+    assert not report.safe
+
+
 def test_a_takeover_after_the_last_signal_is_not_measured() -> None:
     fo = _failover()
     inv = orders_flow_invariant([fo], [{"at": 90.0}], [], 6.0)

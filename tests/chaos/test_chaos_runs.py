@@ -34,7 +34,7 @@ def test_single_kernel_under_exchange_errors_drops_and_429s(tmp_path: Path) -> N
         "random": {"rate": 0.15, "kinds": ["error_500", "error_503", "error_429"], "endpoints": ["orders_add"]},
     }, "ci")
     report = ChaosRun(scenario, workdir=tmp_path).run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
     assert report.figures["signals sent"] == 30
     assert report.figures["orders on the exchange"] >= 15  # most signals still became orders
     assert len(report.faults) >= 6
@@ -51,7 +51,7 @@ def test_two_kernels_leader_sigkilled_mid_stream(tmp_path: Path, needs_redis: No
     scenario.deliver = deliver  # type: ignore[assignment]
     scenario.bus = bus  # type: ignore[assignment]
     report = ChaosRun(scenario, workdir=tmp_path).run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
     assert [f.to_instance for f in report.failovers] == ["hr-b"]
     assert _invariants(report)["never two instances submitting"]
     assert _invariants(report)["ledger equals exchange balances"]
@@ -62,7 +62,7 @@ def test_two_kernels_leader_frozen_past_its_lease_then_resumed(tmp_path: Path, n
     """SIGSTOP the leader, the standby takes over, SIGCONT: the old leader never submits again
     with its old token (no token goes back in the exchange's order of arrival)."""
     report = ChaosRun(load_scenario(ROOT / "scenarios" / "leader-pause.toml"), workdir=tmp_path).run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
     assert [(f.cause, f.to_instance) for f in report.failovers] == [("SIGSTOP", "hr-b")]
 
 
@@ -71,7 +71,7 @@ def test_leader_frozen_then_redis_restarted(tmp_path: Path, needs_redis: None) -
     lost failover record, a resent order whose fill never reached the ledger, and a takeover
     step logged as an error while Redis came back; every invariant holds now."""
     report = ChaosRun(load_scenario(ROOT / "scenarios" / "pause-and-redis.toml"), workdir=tmp_path).run()
-    assert report.passed, report.render()
+    assert report.safe, report.render()
 
 
 def test_a_duplicate_order_on_the_exchange_fails_the_report(tmp_path: Path) -> None:

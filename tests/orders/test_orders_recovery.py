@@ -57,3 +57,46 @@ async def test_startup_recovery_runs_beside_trading_and_its_orders_stay_reserved
         again = await pipeline.execute_transaction(resting)
     assert calls == ["enter", "exit", "enter", "exit"]
     assert again.client_order_id == coid and not pipeline.busy(coid)
+
+
+class _Tenure:
+    """A lease held since ``began`` (wall clock), with the HA component's promise about others."""
+
+    token: int | None = 7
+
+    def __init__(self, silent_since: Any) -> None:
+        self._silent = silent_since
+
+    def holds_with_margin(self) -> bool:
+        return True
+
+    def others_silent_since(self) -> Any:
+        return self._silent
+
+
+@pytest.mark.parametrize("others_silent_for", [None, 10.0])
+async def test_an_order_no_instance_can_still_be_sending_waits_out_only_what_is_left_of_the_window(
+    make_pipeline, sim_admin, others_silent_for: float | None
+) -> None:
+    """A signal accepted before this tenure began is journaled UNKNOWN and looked up first. Its
+    visibility window counts from when another instance could last have sent it (the lease's
+    promise), not from its journaling now: the whole window is waited only without that promise."""
+    from datetime import UTC, datetime, timedelta
+
+    silent = None if others_silent_for is None else datetime.now(UTC) - timedelta(seconds=others_silent_for)
+    pipeline = make_pipeline(lease=_Tenure(silent), visibility_window=Duration(3.0))
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    pipeline._sleep = sleep
+    rec = await pipeline.create_transaction(await resting_buy(sim_admin, "before-tenure"))
+    rec = pipeline.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
+    done = await pipeline.execute_transaction(rec)
+    assert done.state is OrderState.ACKED and done.attempts == 1  # looked up, absent, placed once
+    waited_window = [s for s in slept if s > 1.0]
+    if others_silent_for is None:
+        assert waited_window and waited_window[0] == pytest.approx(3.0, abs=0.3)
+    else:
+        assert waited_window == []  # 10 s since anyone could send: "not found" is final at once
