@@ -92,7 +92,7 @@ async def test_an_order_no_instance_can_still_be_sending_waits_out_only_what_is_
 
     pipeline._sleep = sleep
     rec = await pipeline.create_transaction(await resting_buy(sim_admin, "before-tenure"))
-    rec = pipeline.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
+    rec = await pipeline.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
     done = await pipeline.execute_transaction(rec)
     assert done.state is OrderState.ACKED and done.attempts == 1  # looked up, absent, placed once
     waited_window = [s for s in slept if s > 1.0]
