@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hrkernel.errors import HrkernelError
 
-__all__ = ["JournalError", "JournalWriteError", "NotLeaderError", "OrderRejectedError", "OrdersError", "TradingHaltedError"]
+__all__ = ["JournalError", "JournalUnavailableError", "JournalWriteError", "NotLeaderError", "OrderRejectedError", "OrdersError", "TradingHaltedError"]
 
 
 class OrdersError(HrkernelError):
@@ -37,3 +37,9 @@ class NotLeaderError(OrdersError):
 class TradingHaltedError(OrdersError):
     """New orders are halted (kill switch, start-up reconciliation not finished, or balance drift
     beyond tolerance waiting for an operator's acknowledgement)."""
+
+
+class JournalUnavailableError(JournalWriteError, TradingHaltedError):
+    """The journal's data dir refuses writes, so the journal is not touched at all, not even read:
+    SQLite's memory-mapped WAL index would kill the process (SIGBUS) on a read-only dir. A new
+    order waits (it is a halt), and the read is retried once the dir takes writes again."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from hrkernel.orders.errors import JournalError, JournalWriteError
+from hrkernel.orders.errors import JournalError, JournalUnavailableError, JournalWriteError
 from hrkernel.orders.journal_store import (
     ORDER_COLUMNS,
     GroupCommitWriter,
@@ -173,6 +174,7 @@ class OrderJournal:
         self._wake_scheduled = False
         self._writer: GroupCommitWriter | None = GroupCommitWriter(
             self.path, setup=self._load, on_commit=self._committed, on_rollback=self._rolled_back)
+        self._probe: int | None = os.open(f"{self.path}-probe", os.O_RDWR | os.O_CREAT, 0o644)
 
     @classmethod
     def reader(cls, path: str | Path) -> OrderJournal:
@@ -192,6 +194,10 @@ class OrderJournal:
         self._failure_reported = False
         self._wake_scheduled = False
         self._writer = None
+        try:  # in the kernel (a standby's view) guard reads like the writer's; the CLI may lack the right
+            self._probe = os.open(f"{self.path}-probe", os.O_RDWR)
+        except OSError:
+            self._probe = None
         return self
 
     def _load(self, con: sqlite3.Connection) -> None:
@@ -212,6 +218,9 @@ class OrderJournal:
             for con in self._readers:
                 con.close()
             self._readers.clear()
+        if self._probe is not None:
+            os.close(self._probe)
+            self._probe = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -382,7 +391,22 @@ class OrderJournal:
 
     # -- reads ------------------------------------------------------------------------------------
 
+    def _check_disk(self) -> None:
+        """Rewrite one byte of the probe file before a read touches SQLite. A reader stores into
+        SQLite's memory-mapped WAL index too (its read mark), and on a data dir turned read-only
+        that store kills the process with SIGBUS (reproduced). The probe's pwrite fails cleanly
+        first; the read is refused as a halt instead."""
+        if self._probe is None:
+            return
+        try:
+            os.pwrite(self._probe, b"\0", 0)
+        except OSError as exc:
+            raise JournalUnavailableError(
+                f"order journal {self.path}: its data dir refuses writes ({exc}); not read until it takes them "
+                "again") from exc
+
     def _reader(self) -> sqlite3.Connection:
+        self._check_disk()
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
             con = connect(self.path, readonly=self._writer is None)

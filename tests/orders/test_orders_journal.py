@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from hrkernel.chaos.readonly import ReadOnlyDir
-from hrkernel.orders.errors import JournalError, JournalWriteError
+from hrkernel.orders.errors import JournalError, JournalUnavailableError, JournalWriteError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 
 pytestmark = pytest.mark.anyio
@@ -146,7 +146,8 @@ async def test_a_read_only_data_dir_fails_writes_reports_once_and_leaves_nothing
     data = tmp_path / "data"
     data.mkdir()
     journal = OrderJournal(data / "j.sqlite")
-    await journal.create(_rec())
+    assert journal.by_signal("s1") is None  # this thread's reader has read the journal once
+    await journal.create(_rec())  # ... and the WAL moved on since: its next read moves its read mark
     failures: list[JournalWriteError] = []
     recoveries: list[bool] = []
     journal.on_failure = failures.append
@@ -163,7 +164,12 @@ async def test_a_read_only_data_dir_fails_writes_reports_once_and_leaves_nothing
             await journal.record("hrabc", OrderState.SUBMITTING)
         with pytest.raises(JournalWriteError):
             await journal.ping()
-        assert journal.get("hrabc").state is OrderState.PREPARED  # type: ignore[union-attr]
+        assert journal.get("hrabc").state is OrderState.PREPARED  # type: ignore[union-attr]  # from memory
+        # A read that would touch SQLite's mapped WAL index is refused (a halt), not a SIGBUS.
+        with pytest.raises(JournalUnavailableError, match="refuses writes"):
+            journal.by_signal("s1")
+        with pytest.raises(JournalUnavailableError):
+            journal.history("hrabc")
     finally:
         ro.restore()
     assert len(failures) == 1 and journal.failed is not None and recoveries == []
