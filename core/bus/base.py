@@ -83,6 +83,18 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None: ...
 
+    def require_group(self, topic: str, group: str) -> None:
+        """From now on keep ``topic``'s events for ``group`` even while no member consumes.
+
+        The order path calls this at assembly for the signals topic: its consumer subscribes
+        only while this instance may trade, and a signal published before then must wait for it.
+        Redis Streams keeps every event in the stream (a group created later reads it from the
+        start) and the memory bus refuses a ``fail`` topic's event while no group exists, so
+        there is nothing to do; RabbitMQ drops a message no queue is bound for, so it declares
+        the group's queue before it publishes.
+        """
+        return None
+
     def stats(self) -> dict[str, Any]:
         return {"backend": self.backend}
 

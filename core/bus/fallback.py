@@ -81,6 +81,11 @@ class FallbackBus(Bus):
     def subscribe(self, topic: str, group: str, *, consumer: str | None = None) -> Subscription:
         return _FollowingSubscription(self, topic, group, consumer)
 
+    def require_group(self, topic: str, group: str) -> None:
+        # The broker's side too: once it answers, what is published there waits for the group.
+        self.primary.require_group(topic, group)
+        self.memory.require_group(topic, group)
+
     async def flush_buffers(self) -> int:
         flush = getattr(self.active, "flush_buffers", None)
         return int(await flush()) if flush is not None else 0

@@ -3,7 +3,10 @@ messages, publisher confirms, automatic reconnection (``connect_robust``).
 
 Each (topic, group) is a durable queue ``<exchange>.<topic>.<group>`` bound to the exchange with
 routing key ``topic``; consumers of one group share the queue. An unacknowledged message goes
-back to the queue when its consumer's channel closes (crash, restart).
+back to the queue when its consumer's channel closes (crash, restart). The broker drops a message
+no queue is bound for, so a group that must not miss what is published before it first
+subscribes (the order path's signals) is named with :meth:`RabbitBus.require_group`: its queue is
+declared on connect, before this bus publishes anything.
 
 While the broker cannot take a message (down, connection being re-established, no confirm
 within ``publish_timeout``) the topic's ``on_unavailable`` policy applies exactly as on the
@@ -47,6 +50,9 @@ class RabbitBus(Bus):
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._lock = anyio.Lock()
         self._closed = False
+        self._required: set[tuple[str, str]] = set()
+        """(topic, group) whose queue must exist before anything is published (require_group)."""
+        self._declared: set[tuple[str, str]] = set()
         self.published = 0
         self.buffer = PublishBuffer(self.backend, self._policy, self.settings.buffer_size, log)
 
@@ -66,7 +72,22 @@ class RabbitBus(Bus):
                 self._exchange = await self._channel.declare_exchange(
                     self.settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True
                 )
+                self._declared = set()
+            if len(self._declared) < len(self._required):
+                assert self._channel is not None
+                for topic, group in sorted(self._required - self._declared):
+                    queue = await self._channel.declare_queue(self.queue_name(topic, group), durable=True)
+                    await queue.bind(self._exchange, routing_key=topic)
+                    self._declared.add((topic, group))
             return self._exchange
+
+    def queue_name(self, topic: str, group: str) -> str:
+        return f"{self.settings.exchange}.{topic}.{group}"
+
+    def require_group(self, topic: str, group: str) -> None:
+        """Declare (on connect, or before the next publish) ``group``'s durable queue for ``topic``,
+        so the broker keeps what is published before the group's first consumer subscribes."""
+        self._required.add((topic, group))
 
     async def _send(self, topic: str, payload: bytes) -> None:
         message = aio_pika.Message(payload, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json")
@@ -121,7 +142,7 @@ class _RabbitSubscription(Subscription):
         assert self.bus._connection is not None
         self._channel = await self.bus._connection.channel()
         await self._channel.set_qos(prefetch_count=self.bus.settings.prefetch)
-        queue = await self._channel.declare_queue(f"{self.bus.settings.exchange}.{self.topic}.{self.group}", durable=True)
+        queue = await self._channel.declare_queue(self.bus.queue_name(self.topic, self.group), durable=True)
         await queue.bind(exchange, routing_key=self.topic)
         self._iter = queue.iterator()
         await self._iter.__aenter__()

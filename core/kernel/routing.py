@@ -403,7 +403,13 @@ def build_routing(kernel: Kernel) -> None:
     topic = getattr(webhook, "topic", "signals")
     signals = kernel.get("signals")
     intake = getattr(signals, "intake", None)
-    kernel.add(SignalRouter(bus=getattr(bus, "bus", bus), orders=orders, topic=topic,
+    bus = getattr(bus, "bus", bus)
+    # The router consumes only while this instance may trade, but the webhook accepts (and the
+    # intake publishes) from start-up on, and a standby's signals wait for the next leader: the
+    # bus must keep them for the order path's group before it first subscribes (RabbitMQ drops
+    # a message no queue is bound for, and the intake's inbox lets go of a signal once published).
+    bus.require_group(topic, GROUP)
+    kernel.add(SignalRouter(bus=bus, orders=orders, topic=topic,
                             exchanges=[item.id for item in kernel.plugin_config.exchanges],
                             on_settled=intake.confirm if intake is not None else None,
                             on_unsettled=intake.unsettled if intake is not None else None,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -178,3 +182,82 @@ async def test_a_broker_cut_buffers_buffer_topics_fails_critical_ones_and_flushe
         await direct.aclose()
         await bus.aclose()
         await anyio.to_thread.run_sync(proxy.close)
+
+
+def _signal(n: int) -> Any:
+    from hrkernel.bus.events import SignalAction, SignalEvent
+
+    return SignalEvent(time=NOW, signal_id=f"s-{n}", source="test", exchange="paper", symbol="BTCIRT",
+                       action=SignalAction.BUY, amount=Decimal("0.001"))
+
+
+@pytest.mark.anyio
+async def test_a_required_group_gets_what_was_published_before_it_first_subscribed() -> None:
+    """The broker drops a message no queue is bound for: without require_group a signal published
+    before the order path subscribes is gone (the regression: accepted, never ordered)."""
+    exchange = f"hrtest-{uuid.uuid4().hex[:8]}"
+    bus = RabbitBus(RabbitBusSettings(exchange=exchange))
+    try:
+        bus.require_group("signals", "orders")
+        await bus.connect()
+        await bus.publish("signals", _signal(1))
+        bus.require_group("signals", "late")  # named after connect: declared before the next publish
+        await bus.publish("signals", _signal(2))
+        got: dict[str, list[str]] = {"orders": [], "late": []}
+        for group, want in (("orders", 2), ("late", 1)):
+            async with bus.subscribe("signals", group) as sub:
+                with anyio.fail_after(10):
+                    while len(got[group]) < want:
+                        d = await sub.__anext__()
+                        got[group].append(d.event.signal_id)  # type: ignore[attr-defined]
+                        await d.ack()
+        assert got == {"orders": ["s-1", "s-2"], "late": ["s-2"]}
+    finally:
+        await _cleanup(bus, exchange, [f"{exchange}.signals.orders", f"{exchange}.signals.late"])
+        await bus.aclose()
+
+
+@pytest.mark.anyio
+async def test_the_assembled_kernel_keeps_signals_for_the_order_path_before_the_router_consumes(
+    tmp_path: Path, unused_port: Callable[[], int],
+) -> None:
+    """A kernel built with ``[bus] backend = "rabbitmq"``: a signal published (by the intake) before
+    the signal router first subscribes waits in the order path's queue."""
+    from hrkernel.config import load_config_text
+    from hrkernel.kernel import Kernel
+    from hrkernel.kernel.routing import GROUP
+    from hrkernel.plugins import PluginHost
+
+    exchange = f"hrtest-{uuid.uuid4().hex[:8]}"
+    text = f"""
+[kernel]
+data_dir = "{tmp_path / 'data'}"
+[webhook]
+enabled = true
+secret = "wh-secret-assembly"
+exchange = "paper"
+[exchanges.paper]
+type = "sim"
+[exchanges.paper.simulator]
+port = {unused_port()}
+[bus]
+backend = "rabbitmq"
+[bus.rabbitmq]
+exchange = "{exchange}"
+"""
+    host = PluginHost(strict=True)
+    host.discover()
+    host.collect()
+    kernel = Kernel.build(load_config_text(text, "test.toml"), host)
+    bus = kernel.get("bus").bus
+    try:
+        await bus.connect()
+        await bus.publish("signals", _signal(1))
+        async with bus.subscribe("signals", GROUP) as sub:
+            with anyio.fail_after(10):
+                d = await sub.__anext__()
+            assert d.event.signal_id == "s-1"
+            await d.ack()
+    finally:
+        await _cleanup(bus, exchange, [f"{exchange}.signals.{GROUP}"])
+        await bus.aclose()
