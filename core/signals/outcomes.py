@@ -4,8 +4,8 @@ A signal answered 200 by the intake can still be refused later (its amount round
 it is stale, the kill switch is on): without a record that refusal lived only in a log line.
 Each signal gets one row, updated as it moves on, in ``<data_dir>/signals.sqlite``: SQLite
 because this is a small OLTP table written once or twice per signal and read by other
-processes while the kernel runs (``hrkernel signals``; WAL mode lets readers in during writes,
-which the orders DuckDB file does not).
+processes while the kernel runs (``hrkernel signals``: SQLite lets other processes read between
+writes, which the orders DuckDB file does not).
 
 Statuses: ``accepted`` (the intake took it), ``ordered`` (the order pipeline journaled its
 order: ``client_order_id`` says which), ``refused`` (``reason`` says why).
@@ -92,7 +92,11 @@ class SignalOutcomes:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._con.execute("PRAGMA journal_mode=WAL")
+            # A rollback journal, not WAL: WAL's index is a memory-mapped file, and on a data dir
+            # that turns read-only or immutable a write to that mapping kills the whole kernel
+            # with SIGBUS (the read-only chaos scenario), where a rollback journal's write() fails
+            # with an error the caller logs. Readers (`hrkernel signals`) still read beside it.
+            self._con.execute("PRAGMA journal_mode=TRUNCATE")
             # NORMAL: a power cut may lose the last outcomes, never corrupt the file; the order
             # itself is durable in the journal, this is its operator-facing summary.
             self._con.execute("PRAGMA synchronous=NORMAL")

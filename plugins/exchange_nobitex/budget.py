@@ -127,7 +127,11 @@ class FileBudget:
         if self._con is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(str(self.path), timeout=2.0, isolation_level=None, check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
+            # A rollback journal, not WAL: WAL's index is a memory-mapped file, and on a data dir
+            # that turns read-only or immutable a write to that mapping kills the kernel with
+            # SIGBUS; a rollback journal's write() fails with an error, and the limits fall back
+            # to this process's own count (see EndpointLimits._store_failed).
+            con.execute("PRAGMA journal_mode=TRUNCATE")
             # A lost last send after a power cut undercounts by one: a budget, not a ledger.
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("CREATE TABLE IF NOT EXISTS sends (credential TEXT, endpoint TEXT, at REAL)")
