@@ -231,6 +231,17 @@ class CircuitBreaker:
             return HALF_OPEN
         return self._state
 
+    def admits(self) -> bool:
+        """Whether a call made now would be let through: closed, or half-open with a trial slot
+        free. A hint for callers that spend something before the call (a rate-limit slot):
+        another caller may still take the last trial slot first."""
+        state = self.state
+        if state is CLOSED:
+            return True
+        if state is OPEN:
+            return False
+        return self._state is OPEN or self._half_open_in_flight < self.half_open_max_requests
+
     @property
     def next_attempt_at(self) -> float:
         """Clock reading at which an open breaker admits trial calls again."""

@@ -225,6 +225,15 @@ class Transport:
         return response.status_code, body
 
     @staticmethod
+    def _breaker_open(name: str, retry_after: float, endpoint: str) -> ex.ExchangeUnavailableError:
+        err = ex.ExchangeUnavailableError(
+            f"circuit breaker {name!r} open (next trial in {retry_after:.1f}s)",
+            exchange=wire.EXCHANGE, endpoint=endpoint,
+        )
+        err.retryable = False
+        return err
+
+    @staticmethod
     def _unknown(error: ex.ExchangeError, client_order_id: str | None) -> ex.UnknownOutcomeError:
         return ex.UnknownOutcomeError(
             f"{type(error).__name__} answering a state change; it may or may not have been executed",
@@ -234,6 +243,13 @@ class Transport:
         )
 
     async def _attempt(self, endpoint: str, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
+        breaker = self.breakers[ENDPOINT_GROUPS.get(endpoint, "account")]
+        if not breaker.admits():
+            # Refused before a rate slot is taken: a call the breaker will not let out (open, or
+            # half-open with its trial slots taken) must not spend the token's budget (look-ups
+            # retried against an open breaker used it all up and then waited ~50 s for slots
+            # once the exchange was back: the chaos demo).
+            raise self._breaker_open(breaker.name, max(0.0, breaker.next_attempt_at - self.clock()), endpoint)
         waited = 0.0
         while (wait := await self.limits.take(endpoint)) > 0:
             # No slot under the token's budget (this process's sends, or with a shared budget
@@ -253,15 +269,9 @@ class Transport:
             ) from exc
         try:
             # The slot was taken above (take() reserves it, locally or in the shared budget).
-            return await self.breakers[ENDPOINT_GROUPS.get(endpoint, "account")].call(
-                self._send, endpoint, method, path, **kw)
+            return await breaker.call(self._send, endpoint, method, path, **kw)
         except CircuitOpenError as exc:
-            err = ex.ExchangeUnavailableError(
-                f"circuit breaker {exc.name!r} open (next trial in {exc.retry_after:.1f}s)",
-                exchange=wire.EXCHANGE, endpoint=endpoint,
-            )
-            err.retryable = False
-            raise err from exc
+            raise self._breaker_open(exc.name, exc.retry_after, endpoint) from exc
         finally:
             self.bulkhead.release()
 

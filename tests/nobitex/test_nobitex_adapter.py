@@ -511,3 +511,22 @@ async def test_a_long_backoff_on_a_read_is_not_waited_out(scripted, make_exchang
             await exchange.get_order(exchange_id="5684")
     assert info.value.retry_after == 30 and clock.sleeps == []
     assert len(scripted.hits("/market/orders/status")) == 1
+
+
+async def test_calls_refused_by_an_open_breaker_spend_no_rate_slots(scripted, make_exchange):
+    """The chaos demo's look-ups, retried against an open breaker, used up the token's budget
+    without sending anything and then waited ~50 s for slots once the exchange was back."""
+    from hrkernel.types import Duration
+    from hrkernel_nobitex.config import EndpointLimit
+
+    scripted.on("/market/orders/add", (200, ADD_OK))
+    exchange, _clock = make_exchange(scripted.base_url, rate_limits={"place": EndpointLimit(requests=2, per=Duration(600))})
+    async with exchange:
+        exchange.breakers["trading"].force_open(reason="test")
+        for coid in ("x", "y", "z"):
+            with pytest.raises(ex.ExchangeUnavailableError, match="circuit breaker"):
+                await exchange.place_order(limit_buy(coid))
+        exchange.breakers["trading"].reset()
+        await exchange.place_order(limit_buy("a"))
+        await exchange.place_order(limit_buy("b"))  # both slots still there
+    assert [r.json()["clientOrderId"] for r in scripted.hits("/market/orders/add")] == ["a", "b"]
