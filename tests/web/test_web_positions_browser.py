@@ -50,8 +50,14 @@ def test_positions_and_signal_outcomes_fit_the_page(sim_kernel: Any, open_page: 
     page.wait_for_selector(row, timeout=10_000)
     cells = page.inner_text(row)
     assert "0.002 BTC" in cells and "RLS" in cells  # value and P&L in the quote currency
-    pnl = httpx.get(k.url + "/api/positions", timeout=5).json()["data"][0]["pnl"]
-    assert pnl is not None and pnl in cells.replace("\t", " ")
+
+    # The simulator's price moves between the API read and the page's refresh, so the P&L the
+    # page shows must match the API's at some moment, not at the instant of one read.
+    def page_shows_api_pnl() -> bool:
+        pnl = httpx.get(k.url + "/api/positions", timeout=5).json()["data"][0]["pnl"]
+        assert pnl is not None
+        return bool(pnl in page.inner_text(row).replace("\t", " "))
+    _wait(page_shows_api_pnl)
     page.wait_for_selector('#panel-signals tr[data-signal="alpha:tiny"].outcome-refused', timeout=10_000)
     assert "rounds down to 0" in page.inner_text('#panel-signals tr[data-signal="alpha:tiny"]')
     assert "0.000000000" not in page.inner_text("#panel-orders")  # amounts as written, not 18 decimals
