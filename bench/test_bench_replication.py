@@ -75,10 +75,12 @@ def _replicate(url: str) -> list[float]:
 
         prefix = f"rb{time.monotonic_ns()}"
         lead_con, follow_con = duckdb.connect(str(workdir / "a.duckdb")), duckdb.connect(str(workdir / "b.duckdb"))
-        journal, ledger = OrderJournal(lead_con), Ledger(lead_con)
-        OrderJournal(follow_con), Ledger(follow_con)
-        leader = Replicator(lead_con, redis_url=url, key_prefix=prefix, instance_id="a", interval=interval)
-        follower = Replicator(follow_con, redis_url=url, key_prefix=prefix, instance_id="b", interval=interval)
+        journal, ledger = OrderJournal(workdir / "a.journal.sqlite"), Ledger(lead_con)
+        Ledger(follow_con)
+        leader = Replicator(lead_con, workdir / "a.journal.sqlite", redis_url=url, key_prefix=prefix, instance_id="a",
+                            interval=interval)
+        follower = Replicator(follow_con, workdir / "b.journal.sqlite", redis_url=url, key_prefix=prefix,
+                              instance_id="b", interval=interval)
         client = aioredis.Redis.from_url(url)
         try:
             async with anyio.create_task_group() as tg:
@@ -87,18 +89,18 @@ def _replicate(url: str) -> list[float]:
                 await leader.take_over(int(await client.incr(f"{prefix}:token")))
                 for i in range(ORDERS):
                     coid = f"hr{i:030x}"
-                    journal.create(OrderRecord(
+                    await journal.create(OrderRecord(
                         client_order_id=coid, signal_id=f"s{i}", exchange="x", symbol="BTCUSDT", base="BTC",
                         quote="USDT", side="buy", type="market", amount=Decimal("0.001"), price=None,
                         state=OrderState.PREPARED))
-                    journal.record(coid, OrderState.SUBMITTING, attempts=1)
-                    journal.record(coid, OrderState.ACKED, exchange_order_id=f"e{i}")
+                    await journal.record(coid, OrderState.SUBMITTING, attempts=1)
+                    await journal.record(coid, OrderState.ACKED, exchange_order_id=f"e{i}")
                     fill = Fill(trade_id=f"t{i}", order_id=f"e{i}", symbol="BTCUSDT", side=Side.BUY,
                                 amount=Decimal("0.001"), price=Decimal("65000"), fee=Decimal("0.0000001"),
                                 fee_currency="BTC", time=datetime.now(UTC))
                     ledger.post_many([fill_transaction("x", "BTC", "USDT", fill, order_ref=coid)])
-                    journal.record(coid, OrderState.FILLED, filled_amount=Decimal("0.001"))
-                    journal.record(coid, OrderState.VERIFIED)
+                    await journal.record(coid, OrderState.FILLED, filled_amount=Decimal("0.001"))
+                    await journal.record(coid, OrderState.VERIFIED)
                     await anyio.sleep(PACE)
                 deadline = time.monotonic() + 30
                 while follower.pos.seq < ORDERS * 5 or follower.pos.tx < ORDERS:
@@ -112,6 +114,7 @@ def _replicate(url: str) -> list[float]:
             return delays
         finally:
             await client.aclose()
+            journal.close()
             lead_con.close()
             follow_con.close()
 

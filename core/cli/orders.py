@@ -4,9 +4,13 @@
 ``POST /api/orders/cancel-all``, so the leader that owns the orders does the cancelling (fenced
 by its lease) and the action lands in the kernel's audit log like any dashboard action.
 
-They open the orders DuckDB file under the data directory (``[orders] db_file``). DuckDB lets one
-process hold a database file at a time: while ``hrkernel run`` holds it these commands say so;
-``--ack`` then leaves an acknowledgement file the running kernel picks up within a second.
+``orders list|show`` read the order journal (``[orders] journal_file``, SQLite in WAL mode) under
+the data directory, read-only: they work while ``hrkernel run`` writes it, and never block it.
+``reconcile`` also needs the ledger (``[orders] db_file``, DuckDB), which one process holds at a
+time. While ``hrkernel run`` holds it, ``reconcile --dry-run`` asks the running kernel instead
+(its dashboard's ``GET /api/reconcile/dry-run``, on ``[dashboard] host``/``port`` with its token);
+``reconcile`` without ``--dry-run`` says so (the running kernel reconciles by itself), and
+``--ack`` leaves an acknowledgement file the running kernel picks up within a second.
 """
 
 from __future__ import annotations
@@ -36,30 +40,32 @@ from hrkernel.cli.common import (
 from hrkernel.orders.component import ACK_FILE
 
 
-def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path]:
+def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path, Path]:
+    """The data dir, the ledger's DuckDB file and the journal file."""
     from hrkernel.orders.config import OrdersSection
 
     if config:
         loaded = load_sections(config, "orders")
         base = Path(data_dir or loaded.config.kernel.data_dir)
         orders = getattr(loaded.config, "orders", None) or OrdersSection()
-        return base, base / orders.db_file
-    base = Path(data_dir or ".hrkernel")
-    return base, base / OrdersSection().db_file
+    else:
+        base, orders = Path(data_dir or ".hrkernel"), OrdersSection()
+    return base, base / orders.db_file, base / orders.journal_file
 
 
-def _open(db: Path, *, read_only: bool = True, in_use_ok: bool = False) -> Any:
-    """A connection, or (``in_use_ok``) None while a running kernel holds the file."""
-    import duckdb
+def _open_journal(path: Path) -> Any:
+    import sqlite3
 
-    if not db.exists():
-        fail(f"no orders database at {db}", EXIT_FAILURE)
+    from hrkernel.orders.journal import OrderJournal
+
+    if not path.exists():
+        fail(f"no order journal at {path}", EXIT_FAILURE)
+    journal = OrderJournal.reader(path)
     try:
-        return duckdb.connect(str(db), read_only=read_only)
-    except duckdb.IOException as exc:
-        if in_use_ok:
-            return None
-        fail(f"{db} is in use (is `hrkernel run` running?): {exc}", EXIT_FAILURE)
+        journal.last_seq()
+    except sqlite3.Error as exc:
+        fail(f"cannot read the order journal {path}: {exc}", EXIT_FAILURE)
+    return journal
 
 
 _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
@@ -81,19 +87,12 @@ def list_orders(config_arg: str | None, config_opt: str | None, data_dir: str | 
                 limit: int, as_json: bool) -> None:
     """Orders, oldest first: client order id, state, exchange, symbol, side, amount, price, filled.
 
-    While `hrkernel run` holds the database, the running kernel is asked instead."""
-    from hrkernel.orders.journal import NON_TERMINAL, OrderJournal
+    Reads the order journal directly (read-only): it works while `hrkernel run` writes it."""
+    from hrkernel.orders.journal import NON_TERMINAL
 
-    base, db = _paths(pick_config(config_arg, config_opt), data_dir)
-    con = _open(db, in_use_ok=True)
-    if con is None:
-        rows = _orders_from_kernel(base, db, limit)
-        if only_open:
-            rows = [r for r in rows if r["state"] in {s.value for s in NON_TERMINAL}]
-    else:
-        journal = OrderJournal.reader(con)
-        rows = [msgspec.to_builtins(r) for r in
-                journal.query(states=NON_TERMINAL if only_open else None, limit=limit)]
+    _, _, path = _paths(pick_config(config_arg, config_opt), data_dir)
+    journal = _open_journal(path)
+    rows = [msgspec.to_builtins(r) for r in journal.query(states=NON_TERMINAL if only_open else None, limit=limit)]
     if as_json:
         click.echo(msgspec.json.encode(rows).decode())
         return
@@ -108,17 +107,6 @@ def list_orders(config_arg: str | None, config_opt: str | None, data_dir: str | 
                    f"attempts {r['attempts']}{flag}{reason}")
 
 
-def _orders_from_kernel(base: Path, db: Path, limit: int) -> list[dict[str, Any]]:
-    from hrkernel.cli.kernel_client import KernelClient, KernelRefused, NoKernel
-
-    try:
-        body = KernelClient(base).get(f"/api/orders?limit={min(limit, 1000)}")
-    except (NoKernel, KernelRefused) as exc:
-        fail(f"{db} is in use and the running kernel could not be asked: {exc}", EXIT_FAILURE)
-    data = body.get("data") or {}
-    return list(data.get("orders") or [])
-
-
 @orders.command("show")
 @click.argument("order_id")
 @config_argument
@@ -127,16 +115,11 @@ def _orders_from_kernel(base: Path, db: Path, limit: int) -> list[dict[str, Any]
 def show_order(order_id: str, config_arg: str | None, config_opt: str | None, data_dir: str | None,
                as_json: bool) -> None:
     """One order (by client order id, signal id or exchange order id) with its full history."""
-    from hrkernel.orders.journal import OrderJournal
-
-    _, db = _paths(pick_config(config_arg, config_opt), data_dir)
-    journal = OrderJournal.reader(_open(db))
-    rec = journal.get(order_id) or journal.by_signal(order_id)
+    _, _, path = _paths(pick_config(config_arg, config_opt), data_dir)
+    journal = _open_journal(path)
+    rec = journal.get(order_id) or journal.by_signal(order_id) or journal.by_any_exchange_id(order_id)
     if rec is None:
-        match = [r for r in journal.query(limit=1_000_000) if r.exchange_order_id == order_id]
-        rec = match[0] if match else None
-    if rec is None:
-        fail(f"no order {order_id!r} in {db}", EXIT_FAILURE)
+        fail(f"no order {order_id!r} in {path}", EXIT_FAILURE)
     history = journal.history(rec.client_order_id)
     if as_json:
         click.echo(json.dumps({"order": msgspec.to_builtins(rec), "history": msgspec.to_builtins(history)}))
@@ -197,7 +180,8 @@ def cancel_all(config: str, reason: str, yes: bool, as_json: bool) -> None:
 
 @click.command()
 @required_config
-@click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal)")
+@click.option("--dry-run", is_flag=True, help="compare and report; change nothing (no cancel, adjust, journal); "
+              "with `hrkernel run` up, asks the running kernel (its dashboard)")
 @click.option("--ack", is_flag=True, help="acknowledge balance drift: book it as an adjusting transaction and "
               "lift the drift halt (through the running kernel if there is one)")
 @click.option("--json", "as_json", is_flag=True)
@@ -205,15 +189,18 @@ def reconcile(config: str, dry_run: bool, ack: bool, as_json: bool) -> None:
     """Compare the exchanges with journal and ledger (open orders, orphans, fills, balance drift)."""
     import anyio
 
-    base, db = _paths(config, None)
+    base, db, journal_path = _paths(config, None)
     if ack:
         _acknowledge(base, db, as_json)
         return
     loaded = load(config)
     # Logs (the adapter's, reconciliation's) go to stderr: stdout is the report, pure JSON with --json.
     hrlogging.configure(loaded.config.logging.level, loaded.config.logging.format, loaded.secrets, stream=sys.stderr)
-    kernel = build(loaded, discover(loaded, quiet=True))
-    reports = anyio.run(_reconcile_with_kernel, kernel, db, dry_run)
+    if dry_run and _in_use(db):
+        reports = _dry_run_by_running_kernel(loaded, db)
+    else:
+        kernel = build(loaded, discover(loaded, quiet=True))
+        reports = anyio.run(_reconcile_with_kernel, kernel, db, journal_path, dry_run)
     if as_json:
         click.echo(msgspec.json.encode(reports).decode())
         return
@@ -303,7 +290,46 @@ def _acknowledge_offline(base: Path, db: Path) -> list[dict[str, Any]] | None:
     return booked
 
 
-async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[Any]:
+def _in_use(db: Path) -> bool:
+    """Another process (``hrkernel run``) holds the ledger's DuckDB file."""
+    import duckdb
+
+    if not db.exists():
+        return False
+    try:
+        duckdb.connect(str(db), read_only=True).close()
+    except duckdb.IOException:
+        return True
+    return False
+
+
+def _dry_run_by_running_kernel(loaded: Any, db: Path) -> list[Any]:
+    """The running kernel's own dry-run reconciliation, through its dashboard on loopback."""
+    import httpx
+
+    from hrkernel.orders.reconcile import ReconciliationReport
+
+    dash = loaded.config.dashboard
+    if not dash.enabled or not dash.port:
+        fail(f"{db} is in use by a running kernel whose dashboard is off (or on port 0): a dry run needs "
+             "[dashboard] enabled with a fixed port, or the kernel stopped", EXIT_FAILURE)
+    host = "127.0.0.1" if dash.host in ("0.0.0.0", "::", "") else dash.host
+    headers = {"Authorization": f"Bearer {dash.token}"} if dash.token else {}
+    url = f"http://{host}:{dash.port}/api/reconcile/dry-run"
+    try:
+        answer = httpx.get(url, headers=headers, timeout=60.0)
+    except httpx.HTTPError as exc:
+        fail(f"{db} is in use, and the running kernel's dashboard at {url} did not answer: {exc}", EXIT_FAILURE)
+    if answer.status_code != 200:
+        fail(f"{db} is in use, and the running kernel's dashboard refused the dry run ({answer.status_code}): "
+             f"{answer.text[:300]}", EXIT_FAILURE)
+    data = answer.json()
+    if not data.get("configured"):
+        fail(f"the running kernel at {url} has no order pipeline to reconcile", EXIT_FAILURE)
+    return msgspec.convert(data["data"], list[ReconciliationReport], strict=False)
+
+
+async def _reconcile_with_kernel(kernel: Any, db: Path, journal_path: Path, dry_run: bool) -> list[Any]:
     import duckdb
 
     from hrkernel.ledger import Ledger
@@ -321,13 +347,14 @@ async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[A
     except duckdb.IOException as exc:
         fail(f"{db} is in use (is `hrkernel run` running? it reconciles by itself): {exc}", EXIT_FAILURE)
     started = []
+    journal = OrderJournal(journal_path)
     try:
         async with anyio_task_group() as tg:
             for comp in exchanges.values():
                 await comp.start(tg)
                 started.append(comp)
             pipeline = TransactionVerificationPipeline(
-                exchanges={k: v.obj for k, v in exchanges.items()}, journal=OrderJournal(con), ledger=Ledger(con),
+                exchanges={k: v.obj for k, v in exchanges.items()}, journal=journal, ledger=Ledger(con),
                 config=orders_cfg)
             reports = await StateReconciliation(pipeline).reconcile_all(dry_run=dry_run)
             for comp in reversed(started):
@@ -336,6 +363,7 @@ async def _reconcile_with_kernel(kernel: Any, db: Path, dry_run: bool) -> list[A
             tg.cancel_scope.cancel()
         return reports
     finally:
+        journal.close()
         con.close()
 
 

@@ -11,6 +11,7 @@ run the kernel's pipeline underneath: the same journal, lease checks, look-ups a
 from __future__ import annotations
 
 import inspect
+import tempfile
 import uuid
 import weakref
 from datetime import UTC, datetime
@@ -23,12 +24,13 @@ import msgspec
 
 from hrkernel.bus.events import OrderEvent
 from hrkernel.compat.convert import exact_decimal, seconds
+from hrkernel.duck import open_database
 from hrkernel.exchange import Exchange, OrderType, Side, canonical_symbol
 from hrkernel.ledger import Ledger
 from hrkernel.logging import get_logger
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import OrderRejectedError
-from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import LeaseView, Signal
 from hrkernel.orders.pipeline import TransactionVerificationPipeline as _KernelPipeline
 from hrkernel.orders.reconcile import ReconciliationReport as _KernelReport
@@ -52,6 +54,8 @@ def parse_type(value: str) -> tuple[OrderType, Side]:
 
 
 _files: dict[str, duckdb.DuckDBPyConnection] = {}
+_journal_files: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Path] = weakref.WeakKeyDictionary()
+"""Where each connection's order journal lives (the journal is SQLite, beside the DuckDB file)."""
 _stores: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[OrderJournal, Ledger]] = weakref.WeakKeyDictionary()
 
 
@@ -60,10 +64,14 @@ def _database(database: str | duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConne
     if not isinstance(database, str):
         return database
     if database == ":memory:":
-        return open_database(database)
+        con = open_database(database)
+        # The journal is a durable file even for an in-memory ledger: a private temporary one.
+        _journal_files[con] = Path(tempfile.mkdtemp(prefix="hrkernel-compat-")) / "orders.journal.sqlite"
+        return con
     path = str(Path(database).resolve())
     if path not in _files:
         _files[path] = open_database(path)
+        _journal_files[_files[path]] = Path(path + ".journal.sqlite")
     return _files[path]
 
 
@@ -71,7 +79,10 @@ def _journal_and_ledger(con: duckdb.DuckDBPyConnection) -> tuple[OrderJournal, L
     """The journal and ledger of a connection, shared by every compat object using it: a Ledger
     keeps running totals and numbers its transactions itself, so it must be the only writer."""
     if con not in _stores:
-        _stores[con] = (OrderJournal(con), Ledger(con))
+        journal_file = _journal_files.get(con)
+        if journal_file is None:  # a connection the caller opened: the journal in a temporary file
+            journal_file = _journal_files[con] = Path(tempfile.mkdtemp(prefix="hrkernel-compat-")) / "orders.journal.sqlite"
+        _stores[con] = (OrderJournal(journal_file), Ledger(con))
     return _stores[con]
 
 

@@ -1,50 +1,55 @@
-"""The DuckDB side of hot-standby replication: read new journal/ledger rows, apply replicated ones.
+"""The storage side of hot-standby replication: read new journal/ledger rows, apply replicated ones.
 
-The replicated tables are the journal's ``orders`` / ``order_events`` and the ledger's
-``ledger_tx`` / ``ledger_posting``; their schemas belong to :mod:`hrkernel.orders.journal` and
-:mod:`hrkernel.ledger.ledger` and are not changed here. ``order_events.seq`` and
-``ledger_tx.tx_id`` rise by one per row in the writing process, so a replica's position is just
-(last seq, last tx_id) plus the id of the last stream entry it applied; both live in the table
-``ha_replication`` and are updated in the SAME DuckDB transaction as the rows they describe, so a
-crash can never leave rows applied without the position (or the reverse): each stream entry is
-applied exactly once.
+The replicated tables are the journal's ``orders`` / ``order_events`` (SQLite, the journal file:
+see :mod:`hrkernel.orders.journal_store`) and the ledger's ``ledger_tx`` / ``ledger_posting``
+(DuckDB); their schemas belong to the journal and :mod:`hrkernel.ledger.ledger` and are not
+changed here. ``order_events.seq`` and ``ledger_tx.tx_id`` rise by one per row in the writing
+process, so a replica's position is just (last seq, last tx_id) plus the id of the last stream
+entry it applied; it lives in the DuckDB table ``ha_replication``, updated in the SAME DuckDB
+transaction as the ledger rows it describes, so ledger rows are applied exactly once. Journal rows
+are applied first, in their own SQLite transaction, and idempotently (``INSERT OR IGNORE`` keyed
+by client order id and seq, then each order's current state recomputed from its events): a crash
+between the two transactions re-applies the entry, which changes nothing in the journal.
 
-Values travel as text for DECIMAL and TIMESTAMP columns (exact: never through float) and are cast
-back by DuckDB on insert. Every method here is synchronous and uses its own cursor; callers run
-them in a worker thread.
+Journal values are already text (money) and integers; ledger values travel as text for DECIMAL
+and TIMESTAMP columns (exact: never through float) and are cast back by DuckDB on insert. Every
+method here is synchronous and uses its own connections; callers run them in a worker thread.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import msgspec
 
 from hrkernel.duck import rollback
+from hrkernel.orders.journal_store import (
+    EVENT_COLUMNS,
+    ORDER_COLUMNS,
+    SCHEMA,
+    connect,
+    decode_time,
+    refresh_current,
+)
 
 __all__ = ["Batch", "Position", "ReplicaStore", "TABLES"]
 
+JOURNAL_TABLES: dict[str, list[str]] = {"orders": ORDER_COLUMNS, "order_events": EVENT_COLUMNS}
+"""The journal's tables (SQLite) and their columns, as the journal defines them."""
+
 TABLES: dict[str, list[tuple[str, str]]] = {
-    "orders": [
-        ("client_order_id", "VARCHAR"), ("signal_id", "VARCHAR"), ("exchange", "VARCHAR"), ("symbol", "VARCHAR"),
-        ("base", "VARCHAR"), ("quote", "VARCHAR"), ("side", "VARCHAR"), ("type", "VARCHAR"),
-        ("amount", "DECIMAL(38,18)"), ("price", "DECIMAL(38,18)"), ("created_at", "TIMESTAMP"),
-    ],
-    "order_events": [
-        ("seq", "BIGINT"), ("client_order_id", "VARCHAR"), ("state", "VARCHAR"), ('"at"', "TIMESTAMP"),
-        ("attempt", "INTEGER"), ("fencing_token", "BIGINT"), ("exchange_order_id", "VARCHAR"),
-        ("filled_amount", "DECIMAL(38,18)"), ("reason", "VARCHAR"), ("unresolved", "BOOLEAN"),
-    ],
     "ledger_tx": [
         ("tx_id", "BIGINT"), ("kind", "VARCHAR"), ("exchange", "VARCHAR"), ("trade_id", "VARCHAR"),
         ("order_ref", "VARCHAR"), ("reason", "VARCHAR"), ("created_at", "TIMESTAMP"),
     ],
     "ledger_posting": [("tx_id", "BIGINT"), ("account", "VARCHAR"), ("currency", "VARCHAR"), ("amount", "DECIMAL(38,18)")],
 }
-"""Replicated tables and their columns (in table order), as the journal and the ledger define them."""
+"""The ledger's replicated tables (DuckDB) and their columns, as the ledger defines them."""
 
 _TEXT = ("DECIMAL", "TIMESTAMP")
 
@@ -123,11 +128,25 @@ def _contiguous(ids: list[int], after: int) -> int:
     return count
 
 
-class ReplicaStore:
-    """Replication reads and writes on one DuckDB database (its own cursor; thread-safe by a lock)."""
+def _jselect(table: str) -> str:
+    return f"SELECT {', '.join(JOURNAL_TABLES[table])} FROM {table}"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, hole_timeout: float = 5.0) -> None:
+
+def _jinsert(table: str) -> str:
+    cols = JOURNAL_TABLES[table]
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+class ReplicaStore:
+    """Replication reads and writes on the journal file (SQLite) and the ledger's DuckDB database
+    (connections of its own; thread-safe by a lock)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, journal: str | Path, *, hole_timeout: float = 5.0) -> None:
         self._cur = con.cursor()
+        self._jcon: sqlite3.Connection = connect(journal)
+        self._jcon.execute("PRAGMA journal_mode = WAL")
+        self._jcon.execute("PRAGMA synchronous = FULL")
+        self._jcon.executescript(SCHEMA)
         self._lock = threading.Lock()
         self.hole_timeout = hole_timeout
         """A missing seq/tx_id is waited for this long (a commit still in flight), then skipped."""
@@ -138,6 +157,7 @@ class ReplicaStore:
         """Close the cursor once no call is running on it (later calls raise)."""
         with self._lock:
             self._cur.close()
+            self._jcon.close()
 
     # -- position --------------------------------------------------------------------------------
 
@@ -161,13 +181,16 @@ class ReplicaStore:
 
     def local_max(self) -> tuple[int, int]:
         with self._lock:
-            seq = self._cur.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
+            seq = self._jcon.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
             tx = self._cur.execute("SELECT coalesce(max(tx_id), 0) FROM ledger_tx").fetchone()
         return int(seq[0]) if seq else 0, int(tx[0]) if tx else 0
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return {t: int(self._cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}  # type: ignore[index]
+            out = {t: int(self._jcon.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in JOURNAL_TABLES}
+            out.update({t: int(self._cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+                        for t in TABLES})
+            return out
 
     # -- the leader's side -------------------------------------------------------------------------
 
@@ -191,15 +214,16 @@ class ReplicaStore:
         """Rows committed after (``after_seq``, ``after_tx``): at most ``limit`` events and
         ``limit`` ledger transactions, each a hole-free run, with the ``orders`` rows of the
         events' orders and the postings of the transactions."""
-        cur = self._cur
+        cur, jcon = self._cur, self._jcon
         with self._lock:
-            events = cur.execute(_select("order_events") + " WHERE seq > ? ORDER BY seq LIMIT ?", [after_seq, limit]).fetchall()
+            events = jcon.execute(_jselect("order_events") + " WHERE seq > ? ORDER BY seq LIMIT ?",
+                                  [after_seq, limit]).fetchall()
             events = events[: self._take("seq", [r[0] for r in events], after_seq)]
             orders: list[Any] = []
             if events:
                 ids = sorted({r[1] for r in events})
-                orders = cur.execute(
-                    _select("orders") + " WHERE client_order_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()
+                orders = jcon.execute(
+                    _jselect("orders") + f" WHERE client_order_id IN ({', '.join('?' * len(ids))})", ids).fetchall()
             txs = cur.execute(_select("ledger_tx") + " WHERE tx_id > ? ORDER BY tx_id LIMIT ?", [after_tx, limit]).fetchall()
             txs = txs[: self._take("tx", [r[0] for r in txs], after_tx)]
             postings: list[Any] = []
@@ -207,9 +231,8 @@ class ReplicaStore:
                 postings = cur.execute(
                     _select("ledger_posting") + " WHERE tx_id IN (SELECT unnest(?::BIGINT[])) ORDER BY tx_id",
                     [[r[0] for r in txs]]).fetchall()
-            first_at = cur.execute("SELECT epoch_ms(min(\"at\")) FROM order_events WHERE seq > ? AND seq <= ?",
-                                   [after_seq, events[-1][0]]).fetchone() if events else None
-        commit_ms = int(first_at[0]) if first_at and first_at[0] is not None else int(time.time() * 1000)
+        first = decode_time(min(r[3] for r in events)) if events else None
+        commit_ms = int(first.timestamp() * 1000) if first is not None else int(time.time() * 1000)
         return Batch(
             after_seq=after_seq, last_seq=events[-1][0] if events else after_seq,
             after_tx=after_tx, last_tx=txs[-1][0] if txs else after_tx, commit_ms=commit_ms,
@@ -231,13 +254,30 @@ class ReplicaStore:
                 rollback(cur)
                 raise
 
-    def apply(self, rows: dict[str, list[list[Any]]], pos: Position) -> None:
-        """Insert replicated rows (each at most once) and move the position, in one transaction."""
+    def _journal_transaction(self, work: Any) -> None:
+        jcon = self._jcon
+        jcon.execute("BEGIN IMMEDIATE")
+        try:
+            work(jcon)
+            jcon.execute("COMMIT")
+        except BaseException:
+            if jcon.in_transaction:
+                jcon.execute("ROLLBACK")
+            raise
 
-        def work(cur: duckdb.DuckDBPyConnection) -> None:
+    def apply(self, rows: dict[str, list[list[Any]]], pos: Position) -> None:
+        """Insert replicated rows (each at most once) and move the position: the journal's rows in
+        one SQLite transaction (idempotent), then the ledger's rows and the position in one DuckDB
+        transaction."""
+
+        def journal(jcon: sqlite3.Connection) -> None:
             for table in ("orders", "order_events"):
                 if rows.get(table):
-                    cur.execute(_insert(table), _columns(rows[table], len(TABLES[table])))
+                    jcon.executemany(_jinsert(table), rows[table])
+            if rows.get("order_events"):
+                refresh_current(jcon, sorted({r[1] for r in rows["order_events"]}))
+
+        def work(cur: duckdb.DuckDBPyConnection) -> None:
             txs = rows.get("ledger_tx") or []
             if not txs:
                 return
@@ -254,6 +294,9 @@ class ReplicaStore:
                 cur.execute(_insert("ledger_posting").replace("INSERT OR IGNORE", "INSERT"),
                             _columns(postings, len(TABLES["ledger_posting"])))
 
+        with self._lock:
+            if rows.get("orders") or rows.get("order_events"):
+                self._journal_transaction(journal)
         self._transaction(work, pos)
 
     def truncate_after(self, seq: int, tx: int, pos: Position) -> int:
@@ -261,18 +304,24 @@ class ReplicaStore:
         successor reconciled from the exchange itself. Returns how many rows went."""
         removed = [0]
 
+        def journal(jcon: sqlite3.Connection) -> None:
+            touched = [r[0] for r in jcon.execute(
+                "SELECT DISTINCT client_order_id FROM order_events WHERE seq > ?", [seq]).fetchall()]
+            removed[0] += jcon.execute("DELETE FROM order_events WHERE seq > ?", [seq]).rowcount
+            removed[0] += jcon.execute(
+                "DELETE FROM orders WHERE client_order_id NOT IN (SELECT client_order_id FROM order_events)").rowcount
+            refresh_current(jcon, touched)
+
         def work(cur: duckdb.DuckDBPyConnection) -> None:
             for sql, arg in (
                 ("DELETE FROM ledger_posting WHERE tx_id > ?", tx),
                 ("DELETE FROM ledger_tx WHERE tx_id > ?", tx),
-                ("DELETE FROM order_events WHERE seq > ?", seq),
             ):
                 row = cur.execute(sql, [arg]).fetchone()
                 removed[0] += int(row[0]) if row else 0
-            row = cur.execute(
-                "DELETE FROM orders WHERE client_order_id NOT IN (SELECT client_order_id FROM order_events)").fetchone()
-            removed[0] += int(row[0]) if row else 0
 
+        with self._lock:
+            self._journal_transaction(journal)
         self._transaction(work, pos)
         return removed[0]
 

@@ -38,6 +38,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -113,6 +114,7 @@ class Replicator:
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
+        journal: str | Path,
         *,
         redis_url: str,
         key_prefix: str,
@@ -123,7 +125,7 @@ class Replicator:
         timeout: float = 2.0,
         alert: Alert | None = None,
     ) -> None:
-        self.store = ReplicaStore(con)
+        self.store = ReplicaStore(con, journal)
         self.redis_url = redis_url
         self.keys = replication_keys(key_prefix, instance_id)
         self.instance_id = instance_id

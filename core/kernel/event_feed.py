@@ -26,6 +26,7 @@ to tell. A new leader starts after the rows it already had when it took over.
 from __future__ import annotations
 
 import collections
+from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from anyio.abc import TaskGroup
 from hrkernel.bus.events import AlertEvent, Event, FillEvent, OrderEvent, PostingEvent, PostingLine
 from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.logging import get_logger
+from hrkernel.orders import journal_store
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -59,9 +61,11 @@ _TX_ROWS = (
 )
 
 
-def _utc(at: datetime | None) -> datetime:
+def _utc(at: datetime | str | None) -> datetime:
     if at is None:
         return datetime.now(UTC)
+    if isinstance(at, str):  # the SQLite journal stores ISO 8601 text
+        at = datetime.fromisoformat(at)
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
@@ -139,12 +143,13 @@ class EventFeed(Component):
         reader = self.orders.reader()
         if reader is None:
             return
+        journal = self.orders.journal_path
         if self._seq is None or not self.orders.is_leader():
             # Not (yet) the one telling: start after what is there (replicated rows are the
             # leader's events, already published by it).
-            self._seq, self._tx = await anyio.to_thread.run_sync(_heads, reader)
+            self._seq, self._tx = await anyio.to_thread.run_sync(_heads, reader, journal)
             return
-        orders, txs = await anyio.to_thread.run_sync(_read, reader, self._seq, self._tx)
+        orders, txs = await anyio.to_thread.run_sync(_read, reader, journal, self._seq, self._tx)
         for seq, event in orders:
             await self._publish(TOPIC_ORDERS, event)
             self._seq = seq
@@ -158,20 +163,32 @@ class EventFeed(Component):
         return {"published": dict(self.published), "seq": self._seq, "tx_id": self._tx, "failing": self._failing}
 
 
-def _heads(con: Any) -> tuple[int, int]:
-    seq = con.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()[0]
+def _journal(path: Any) -> Any:
+    """A read-only connection to the SQLite order journal (orders and their events live there;
+    the ledger stays in DuckDB), opened in the worker thread that uses it."""
+    return journal_store.connect(path, readonly=True)
+
+
+def _heads(con: Any, journal_path: Any) -> tuple[int, int]:
+    with closing(_journal(journal_path)) as jcon:
+        seq = jcon.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()[0]
     tx = con.execute("SELECT coalesce(max(tx_id), 0) FROM ledger_tx").fetchone()[0]
     return int(seq), int(tx)
 
 
-def _read(con: Any, seq: int, tx: int | None) -> tuple[list[tuple[int, OrderEvent]], list[tuple[int, PostingEvent, FillEvent | None]]]:
+def _read(con: Any, journal_path: Any, seq: int, tx: int | None) -> tuple[list[tuple[int, OrderEvent]], list[tuple[int, PostingEvent, FillEvent | None]]]:
+    with closing(_journal(journal_path)) as jcon:
+        return _read_rows(con, jcon, seq, tx)
+
+
+def _read_rows(con: Any, jcon: Any, seq: int, tx: int | None) -> tuple[list[tuple[int, OrderEvent]], list[tuple[int, PostingEvent, FillEvent | None]]]:
     orders = [
         (r[0], OrderEvent(
             time=_utc(r[3]), seq=r[0], client_order_id=r[1], state=r[2], exchange_order_id=r[4],
             filled_amount=Decimal(r[5]), detail=r[6] or "", exchange=r[7], symbol=r[8], side=r[9],
             amount=Decimal(r[10]), price=None if r[11] is None else Decimal(r[11]), signal_id=r[12], order_type=r[13],
         ))
-        for r in con.execute(_ORDER_ROWS, [seq, BATCH]).fetchall()
+        for r in jcon.execute(_ORDER_ROWS, [seq, BATCH]).fetchall()
     ]
     rows = con.execute(_TX_ROWS, [tx or 0, BATCH]).fetchall()
     postings: dict[int, list[PostingLine]] = {}
@@ -186,14 +203,14 @@ def _read(con: Any, seq: int, tx: int | None) -> tuple[list[tuple[int, OrderEven
         lines = postings.get(tx_id, [])
         event = PostingEvent(time=_utc(created_at), tx_id=tx_id, tx_kind=kind, exchange=exchange, postings=lines,
                              trade_id=trade_id, order_ref=order_ref, reason=reason)
-        fill = _fill(con, tx_id, event) if kind == "fill" and trade_id and exchange else None
+        fill = _fill(jcon, tx_id, event) if kind == "fill" and trade_id and exchange else None
         txs.append((tx_id, event, fill))
     return orders, txs
 
 
-def _fill(con: Any, tx_id: int, tx: PostingEvent) -> FillEvent | None:
+def _fill(jcon: Any, tx_id: int, tx: PostingEvent) -> FillEvent | None:
     """The fill a ``fill`` transaction records (legs as :func:`hrkernel.ledger.fill_transaction`)."""
-    row = con.execute("SELECT symbol, base, quote FROM orders WHERE client_order_id = ?", [tx.order_ref]).fetchone()
+    row = jcon.execute("SELECT symbol, base, quote FROM orders WHERE client_order_id = ?", [tx.order_ref]).fetchone()
     if row is None:
         return None
     symbol, base, quote = row

@@ -19,8 +19,10 @@ signals topic. The router turns it into an order request and hands it to the pip
 - ``percent`` sizes and ``close`` are resolved against the ledger's balances for the venue,
   rounded down to the market's amount step.
 
-Execution and verification of each order run in their own task, bounded by ``max_concurrent``,
-so a slow verification never blocks the next signal. A signal that finds an execution slot free
+Each order executes in a task of its own. Sending it holds one of ``max_concurrent`` execution
+slots, until the exchange has acknowledged it; its verification then runs in the pipeline's own
+pool (``[orders] verify_concurrency``), so a slow verification never holds back the next signal.
+A signal that finds an execution slot free
 holds it from prepare on: its order leaves at once, so the pipeline journals PREPARED and
 SUBMITTING in one commit. One that must wait for a slot is journaled PREPARED and waits;
 SUBMITTING is committed when it leaves.
@@ -255,8 +257,16 @@ class SignalRouter(Component):
         if slot is None:
             slot = object()
             await self._limiter.acquire_on_behalf_of(slot)
+        held = [slot]
+
+        def release() -> None:
+            # Once the exchange has the order (or execution ended): verification runs in the
+            # pipeline's own pool and must not keep the next signal from being sent.
+            if held:
+                self._limiter.release_on_behalf_of(held.pop())
+
         try:
-            final = await self.orders.pipeline.execute_transaction(record)
+            final = await self.orders.pipeline.execute_transaction(record, on_acked=release)
         except NotLeaderError as exc:
             log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
             return
@@ -265,7 +275,7 @@ class SignalRouter(Component):
                       error=f"{type(exc).__name__}: {exc}")
             return
         finally:
-            self._limiter.release_on_behalf_of(slot)
+            release()
         self._position_moved(final)
         await self._ack(delivery, record.signal_id)
 
@@ -320,7 +330,7 @@ class SignalRouter(Component):
             # Another instance may have led when this signal arrived (every kernel of a pair gets
             # the webhook; journals are per instance) and placed its order: UNKNOWN makes the
             # pipeline look the client order id up on the exchange before any placement.
-            record = pipeline.journal.record(
+            record = await pipeline.journal.record(
                 record.client_order_id, OrderState.UNKNOWN,
                 reason="signal accepted before this trading tenure began; looking it up before placing",
             )

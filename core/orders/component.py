@@ -29,15 +29,16 @@ import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
+from hrkernel.duck import open_database
 from hrkernel.ha.component import HAComponent
 from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import get_logger
 from hrkernel.orders import exposure
 from hrkernel.orders.config import OrdersSection
-from hrkernel.orders.errors import NotLeaderError
+from hrkernel.orders.errors import JournalWriteError, NotLeaderError
 from hrkernel.orders.exposure import SHUTDOWN_HALT, ExposureReport
-from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState, open_database
+from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
 from hrkernel.orders.recovery import InFlightRecovery
@@ -99,9 +100,10 @@ class OrdersComponent(Component):
 
     def __init__(self, config: OrdersSection, *, db_path: Path, exchanges: dict[str, Any],
                  lease: LeaseView | None, alerts: Any = None, replication: dict[str, Any] | None = None,
-                 on_accepted: Callable[[], None] | None = None) -> None:
+                 on_accepted: Callable[[], None] | None = None, journal_path: Path | None = None) -> None:
         self.config = config
         self.db_path = db_path
+        self.journal_path = journal_path or db_path.parent / config.journal_file
         self._exchanges = exchanges
         """name → object whose ``obj`` attribute is the Exchange (a PluginComponent), or the Exchange."""
         self._lease = lease
@@ -139,7 +141,7 @@ class OrdersComponent(Component):
         ledger = Ledger(self._con)
         writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
-            exchanges=exchanges, journal=OrderJournal(self._con), ledger=ledger, config=self.config,
+            exchanges=exchanges, journal=self._open_journal(), ledger=ledger, config=self.config,
             lease=self._lease or AlwaysLeader(), alert=self._alert, writer=writer, on_accepted=self._on_accepted,
         )
         self.pipeline.halt("startup", "start-up reconciliation has not finished")
@@ -149,7 +151,7 @@ class OrdersComponent(Component):
         if self._replication is not None:
             from hrkernel.ha.replication import Replicator
 
-            self.replicator = Replicator(self._con, alert=self._alert, **self._replication)
+            self.replicator = Replicator(self._con, self.journal_path, alert=self._alert, **self._replication)
             self.replicator.on_demoted = self._as_standby
             attach = getattr(self._lease, "attach_replication", None)
             if attach is not None:
@@ -158,12 +160,36 @@ class OrdersComponent(Component):
         self._scope = scope = anyio.CancelScope()
         tg.start_soon(self._background, writer, scope, name="orders:background")
 
+    def _open_journal(self) -> OrderJournal:
+        journal = OrderJournal(self.journal_path)
+        journal.on_failure = self._journal_failed
+        journal.on_recovered = self._journal_recovered
+        return journal
+
+    async def _journal_failed(self, exc: JournalWriteError) -> None:
+        """A write could not be made durable: no new order may start until the journal writes again
+        (orders in flight stop at their next journal write; recovery resolves them later)."""
+        if self.pipeline is not None:
+            self.pipeline.halt("journal", str(exc))
+        await self._alert("critical", "order journal cannot write: new orders halted", {"error": str(exc)})
+
+    async def _journal_recovered(self) -> None:
+        if self.pipeline is not None and "journal" in self.pipeline.halts:
+            self.pipeline.resume("journal")
+            await self._alert("info", "order journal writes again: new orders resumed", {"path": self.journal_path})
+
+    def _close_journal(self) -> None:
+        journal = self.pipeline.journal if self.pipeline is not None else None
+        if isinstance(journal, OrderJournal):
+            journal.close()
+
     def _as_standby(self) -> None:
         """Give the pipeline read-only views: another instance writes this history now."""
         assert self.pipeline is not None and self._con is not None and self.replicator is not None
-        con, rep = self._con, self.replicator
-        # Each view reads through cursors of its own: dashboard reads run in worker threads.
-        journal = _StandbyJournal(lambda: OrderJournal.reader(con.cursor()), lambda: rep.version)
+        con, rep, path = self._con, self.replicator, self.journal_path
+        self._close_journal()  # replication writes the journal file now
+        # Each view reads through connections of its own: dashboard reads run in worker threads.
+        journal = _StandbyJournal(lambda: OrderJournal.reader(path), lambda: rep.version)
         ledger = _StandbyLedger(lambda: Ledger(con.cursor()), lambda: rep.version)
         self.pipeline.journal = journal  # type: ignore[assignment]
         self.pipeline.ledger = ledger  # type: ignore[assignment]
@@ -175,7 +201,8 @@ class OrdersComponent(Component):
         """Fresh journal and ledger over the (replicated) database: their caches are read now."""
         assert self.pipeline is not None and self._con is not None
         ledger = Ledger(self._con)
-        self.pipeline.journal = OrderJournal(self._con)
+        self._close_journal()
+        self.pipeline.journal = self._open_journal()
         self.pipeline.ledger = ledger
         if self._writer is not None:
             self._writer.ledger = ledger
@@ -207,6 +234,7 @@ class OrdersComponent(Component):
         retry = 1.0
         while not self._stopping:
             await self._check_ack()
+            await self._check_journal()
             now = anyio.current_time()
             try:
                 if self._leader() and now >= next_at:
@@ -243,6 +271,15 @@ class OrdersComponent(Component):
             # Until this instance trades, leadership is looked at often (an in-memory check): a
             # takeover's start-up reconciliation begins within 50 ms of the lease, not 500.
             await anyio.sleep(0.5 if recon.startup_done else 0.05)
+
+    async def _check_journal(self) -> None:
+        """While halted for the journal, an empty write tells when the data dir takes writes again."""
+        journal = self.pipeline.journal if self.pipeline is not None else None
+        if isinstance(journal, OrderJournal) and self.pipeline is not None and "journal" in self.pipeline.halts:
+            try:
+                await journal.ping()
+            except JournalWriteError:
+                pass  # still failing: reported once when it started
 
     async def _check_ack(self) -> None:
         """``hrkernel reconcile --ack`` leaves a file: an operator acknowledged the drift."""
@@ -299,7 +336,7 @@ class OrdersComponent(Component):
                     if not coid or not _OUR_CLIENT_ID.fullmatch(coid) or p.journal.get(coid) is not None:
                         continue  # not placed by our pipeline, or journaled (reconciliation follows it up)
                     market = await p.market(name, order.symbol)
-                    p.journal.create(OrderRecord(
+                    await p.journal.create(OrderRecord(
                         client_order_id=coid, signal_id=f"adopted:{name}:{exchange_id}", exchange=name,
                         symbol=order.symbol, base=market.base, quote=market.quote, side=order.side.value,
                         type=order.type.value, amount=order.amount, price=order.price, state=OrderState.ACKED,
@@ -346,6 +383,7 @@ class OrdersComponent(Component):
                 await self._done.wait()
         if self.replicator is not None:
             await self.replicator.aclose()
+        self._close_journal()
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -367,7 +405,7 @@ class OrdersComponent(Component):
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": "orders", "db": str(self.db_path),
-                               "exchanges": sorted(self._exchanges)}
+                               "journal": str(self.journal_path), "exchanges": sorted(self._exchanges)}
         if self.pipeline is not None:
             out["halts"] = dict(self.pipeline.halts)
             out["stats"] = dict(self.pipeline.stats)

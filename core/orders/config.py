@@ -16,7 +16,9 @@ class OrdersSection(ConfigStruct, kw_only=True):
     enabled: bool = True
     """Build the order pipeline (needs at least one exchange)."""
     db_file: str = "orders.duckdb"
-    """Journal, ledger and reconciliation reports, under ``[kernel] data_dir``."""
+    """Ledger, reconciliation reports and replication position (DuckDB), under ``[kernel] data_dir``."""
+    journal_file: str = "orders.journal.sqlite"
+    """The write-ahead order journal (SQLite, WAL), under ``[kernel] data_dir``."""
 
     # -- risk (Prepare) --
     kill_switch: bool = False
@@ -32,6 +34,12 @@ class OrdersSection(ConfigStruct, kw_only=True):
     max_position: dict[str, Amount] = msgspec.field(default_factory=dict)
     """Largest holding per asset on one exchange after a buy fills (``{ BTC = "0.5" }``)."""
     max_open_orders: int = 20
+    """Orders on the exchange or being sent to it (SUBMITTING, ACKED, PARTIALLY_FILLED, UNKNOWN), per
+    exchange. Orders waiting for an execution slot (PREPARED) and filled ones being verified do
+    not count. An order that would exceed it waits (``open_orders_wait``)."""
+    open_orders_wait: Duration = Duration(30.0)
+    """How long an order waits for room under ``max_open_orders`` before it is refused (FAILED,
+    with that reason): a full book of orders is a temporary condition, not a refusal."""
     max_price_deviation: Amount = Amount("0.1")
     """A price further than this fraction from the book's mid is refused as insane."""
     check_balance: bool = True
@@ -54,6 +62,9 @@ class OrdersSection(ConfigStruct, kw_only=True):
     poll_max: Duration = Duration(2.0)
     prepared_max_age: Duration = Duration(60.0)
     """On recovery, a PREPARED order older than this is FAILED as stale instead of sent."""
+    verify_concurrency: int = 32
+    """Orders verified at once (polled until terminal, fills posted). An order leaves its execution
+    slot once the exchange acknowledged it and waits here instead."""
     recovery_concurrency: int = 8
     """Unfinished orders resumed at once after a restart or a takeover (in the background: new
     orders are sent meanwhile; each recovered order stays reserved until it is resolved)."""
@@ -80,8 +91,10 @@ class OrdersSection(ConfigStruct, kw_only=True):
     or any order left unresolved, makes the check degraded."""
 
     def __post_init__(self) -> None:
-        if min(self.max_open_orders, self.submit_attempts, self.lookup_attempts, self.recovery_concurrency) < 1:
-            raise ValueError("max_open_orders, submit_attempts, lookup_attempts and recovery_concurrency must be >= 1")
+        if min(self.max_open_orders, self.submit_attempts, self.lookup_attempts, self.recovery_concurrency,
+               self.verify_concurrency) < 1:
+            raise ValueError("max_open_orders, submit_attempts, lookup_attempts, recovery_concurrency and "
+                             "verify_concurrency must be >= 1")
         if self.max_price_deviation <= 0:
             raise ValueError("max_price_deviation must be > 0")
         if self.poll_initial <= 0 or self.poll_max < self.poll_initial:

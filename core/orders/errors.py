@@ -5,8 +5,8 @@ from __future__ import annotations
 from hrkernel.errors import HrkernelError
 
 __all__ = [
-    "ExchangeContractError", "JournalError", "NotLeaderError", "OrderRejectedError", "OrdersError",
-    "TradingHaltedError",
+    "ExchangeContractError", "JournalError", "JournalUnavailableError", "JournalWriteError", "NotLeaderError",
+    "OrderRejectedError", "OrdersError", "TradingHaltedError",
 ]
 
 
@@ -16,6 +16,13 @@ class OrdersError(HrkernelError):
 
 class JournalError(OrdersError):
     """The journal refused a write (duplicate order, unknown order)."""
+
+
+class JournalWriteError(JournalError):
+    """The journal could not make a write durable (disk full, data dir read-only, I/O error).
+
+    Nothing of the failed batch was written, and the journal refuses every later write: the
+    kernel halts new orders and raises a critical alert; restart it once the data dir is fixed."""
 
 
 class OrderRejectedError(OrdersError):
@@ -50,3 +57,9 @@ def _kind(value: object) -> str:
         bad = next((v for v in value if type(v).__name__ != type(value[0]).__name__), value[0])
         return f"a {type(value).__name__} holding {type(bad).__name__}"
     return f"a {type(value).__name__}"
+
+
+class JournalUnavailableError(JournalWriteError, TradingHaltedError):
+    """The journal's data dir refuses writes, so the journal is not touched at all, not even read:
+    SQLite's memory-mapped WAL index would kill the process (SIGBUS) on a read-only dir. A new
+    order waits (it is a halt), and the read is retried once the dir takes writes again."""

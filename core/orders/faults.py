@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("signal_received", "after_prepared", "after_submitting", "after_accept", "after_acked", "mid_verify")
+POINTS = ("signal_received", "after_prepared", "after_submitting", "after_accept", "after_acked", "mid_verify",
+          "journal_group_before_commit", "journal_group_after_commit")
+"""``journal_group_*`` fire in the journal's writer thread, only for a batch of more than one
+write (a group commit): with the batch's statements applied and COMMIT not yet run, and with
+COMMIT done and no caller told yet."""
 
 
 def fault_point(name: str) -> None:

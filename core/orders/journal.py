@@ -1,32 +1,49 @@
-"""The write-ahead order journal (DuckDB).
+"""The write-ahead order journal (SQLite, WAL, group commit).
 
-Every state change of an order is committed here *before* the action that depends on it
-(SUBMITTING before the request leaves, UNKNOWN before the look-up, ...). An order's fixed facts
-are written once to ``orders``; each change is one row appended to ``order_events`` (the audit
-trail: state, time, attempt, fencing token, exchange id, filled amount, reason, unresolved), and
-the order's current state is its latest event. DuckDB syncs its write-ahead log on commit, so a
-state returned from :meth:`OrderJournal.create` or :meth:`OrderJournal.record` survives a SIGKILL.
-An order that is sent as soon as it is prepared is journaled PREPARED and SUBMITTING in one
-commit (``create(record, then=SUBMITTING)``): both events, or neither, are durable before the
-request leaves.
+Every state change of an order is durable here *before* the action that depends on it
+(SUBMITTING before the request leaves, UNKNOWN before the look-up, ...): :meth:`OrderJournal.create`
+and :meth:`OrderJournal.record` return only once their transaction is synced to disk, so what they
+returned survives a SIGKILL. An order's fixed facts are written once to ``orders``; each change is
+one row appended to ``order_events`` (the audit trail: state, time, attempt, fencing token,
+exchange id, filled amount, reason, unresolved). An order that is sent as soon as it is prepared is
+journaled PREPARED and SUBMITTING in one write (``create(record, then=SUBMITTING)``): both events,
+or neither, are durable before the request leaves.
+
+The event loop never waits on the disk: writes are ``await``ed while the journal's one writer
+thread commits them, batching the writes of concurrent orders into one transaction (one fdatasync
+for all of them; see :mod:`hrkernel.orders.journal_store`). Reads use their own connections (one
+per thread), never the writer's, and other processes (``hrkernel orders``) can read the file
+while the kernel runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import os
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-import duckdb
+import anyio
 import msgspec
 
-from hrkernel.duck import rollback
-from hrkernel.orders.errors import JournalError
+from hrkernel.orders.errors import JournalError, JournalUnavailableError, JournalWriteError
+from hrkernel.orders.journal_store import (
+    ORDER_COLUMNS,
+    GroupCommitWriter,
+    Write,
+    connect,
+    decode_time,
+    encode_money,
+    encode_time,
+)
 
-__all__ = ["JournalEvent", "NON_TERMINAL", "TERMINAL", "OrderJournal", "OrderRecord", "OrderState", "open_database"]
+__all__ = ["JournalEvent", "NON_TERMINAL", "TERMINAL", "OrderJournal", "OrderRecord", "OrderState"]
 
 
 class OrderState(enum.StrEnum):
@@ -93,122 +110,199 @@ class JournalEvent(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    client_order_id VARCHAR PRIMARY KEY,
-    signal_id VARCHAR NOT NULL UNIQUE,
-    exchange VARCHAR NOT NULL,
-    symbol VARCHAR NOT NULL,
-    base VARCHAR NOT NULL,
-    quote VARCHAR NOT NULL,
-    side VARCHAR NOT NULL,
-    type VARCHAR NOT NULL,
-    amount DECIMAL(38, 18) NOT NULL,
-    price DECIMAL(38, 18),
-    created_at TIMESTAMP NOT NULL
-);
-CREATE TABLE IF NOT EXISTS order_events (
-    seq BIGINT PRIMARY KEY,
-    client_order_id VARCHAR NOT NULL,
-    state VARCHAR NOT NULL,
-    "at" TIMESTAMP NOT NULL,
-    attempt INTEGER NOT NULL,
-    fencing_token BIGINT,
-    exchange_order_id VARCHAR,
-    filled_amount DECIMAL(38, 18) NOT NULL,
-    reason VARCHAR,
-    unresolved BOOLEAN NOT NULL
-);
-"""
-# An order's fixed facts live in ``orders`` (written once); its current state is its latest event.
-# A state change is therefore ONE appended row committed on its own (the cheapest durable write
-# DuckDB offers), and nothing is stored twice. A new order's row and its first event(s) share one
-# commit. ``seq`` is allocated by this process (the only writer): gap-free and increasing.
-
-_COLUMNS = [f for f in OrderRecord.__struct_fields__]
-_FIXED = ["client_order_id", "signal_id", "exchange", "symbol", "base", "quote", "side", "type", "amount", "price",
-          "created_at"]
-_SELECT = (
-    "SELECT o.client_order_id, o.signal_id, o.exchange, o.symbol, o.base, o.quote, o.side, o.type, o.amount, "
-    "o.price, e.state, e.exchange_order_id, e.attempt, e.fencing_token, e.filled_amount, e.reason, e.unresolved, "
-    'o.created_at, e."at" FROM orders o JOIN (SELECT * FROM order_events '
-    "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC) = 1) e "
-    "ON e.client_order_id = o.client_order_id"
+_SELECT = "SELECT " + ", ".join(ORDER_COLUMNS) + " FROM orders"
+_INSERT_ORDER = f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) VALUES ({', '.join('?' * len(ORDER_COLUMNS))})"
+_INSERT_EVENT = "INSERT INTO order_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPDATE_CURRENT = (
+    "UPDATE orders SET state = ?, exchange_order_id = ?, attempts = ?, fencing_token = ?, filled_amount = ?, "
+    "reason = ?, unresolved = ?, updated_at = ?, last_seq = ? WHERE client_order_id = ?"
 )
 
-
-_SELECT_ONE = (
-    "SELECT o.client_order_id, o.signal_id, o.exchange, o.symbol, o.base, o.quote, o.side, o.type, o.amount, "
-    "o.price, e.state, e.exchange_order_id, e.attempt, e.fencing_token, e.filled_amount, e.reason, e.unresolved, "
-    'o.created_at, e."at" FROM orders o JOIN (SELECT * FROM order_events WHERE client_order_id = $1 '
-    "ORDER BY seq DESC LIMIT 1) e ON e.client_order_id = o.client_order_id WHERE o.client_order_id = $1"
-)
+FailureHook = Callable[[JournalWriteError], Awaitable[None] | None]
 
 
-_INSERT_ORDER = f"INSERT INTO orders ({', '.join(_FIXED)}) VALUES ({', '.join('?' * len(_FIXED))})"
-_INSERT_EVENTS = {n: "INSERT INTO order_events VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n) for n in (1, 2)}
-
-_ABSENT_MAX = 4096
-"""Signal ids recently looked up and not found (see :meth:`OrderJournal.by_signal`)."""
-
-
-def open_database(path: str) -> duckdb.DuckDBPyConnection:
-    """The orders database (journal, ledger, reconciliation reports) as the kernel opens it.
-
-    One DuckDB worker thread: the journal's many one-row commits cost 10-20% less at the median
-    and ~20% less at p90 than with a thread per core (measured on the order path), and every query
-    on this database is small. Durability is unchanged (the WAL is synced on each commit)."""
-    con = duckdb.connect(path)
-    con.execute("SET threads = 1")
-    return con
+def _record_row(rec: OrderRecord, seq: int) -> list[Any]:
+    assert rec.created_at is not None and rec.updated_at is not None
+    return [rec.client_order_id, rec.signal_id, rec.exchange, rec.symbol, rec.base, rec.quote, rec.side, rec.type,
+            encode_money(rec.amount), encode_money(rec.price), encode_time(rec.created_at), rec.state.value,
+            rec.exchange_order_id, rec.attempts, rec.fencing_token, encode_money(rec.filled_amount), rec.reason,
+            int(rec.unresolved), encode_time(rec.updated_at), seq]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _event_row(seq: int, rec: OrderRecord) -> list[Any]:
+    assert rec.updated_at is not None
+    return [seq, rec.client_order_id, rec.state.value, encode_time(rec.updated_at), rec.attempts, rec.fencing_token,
+            rec.exchange_order_id, encode_money(rec.filled_amount), rec.reason, int(rec.unresolved)]
+
+
+def _decode(row: tuple[Any, ...]) -> OrderRecord:
+    (coid, signal, exchange, symbol, base, quote, side, type_, amount, price, created, state, xid, attempts, token,
+     filled, reason, unresolved, updated, _seq) = row
+    return OrderRecord(
+        client_order_id=coid, signal_id=signal, exchange=exchange, symbol=symbol, base=base, quote=quote,
+        side=side, type=type_, amount=Decimal(amount), price=Decimal(price) if price is not None else None,
+        state=OrderState(state), exchange_order_id=xid, attempts=attempts, fencing_token=token,
+        filled_amount=Decimal(filled), reason=reason, unresolved=bool(unresolved), created_at=decode_time(created),
+        updated_at=decode_time(updated),
+    )
 
 
 class OrderJournal:
-    """The journal over a DuckDB database (a path, or a connection shared with the ledger)."""
+    """The journal in one SQLite file. Writes are coroutines (durable when they return); reads
+    are synchronous, cheap indexed look-ups on a connection of the calling thread.
 
-    def __init__(self, db: str | duckdb.DuckDBPyConnection, *, now: Callable[[], datetime] | None = None) -> None:
-        self._con = duckdb.connect(db) if isinstance(db, str) else db
-        self._con.execute(SCHEMA)
-        self._reader = self._con.cursor()
-        self._lock = threading.Lock()
+    ``on_failure`` (settable) is called on the event loop when a write could not be made durable
+    (:class:`JournalWriteError`), once per outage; ``on_recovered`` when a write succeeds again
+    after that. The orders component halts new orders and alerts, then resumes, there."""
+
+    def __init__(self, path: str | Path, *, now: Callable[[], datetime] | None = None) -> None:
+        self.path = Path(path)
         self._now = now or (lambda: datetime.now(UTC))
         self._cache: dict[str, OrderRecord] = {}
-        """Current records of non-terminal orders (this process is the journal's only writer)."""
-        self._absent: dict[str, None] = {}
-        """Signal ids looked up and not journaled (oldest first): only :meth:`create` adds orders."""
-        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
-        self._seq = int(row[0]) if row else 0
-        self._writer = False
-        for rec in self.query(states=NON_TERMINAL, limit=10_000_000):
-            self._cache[rec.client_order_id] = rec
-        self._writer = True
+        """Current records of non-terminal orders. Written only by the writer thread, after a
+        durable commit; read anywhere (single dict operations are atomic)."""
+        self._seq = 0
+        self._committed_seq = 0
+        self._staged: dict[str, OrderRecord] = {}
+        """Records written by the batch being committed (writer thread only)."""
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self.on_failure: FailureHook | None = None
+        self.on_recovered: Callable[[], Awaitable[None] | None] | None = None
+        self._failure_reported = False
+        self._wake_scheduled = False
+        self._writer: GroupCommitWriter | None = GroupCommitWriter(
+            self.path, setup=self._load, on_commit=self._committed, on_rollback=self._rolled_back)
+        self._probe: int | None = os.open(f"{self.path}-probe", os.O_RDWR | os.O_CREAT, 0o644)
 
     @classmethod
-    def reader(cls, con: duckdb.DuckDBPyConnection) -> OrderJournal:
-        """A journal over a read-only connection (the CLI): queries only, no schema set-up."""
+    def reader(cls, path: str | Path) -> OrderJournal:
+        """A journal that only reads (the CLI, a standby's view): no writer, no schema set-up;
+        works while another process writes the file."""
         self = cls.__new__(cls)
-        self._con = con
-        self._reader = con.cursor()
-        self._lock = threading.Lock()
+        self.path = Path(path)
         self._now = lambda: datetime.now(UTC)
-        self._seq = 0
         self._cache = {}
-        self._absent = {}
-        self._writer = False
+        self._seq = self._committed_seq = 0
+        self._staged = {}
+        self._local = threading.local()
+        self._readers = []
+        self._readers_lock = threading.Lock()
+        self.on_failure = None
+        self.on_recovered = None
+        self._failure_reported = False
+        self._wake_scheduled = False
+        self._writer = None
+        try:  # in the kernel (a standby's view) guard reads like the writer's; the CLI may lack the right
+            self._probe = os.open(f"{self.path}-probe", os.O_RDWR)
+        except OSError:
+            self._probe = None
         return self
 
+    def _load(self, con: sqlite3.Connection) -> None:
+        row = con.execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
+        self._seq = self._committed_seq = int(row[0])
+        states = sorted(s.value for s in NON_TERMINAL)
+        rows = con.execute(_SELECT + f" WHERE state IN ({', '.join('?' * len(states))})", states).fetchall()
+        for r in rows:
+            rec = _decode(r)
+            self._cache[rec.client_order_id] = rec
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer, close every connection."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        with self._readers_lock:
+            for con in self._readers:
+                con.close()
+            self._readers.clear()
+        if self._probe is not None:
+            os.close(self._probe)
+            self._probe = None
+
     @property
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        return self._con
+    def stats(self) -> dict[str, int]:
+        """``transactions`` (fdatasyncs), ``writes`` (create/record calls) and ``largest_batch``."""
+        w = self._writer
+        return {"transactions": w.transactions, "writes": w.writes, "largest_batch": w.largest_batch} if w else {}
+
+    @property
+    def failed(self) -> JournalWriteError | None:
+        return self._writer.failed if self._writer is not None else None
 
     def _stamp(self) -> datetime:
-        return self._now().astimezone(UTC).replace(tzinfo=None)
+        return self._now().astimezone(UTC)
 
-    def create(
+    # -- writes (run in the writer thread) ---------------------------------------------------------
+
+    def _committed(self, results: list[tuple[Write, Any]]) -> None:
+        self._committed_seq = self._seq
+        self._staged.clear()
+        for _w, rec in results:
+            if rec is None:  # a ping
+                continue
+            if rec.is_terminal:
+                self._cache.pop(rec.client_order_id, None)
+            else:
+                self._cache[rec.client_order_id] = rec
+
+    def _rolled_back(self) -> None:
+        self._seq = self._committed_seq
+        self._staged.clear()
+
+    async def _write(self, apply: Callable[[sqlite3.Connection], OrderRecord]) -> OrderRecord:
+        if self._writer is None:
+            raise JournalError(f"order journal {self.path}: opened read-only (or closed); it takes no writes")
+        writer = self._writer
+        try:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # another anyio backend: wait for the future in a worker thread
+                result: OrderRecord = await anyio.to_thread.run_sync(writer.submit(Write(apply)).result)
+            else:
+                # Group commit: the writer is woken once per turn of the event loop, after every
+                # task that was ready in this turn had its chance to queue a write, so orders
+                # prepared together share one transaction (one fdatasync) even when the writer
+                # would otherwise grab the first of them alone. Costs one loop turn (~10 us).
+                future = writer.submit(Write(apply), wake=False)
+                if not self._wake_scheduled:
+                    self._wake_scheduled = True
+                    loop.call_soon(self._wake)
+                # resolved by the writer thread through the loop's thread-safe call
+                result = await asyncio.wrap_future(future)
+        except JournalWriteError as exc:
+            if not self._failure_reported:
+                self._failure_reported = True
+                await self._call(self.on_failure, exc)
+            raise
+        if self._failure_reported:
+            self._failure_reported = False
+            await self._call(self.on_recovered)
+        return result
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        if self._writer is not None:
+            self._writer.wake()
+
+    @staticmethod
+    async def _call(hook: Callable[..., Awaitable[None] | None] | None, *args: Any) -> None:
+        outcome = hook(*args) if hook is not None else None
+        if outcome is not None:
+            await outcome
+
+    async def ping(self) -> None:
+        """An empty write through the writer (raises :class:`JournalWriteError` while the data
+        dir refuses writes): the orders component calls it to notice the disk came back."""
+
+        def nothing(con: sqlite3.Connection) -> None:
+            return None
+
+        await self._write(nothing)  # type: ignore[arg-type]
+
+    async def create(
         self,
         record: OrderRecord,
         *,
@@ -217,56 +311,41 @@ class OrderJournal:
         fencing_token: int | None = None,
         reason: str | None = None,
     ) -> OrderRecord:
-        """Journal a new order in ``record.state`` (normally PREPARED); returns its record. Raises
-        :class:`JournalError` if the client order id or the signal id is already journaled.
+        """Journal a new order in ``record.state`` (normally PREPARED); returns its record once
+        durable. Raises :class:`JournalError` if the client order id or the signal id is already
+        journaled (the UNIQUE constraints decide: no look-up first).
 
-        With ``then`` (normally SUBMITTING) the order's next state is journaled in the SAME commit,
-        as a second event (with ``attempts``, ``fencing_token`` and ``reason``), and the returned
-        record is in that state: one durable write instead of two when the order is prepared and
-        sent at once. The orders row and both events become durable together or not at all."""
-        now = self._stamp()
-        at = now.replace(tzinfo=UTC)
-        rec = msgspec.structs.replace(record, created_at=at, updated_at=at)
-        values = [getattr(rec, c) for c in _FIXED]
-        values[-1] = now
-        events = [rec]
+        With ``then`` (normally SUBMITTING) the order's next state is journaled in the SAME
+        transaction, as a second event (with ``attempts``, ``fencing_token`` and ``reason``), and
+        the returned record is in that state: the orders row and both events become durable
+        together or not at all."""
+        at = self._stamp()
+        first = msgspec.structs.replace(record, created_at=at, updated_at=at)
+        events = [first]
         if then is not None:
-            rec = msgspec.structs.replace(
-                rec, state=then, attempts=attempts if attempts is not None else rec.attempts,
-                fencing_token=fencing_token if fencing_token is not None else rec.fencing_token,
-                reason=reason if reason is not None else rec.reason,
-            )
-            events.append(rec)
-        with self._lock:
-            con = self._con
+            events.append(msgspec.structs.replace(
+                first, state=then, attempts=attempts if attempts is not None else first.attempts,
+                fencing_token=fencing_token if fencing_token is not None else first.fencing_token,
+                reason=reason if reason is not None else first.reason,
+            ))
+        last = events[-1]
+
+        def apply(con: sqlite3.Connection) -> OrderRecord:
             seq = self._seq
-            con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(_INSERT_ORDER, values)
-                con.execute(_INSERT_EVENTS[len(events)],
-                            [v for i, e in enumerate(events, seq + 1) for v in self._event_row(i, e, now)])
-                con.execute("COMMIT")
-            except duckdb.ConstraintException as exc:
-                rollback(con)
-                self._absent.pop(record.signal_id, None)
-                raise JournalError(
-                    f"order journal: client order id {rec.client_order_id!r} or signal {rec.signal_id!r} already journaled"
-                ) from exc
-            except BaseException:
-                rollback(con)
-                raise
+                con.execute(_INSERT_ORDER, _record_row(last, seq + len(events)))
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(f"order journal: client order id {last.client_order_id!r} or signal "
+                                   f"{last.signal_id!r} already journaled") from exc
+            for i, e in enumerate(events, seq + 1):
+                con.execute(_INSERT_EVENT, _event_row(i, e))
             self._seq = seq + len(events)
-            self._absent.pop(rec.signal_id, None)
-            self._remember(rec)
-        return rec
+            self._staged[last.client_order_id] = last
+            return last
 
-    def _remember(self, rec: OrderRecord) -> None:
-        if rec.is_terminal:
-            self._cache.pop(rec.client_order_id, None)
-        else:
-            self._cache[rec.client_order_id] = rec
+        return await self._write(apply)
 
-    def record(
+    async def record(
         self,
         client_order_id: str,
         state: OrderState,
@@ -278,12 +357,16 @@ class OrderJournal:
         fencing_token: int | None = None,
         unresolved: bool | None = None,
     ) -> OrderRecord:
-        """Durably journal a state change (committed when this returns); returns the new record."""
-        with self._lock:
-            current = self._cache.get(client_order_id) or self._get(self._con, client_order_id)
+        """Durably journal a state change (durable when this returns); returns the new record.
+
+        The new record is built in the writer thread from the order's latest record there, so
+        two changes of one order in one batch apply in the order they were submitted."""
+        now = self._stamp()
+
+        def apply(con: sqlite3.Connection) -> OrderRecord:
+            current = self._staged.get(client_order_id) or self._cache.get(client_order_id) or self._get(con, client_order_id)
             if current is None:
                 raise JournalError(f"order journal: no order with client order id {client_order_id!r}")
-            now = self._stamp()
             rec = msgspec.structs.replace(
                 current,
                 state=state,
@@ -293,102 +376,120 @@ class OrderJournal:
                 attempts=attempts if attempts is not None else current.attempts,
                 fencing_token=fencing_token if fencing_token is not None else current.fencing_token,
                 unresolved=unresolved if unresolved is not None else current.unresolved,
-                updated_at=now.replace(tzinfo=UTC),
+                updated_at=now,
             )
-            self._event(rec, now)  # one statement, committed on its own
-            self._remember(rec)
+            seq = self._seq + 1
+            con.execute(_INSERT_EVENT, _event_row(seq, rec))
+            con.execute(_UPDATE_CURRENT, [rec.state.value, rec.exchange_order_id, rec.attempts, rec.fencing_token,
+                                          encode_money(rec.filled_amount), rec.reason, int(rec.unresolved),
+                                          encode_time(now), seq, client_order_id])
+            self._seq = seq
+            self._staged[client_order_id] = rec
             return rec
 
-    @staticmethod
-    def _event_row(seq: int, rec: OrderRecord, now: datetime) -> list[Any]:
-        return [seq, rec.client_order_id, rec.state.value, now, rec.attempts, rec.fencing_token,
-                rec.exchange_order_id, rec.filled_amount, rec.reason, rec.unresolved]
+        return await self._write(apply)
 
-    def _event(self, rec: OrderRecord, now: datetime) -> None:
-        self._seq += 1
+    # -- reads ------------------------------------------------------------------------------------
+
+    def _check_disk(self) -> None:
+        """Rewrite one byte of the probe file before a read touches SQLite. A reader stores into
+        SQLite's memory-mapped WAL index too (its read mark), and on a data dir turned read-only
+        that store kills the process with SIGBUS (reproduced). The probe's pwrite fails cleanly
+        first; the read is refused as a halt instead."""
+        if self._probe is None:
+            return
         try:
-            self._con.execute(_INSERT_EVENTS[1], self._event_row(self._seq, rec, now))
-        except BaseException:
-            self._seq -= 1
-            raise
+            os.pwrite(self._probe, b"\0", 0)
+        except OSError as exc:
+            raise JournalUnavailableError(
+                f"order journal {self.path}: its data dir refuses writes ({exc}); not read until it takes them "
+                "again") from exc
 
-    # -- reads --------------------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        self._check_disk()
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = connect(self.path, readonly=self._writer is None)
+            self._local.con = con
+            with self._readers_lock:
+                self._readers.append(con)
+        return con
 
     @staticmethod
-    def _row(row: tuple[Any, ...]) -> OrderRecord:
-        data = dict(zip(_COLUMNS, row, strict=True))
-        data["state"] = OrderState(data["state"])
-        data["created_at"] = _utc(data["created_at"])
-        data["updated_at"] = _utc(data["updated_at"])
-        return OrderRecord(**data)
-
-    def _get(self, cur: duckdb.DuckDBPyConnection, client_order_id: str) -> OrderRecord | None:
-        row = cur.execute(_SELECT_ONE, [client_order_id]).fetchone()
-        return self._row(row) if row else None
+    def _get(con: sqlite3.Connection, client_order_id: str) -> OrderRecord | None:
+        row = con.execute(_SELECT + " WHERE client_order_id = ?", [client_order_id]).fetchone()
+        return _decode(row) if row else None
 
     def get(self, client_order_id: str) -> OrderRecord | None:
         cached = self._cache.get(client_order_id)
         if cached is not None:
             return cached
-        with self._lock:
-            return self._get(self._reader, client_order_id)
+        return self._get(self._reader(), client_order_id)
 
     def by_signal(self, signal_id: str) -> OrderRecord | None:
-        """The order journaled for ``signal_id``, if any. In the writing process a miss is
-        remembered until :meth:`create` journals that signal, so the second look-up of a new
-        signal on its way in (the router's, then the pipeline's) costs no query."""
-        if signal_id in self._absent:
+        """The order journaled for ``signal_id``, if any (one indexed look-up)."""
+        row = self._reader().execute(_SELECT + " WHERE signal_id = ?", [signal_id]).fetchone()
+        if row is None:
             return None
-        with self._lock:
-            row = self._reader.execute("SELECT client_order_id FROM orders WHERE signal_id = ?", [signal_id]).fetchone()
-            if row is None and self._writer:
-                # Under the lock that create() takes: no order for it can be committed in between.
-                self._absent[signal_id] = None
-                if len(self._absent) > _ABSENT_MAX:
-                    del self._absent[next(iter(self._absent))]
-        return self.get(row[0]) if row else None
+        return self._cache.get(row[0]) or _decode(row)
 
     def by_exchange_id(self, exchange: str, exchange_order_id: str) -> OrderRecord | None:
-        with self._lock:
-            row = self._reader.execute(
-                _SELECT + " WHERE o.exchange = ? AND e.exchange_order_id = ?", [exchange, exchange_order_id]
-            ).fetchone()
-        return self._row(row) if row else None
+        row = self._reader().execute(
+            _SELECT + " WHERE exchange = ? AND exchange_order_id = ? AND exchange_order_id IS NOT NULL",
+            [exchange, exchange_order_id]).fetchone()
+        if row is None:
+            return None
+        return self._cache.get(row[0]) or _decode(row)
 
     def query(
         self, *, states: frozenset[OrderState] | set[OrderState] | None = None, exchange: str | None = None,
-        limit: int = 1000,
+        limit: int = 1000, offset: int = 0, newest_first: bool = False,
     ) -> list[OrderRecord]:
+        """Orders by creation time (oldest first unless ``newest_first``), at most ``limit`` from
+        ``offset``: a bounded, indexed read."""
         sql = _SELECT + " WHERE 1 = 1"
         params: list[Any] = []
         if states is not None:
-            sql += " AND e.state IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(sorted(s.value for s in states))
+            values = sorted(s.value for s in states)
+            sql += f" AND state IN ({', '.join('?' * len(values))})"
+            params.extend(values)
         if exchange is not None:
-            sql += " AND o.exchange = ?"
+            sql += " AND exchange = ?"
             params.append(exchange)
-        sql += " ORDER BY o.created_at, o.client_order_id LIMIT ?"
-        params.append(limit)
-        with self._lock:
-            rows = self._reader.execute(sql, params).fetchall()
-        return [self._row(r) for r in rows]
+        # rowid order is creation (insert) order: no index of its own to keep up on every write
+        sql += f" ORDER BY rowid {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
+        params += [limit, offset]
+        return [_decode(r) for r in self._reader().execute(sql, params).fetchall()]
+
+    def counts_by_state(self) -> dict[str, int]:
+        """How many orders are in each state (read from the state index, not the rows)."""
+        rows = self._reader().execute("SELECT state, count(*) FROM orders GROUP BY state").fetchall()
+        return {state: int(n) for state, n in rows}
+
+    def by_any_exchange_id(self, exchange_order_id: str) -> OrderRecord | None:
+        """The order with this exchange order id on any exchange (the CLI's look-up)."""
+        row = self._reader().execute(_SELECT + " WHERE exchange_order_id = ? AND exchange_order_id IS NOT NULL LIMIT 1",
+                                     [exchange_order_id]).fetchone()
+        return _decode(row) if row else None
 
     def open_orders(self, exchange: str | None = None) -> list[OrderRecord]:
         """Non-terminal orders, oldest first (from memory in the writing process)."""
-        if not self._writer:
+        if self._writer is None:
             return self.query(states=NON_TERMINAL, exchange=exchange, limit=1_000_000)
-        rows = [r for r in self._cache.values() if exchange is None or r.exchange == exchange]
+        rows = [r for r in list(self._cache.values()) if exchange is None or r.exchange == exchange]
         return sorted(rows, key=lambda r: (r.created_at or datetime.min.replace(tzinfo=UTC), r.client_order_id))
 
     def history(self, client_order_id: str) -> list[JournalEvent]:
-        with self._lock:
-            rows = self._reader.execute(
-                "SELECT seq, client_order_id, state, \"at\", attempt, fencing_token, exchange_order_id, filled_amount, reason "
-                "FROM order_events WHERE client_order_id = ? ORDER BY seq",
-                [client_order_id],
-            ).fetchall()
+        rows = self._reader().execute(
+            'SELECT seq, client_order_id, state, "at", attempt, fencing_token, exchange_order_id, filled_amount, reason '
+            "FROM order_events WHERE client_order_id = ? ORDER BY seq", [client_order_id]).fetchall()
         return [
-            JournalEvent(seq=r[0], client_order_id=r[1], state=OrderState(r[2]), at=r[3].replace(tzinfo=UTC),
-                         attempt=r[4], fencing_token=r[5], exchange_order_id=r[6], filled_amount=r[7], reason=r[8])
+            JournalEvent(seq=r[0], client_order_id=r[1], state=OrderState(r[2]), at=decode_time(r[3]),  # type: ignore[arg-type]
+                         attempt=r[4], fencing_token=r[5], exchange_order_id=r[6], filled_amount=Decimal(r[7]),
+                         reason=r[8])
             for r in rows
         ]
+
+    def last_seq(self) -> int:
+        row = self._reader().execute("SELECT coalesce(max(seq), 0) FROM order_events").fetchone()
+        return int(row[0])

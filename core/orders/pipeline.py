@@ -22,6 +22,7 @@ from the journal after a restart.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import inspect
 import time
@@ -52,12 +53,14 @@ from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.errors import (
     ExchangeContractError,
     JournalError,
+    JournalWriteError,
     NotLeaderError,
     OrderRejectedError,
     OrdersError,
     TradingHaltedError,
 )
 from hrkernel.orders.faults import fault_point
+from hrkernel.orders.gate import OpenOrdersGate
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN
 
@@ -86,6 +89,9 @@ class LeaseView(Protocol):
     @property
     def token(self) -> int | None: ...
 
+
+_ON_ACKED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("on_acked", default=None)
+"""The running execution's ``on_acked`` (each order executes in a task of its own)."""
 
 SEND_AT_ONCE = 0.05
 """Seconds within which an order journaled PREPARED+SUBMITTING in one commit is sent as it stands;
@@ -186,6 +192,12 @@ class TransactionVerificationPipeline:
         """Orders this process journaled PREPARED (alone), with the lease token then: only those may
         be sent without a look-up first."""
         self._recovering: dict[str, anyio.Event] = {}
+        self.gate = OpenOrdersGate(lambda: self.journal, limit=self.config.max_open_orders,
+                                   wait=float(self.config.open_orders_wait), clock=clock, sleep=sleep)
+        self._verifying = anyio.CapacityLimiter(self.config.verify_concurrency)
+        self._pending: dict[str, OrderRecord] = {}
+        """Orders checked and being journaled (not in the journal's open orders yet)."""
+        """Orders being verified at once (their own pool: verification holds no execution slot)."""
         """Orders claimed by in-flight recovery and not resolved yet (see ``hrkernel.orders.recovery``):
         anything else that would execute one of them waits for recovery to resolve it first."""
         self._send_waits: dict[str, _RateLimitBudget] = {}
@@ -242,9 +254,8 @@ class TransactionVerificationPipeline:
         leaves instead of two — and the returned record is SUBMITTING. Otherwise (no margin, or a
         fence check that fails) it is journaled PREPARED alone, exactly as without ``submit``.
         """
-        existing = self.journal.by_signal(signal.signal_id)
-        if existing is not None:
-            return existing
+        # No look-up of the signal id first: the journal's UNIQUE constraint refuses a second order
+        # for the same signal at the write, and the order journaled first is returned then.
         if signal.symbol != canonical_symbol(signal.symbol):  # "BTC/USDT" is journaled as BTCUSDT
             signal = msgspec.structs.replace(signal, symbol=canonical_symbol(signal.symbol))
         if self.config.kill_switch:
@@ -256,40 +267,65 @@ class TransactionVerificationPipeline:
         try:
             market = await self.market(signal.exchange, signal.symbol)
         except ex.InvalidOrderError as exc:
-            return self._refuse(signal, coid, None, f"unknown symbol {signal.symbol!r} on {signal.exchange}: {exc}")
+            return await self._refuse(signal, coid, None, f"unknown symbol {signal.symbol!r} on {signal.exchange}: {exc}")
         problem = self._check_signal(signal, market)
         if problem is not None:
-            return self._refuse(signal, coid, market, problem)
+            return await self._refuse(signal, coid, market, problem)
+        if submit:
+            # Sent at once: it needs room under max_open_orders now, waiting for it if need be.
+            problem = await self.gate.enter(signal.exchange, coid)
+            if problem is not None:
+                return await self._refuse(signal, coid, market, problem)
+        try:
+            return await self._prepare_checked(signal, coid, market, exchange, submit=submit)
+        finally:
+            self.gate.leave(coid)  # counted by the journal from its SUBMITTING on
+
+    async def _prepare_checked(self, signal: Signal, coid: str, market: Market, exchange: Exchange, *,
+                               submit: bool) -> OrderRecord:
         book = await exchange.order_book(signal.symbol)
         # The lease is proven before the risk check: from the check to the commit (and, when
         # fused, on to the request) nothing awaits, so no other order interleaves.
         token = self.lease.token if submit and await self._lease_current() else None
         problem = self._check_risk(signal, market, book)
         if problem is not None:
-            return self._refuse(signal, coid, market, problem)
+            return await self._refuse(signal, coid, market, problem)
         record = self._record(signal, coid, market, OrderState.PREPARED)
+        # The journal write is awaited (other orders run meanwhile): until it is in the journal's
+        # open orders, this order is counted by the others' risk checks from here, taken with no
+        # await after its own check, so two orders can never both spend the same balance.
+        self._pending[coid] = record
         try:
             if token is not None:
-                rec = self.journal.create(record, then=OrderState.SUBMITTING, attempts=1, fencing_token=token)
+                rec = await self.journal.create(record, then=OrderState.SUBMITTING, attempts=1, fencing_token=token)
                 self._unsent[coid] = (self._clock(), token)
             else:
-                rec = self.journal.create(record)
+                rec = await self.journal.create(record)
                 self._prepared_here[coid] = self.lease.token
+        except JournalWriteError:
+            raise
         except JournalError:
-            # The same signal prepared concurrently: the first one journaled wins.
+            # The signal is journaled already (a repeat, or prepared concurrently): that order it is.
             existing = self.journal.by_signal(signal.signal_id)
             if existing is None:
                 raise
             return existing
+        finally:
+            self._pending.pop(coid, None)
         self.stats["prepared"] += 1
         if token is not None:
             fault_point("after_submitting")
+            # Logged once the request has left (see _send_prepared): nothing slower than the
+            # journal write stands between it and the send.
         else:
             fault_point("after_prepared")
-        log.info("order_prepared", client_order_id=coid, signal_id=signal.signal_id, symbol=signal.symbol,
-                 side=signal.side.value, amount=str(signal.amount), price=str(signal.price),
-                 state=rec.state.value)
+            self._log_prepared(rec)
         return rec
+
+    @staticmethod
+    def _log_prepared(rec: OrderRecord) -> None:
+        log.info("order_prepared", client_order_id=rec.client_order_id, signal_id=rec.signal_id, symbol=rec.symbol,
+                 side=rec.side, amount=str(rec.amount), price=str(rec.price), state=rec.state.value)
 
     async def _lease_current(self) -> bool:
         """The lease is held with margin and (if it has one) its fence check proves the token current."""
@@ -306,8 +342,16 @@ class TransactionVerificationPipeline:
             type=signal.type.value, amount=signal.amount, price=signal.price, state=state, reason=reason,
         )
 
-    def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> OrderRecord:
-        self.journal.create(self._record(signal, coid, market, OrderState.FAILED, reason))
+    async def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> OrderRecord:
+        try:
+            await self.journal.create(self._record(signal, coid, market, OrderState.FAILED, reason))
+        except JournalWriteError:
+            raise
+        except JournalError:
+            existing = self.journal.by_signal(signal.signal_id)
+            if existing is None:
+                raise
+            return existing  # a repeat of a signal journaled already: that order it is
         log.warning("order_refused", client_order_id=coid, signal_id=signal.signal_id, reason=reason)
         raise OrderRejectedError(f"signal {signal.signal_id}: {reason}", client_order_id=coid)
 
@@ -351,9 +395,10 @@ class TransactionVerificationPipeline:
         limit = cfg.max_notional.get(market.quote)
         if limit is not None and notional > limit:
             return f"notional {notional} {market.quote} exceeds [orders] max_notional.{market.quote} = {limit}"
+        # max_open_orders: see self.gate. Orders being journaled count as open (see _pending).
         open_orders = self.journal.open_orders(signal.exchange)
-        if len(open_orders) >= cfg.max_open_orders:
-            return f"{len(open_orders)} open orders already ([orders] max_open_orders = {cfg.max_open_orders})"
+        known = {o.client_order_id for o in open_orders}
+        open_orders += [o for c, o in self._pending.items() if o.exchange == signal.exchange and c not in known]
         held = self.ledger.venue_balances(signal.exchange)
         reserved: dict[str, Decimal] = {}
         pending_buys = Decimal(0)
@@ -410,16 +455,22 @@ class TransactionVerificationPipeline:
         :meth:`create_transaction`)."""
         return await self.execute_transaction(await self.create_transaction(signal, submit=True))
 
-    async def execute_transaction(self, tx: OrderRecord) -> OrderRecord:
+    async def execute_transaction(self, tx: OrderRecord, *, on_acked: Callable[[], None] | None = None) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
         deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``.
 
+        ``on_acked`` is called once the exchange has the order, before verification starts (the
+        signal router frees the order's execution slot there); not at all if it never gets there.
         An order claimed by in-flight recovery is resolved by recovery first: this waits for it."""
         claim = self._recovering.get(tx.client_order_id)
         if claim is not None:
             await claim.wait()
-        return await self.execute_claimed(tx)
+        token = _ON_ACKED.set(on_acked)
+        try:
+            return await self.execute_claimed(tx)
+        finally:
+            _ON_ACKED.reset(token)
 
     async def execute_claimed(self, tx: OrderRecord) -> OrderRecord:
         """:meth:`execute_transaction` without waiting for a recovery claim (recovery's own entry)."""
@@ -440,7 +491,7 @@ class TransactionVerificationPipeline:
                     # restart): whoever led then may have sent it, and its SUBMITTING may never
                     # have reached this journal. Nobitex keeps client order ids unique only among
                     # OPEN orders, so a blind send could place a filled order twice: look it up.
-                    rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=(
+                    rec = await self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=(
                         "prepared before this trading tenure or by another instance; looking it up before placing"))
                     return await self._resolve_unknown(rec)
                 return await self._submit(rec)
@@ -462,17 +513,27 @@ class TransactionVerificationPipeline:
         which the visibility window counts from — stays the time the request left."""
         if self._clock() - committed_at <= SEND_AT_ONCE and self.lease.token == token and self.lease.holds_with_margin():
             self.stats["submitted"] += 1
-            return await self._place(rec, token)
+            return await self._place(rec, token, announce=True)
         try:
             return await self._submit(rec, attempt=rec.attempts, reason="waited after prepare; journaled again before sending")
         except NotLeaderError:
             # Nothing left: the order is back to what it is, PREPARED (recovery fails it as stale
             # after prepared_max_age rather than placing it late).
-            self.journal.record(rec.client_order_id, OrderState.PREPARED, attempts=rec.attempts - 1,
+            await self.journal.record(rec.client_order_id, OrderState.PREPARED, attempts=rec.attempts - 1,
                                 reason="not sent: this instance lost the lease before the request left")
             raise
 
     async def _submit(self, rec: OrderRecord, *, reason: str | None = None, attempt: int | None = None) -> OrderRecord:
+        problem = await self.gate.enter(rec.exchange, rec.client_order_id)
+        if problem is not None:
+            log.warning("order_refused", client_order_id=rec.client_order_id, signal_id=rec.signal_id, reason=problem)
+            return await self.journal.record(rec.client_order_id, OrderState.FAILED, reason=f"never sent: {problem}")
+        try:
+            return await self._submit_now(rec, reason=reason, attempt=attempt)
+        finally:
+            self.gate.leave(rec.client_order_id)
+
+    async def _submit_now(self, rec: OrderRecord, *, reason: str | None, attempt: int | None) -> OrderRecord:
         if not self.lease.holds_with_margin():
             raise NotLeaderError(f"order {rec.client_order_id}: this instance does not hold the lease with margin")
         fence_check = getattr(self.lease, "fence_check", None)
@@ -480,14 +541,14 @@ class TransactionVerificationPipeline:
             # The last hop before the order leaves: one round trip proving the token is current.
             raise NotLeaderError(f"order {rec.client_order_id}: fencing token is no longer current")
         token = self.lease.token
-        rec = self.journal.record(rec.client_order_id, OrderState.SUBMITTING,
+        rec = await self.journal.record(rec.client_order_id, OrderState.SUBMITTING,
                                   attempts=rec.attempts + 1 if attempt is None else attempt,
                                   fencing_token=token, reason=reason)
         fault_point("after_submitting")
         self.stats["submitted"] += 1
         return await self._place(rec, token)
 
-    async def _place(self, rec: OrderRecord, token: int | None) -> OrderRecord:
+    async def _place(self, rec: OrderRecord, token: int | None, *, announce: bool = False) -> OrderRecord:
         """Send the placement of ``rec`` (journaled SUBMITTING) and journal what came of it."""
         exchange = self._exchange(rec.exchange)
         if not self.lease.holds_with_margin():
@@ -496,20 +557,24 @@ class TransactionVerificationPipeline:
             # and sends nothing; the order stays SUBMITTING and is looked up by whoever leads.
             raise NotLeaderError(f"order {rec.client_order_id}: the lease margin ran out before the send")
         try:
-            order = await exchange.place_order(self._request(rec), fencing_token=token)
+            try:
+                order = await exchange.place_order(self._request(rec), fencing_token=token)
+            finally:
+                if announce:  # prepared and sent in one go: its order_prepared line follows the request
+                    self._log_prepared(rec)
         except (ex.DuplicateClientOrderIdError, ex.DuplicateOrderError) as exc:
             # The exchange holds an order with this id, or ignored this as a repeat of an identical
             # recent one: an earlier placement (ours, perhaps by a predecessor) may have landed.
-            rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
+            rec = await self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
             return await self._resolve_unknown(rec)
         except ex.AuthenticationError as exc:
             # Not this order's fault: every order will be refused until the token is fixed.
-            rec = self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+            rec = await self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
             await self.alert("critical", AUTH_REFUSED, exchange=rec.exchange, order=rec.client_order_id,
                              error=f"{type(exc).__name__}: {exc}")
             return rec
         except (ex.InvalidOrderError, ex.InsufficientBalanceError) as exc:
-            return self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+            return await self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         except ex.RateLimitedError as exc:
             if not exc.sent:
                 return await self._not_sent(rec, exc)
@@ -536,7 +601,7 @@ class TransactionVerificationPipeline:
         self._send_waits.pop(rec.client_order_id, None)
         self.stats["unknown"] += 1
         log.warning("order_outcome_unknown", client_order_id=rec.client_order_id, error=f"{type(exc).__name__}: {exc}")
-        rec = self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
+        rec = await self.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason=f"{type(exc).__name__}: {exc}")
         return await self._resolve_unknown(rec)
 
     async def _not_sent(self, rec: OrderRecord, exc: ex.RateLimitedError) -> OrderRecord:
@@ -549,7 +614,7 @@ class TransactionVerificationPipeline:
         wait = budget.wait_for(exc)
         if wait is None:
             self._send_waits.pop(rec.client_order_id, None)
-            rec = self.journal.record(
+            rec = await self.journal.record(
                 rec.client_order_id, OrderState.FAILED,
                 reason=f"never sent: the exchange's rate limit left no slot within rate_limit_wait ({exc})")
             await self.alert("warning", f"order {rec.client_order_id} not placed: rate limited for too long",
@@ -562,9 +627,9 @@ class TransactionVerificationPipeline:
 
     async def _acknowledged(self, rec: OrderRecord, order: Order) -> OrderRecord:
         if order.status is OrderStatus.REJECTED and order.filled_amount == 0:
-            return self.journal.record(rec.client_order_id, OrderState.REJECTED, exchange_order_id=order.exchange_id,
+            return await self.journal.record(rec.client_order_id, OrderState.REJECTED, exchange_order_id=order.exchange_id,
                                        reason="rejected by the exchange after acceptance")
-        rec = self.journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=order.exchange_id)
+        rec = await self.journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=order.exchange_id)
         fault_point("after_acked")
         return await self._verify(rec)
 
@@ -617,7 +682,7 @@ class TransactionVerificationPipeline:
                 await self._sleep(max(float(cfg.visibility_window) - waited, 0.001))
                 continue
             if rec.attempts >= cfg.submit_attempts:
-                return self.journal.record(
+                return await self.journal.record(
                     rec.client_order_id, OrderState.FAILED,
                     reason=f"not on the exchange after {rec.attempts} placement attempts",
                 )
@@ -634,7 +699,7 @@ class TransactionVerificationPipeline:
 
     async def _unresolved(self, rec: OrderRecord, why: str) -> OrderRecord:
         self.stats["unresolved"] += 1
-        rec = self.journal.record(rec.client_order_id, rec.state, reason=why, unresolved=True)
+        rec = await self.journal.record(rec.client_order_id, rec.state, reason=why, unresolved=True)
         await self.alert("critical", f"order {rec.client_order_id} unresolved: {why}",
                          client_order_id=rec.client_order_id, exchange=rec.exchange, symbol=rec.symbol)
         return rec
@@ -672,6 +737,16 @@ class TransactionVerificationPipeline:
         return sum((f.amount for f in fills), Decimal(0))
 
     async def _verify(self, rec: OrderRecord) -> OrderRecord:
+        """The exchange has the order: the caller's execution slot is handed back (``on_acked``
+        of :meth:`execute_transaction`) and the order is verified in the verification pool."""
+        released = _ON_ACKED.get()
+        if released is not None:
+            _ON_ACKED.set(None)
+            released()
+        async with self._verifying:
+            return await self._poll_until_verified(rec)
+
+    async def _poll_until_verified(self, rec: OrderRecord) -> OrderRecord:
         exchange = self._exchange(rec.exchange)
         cfg = self.config
         deadline = self._clock() + cfg.verify_deadline
@@ -709,13 +784,13 @@ class TransactionVerificationPipeline:
                     mismatch = filled != order.filled_amount
                     if not mismatch:
                         if rec.state is not state:
-                            rec = self.journal.record(rec.client_order_id, state, filled_amount=order.filled_amount)
+                            rec = await self.journal.record(rec.client_order_id, state, filled_amount=order.filled_amount)
                         if state is OrderState.REJECTED:
                             return rec
                         self.stats["verified"] += 1
-                        return self.journal.record(rec.client_order_id, OrderState.VERIFIED)
+                        return await self.journal.record(rec.client_order_id, OrderState.VERIFIED)
                 elif order.filled_amount != rec.filled_amount:
-                    rec = self.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED,
+                    rec = await self.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED,
                                               filled_amount=order.filled_amount)
             if self._clock() >= deadline:
                 break

@@ -118,7 +118,7 @@ class StateReconciliation:
 
     def __init__(self, pipeline: TransactionVerificationPipeline, db: duckdb.DuckDBPyConnection | None = None) -> None:
         self.pipeline = pipeline
-        self._con = db if db is not None else pipeline.journal.connection
+        self._con = db if db is not None else pipeline.ledger.connection
         self._con.execute(SCHEMA)
         self._lock = threading.Lock()
         self.running = anyio.Lock()
@@ -278,7 +278,7 @@ class StateReconciliation:
                 else:
                     market = await self.pipeline.market(name, order.symbol)
                     coid = order.client_order_id or f"adopted-{order.exchange_id}"
-                    self.pipeline.journal.create(OrderRecord(
+                    await self.pipeline.journal.create(OrderRecord(
                         client_order_id=coid, signal_id=f"adopted:{name}:{order.exchange_id}", exchange=name,
                         symbol=order.symbol, base=market.base, quote=market.quote, side=order.side.value,
                         type=order.type.value, amount=order.amount, price=order.price, state=OrderState.ACKED,
@@ -316,7 +316,7 @@ class StateReconciliation:
                         self._to_send.append(rec.client_order_id)
                     return
                 if not dry_run:
-                    journal.record(rec.client_order_id, OrderState.FAILED, unresolved=False,
+                    await journal.record(rec.client_order_id, OrderState.FAILED, unresolved=False,
                                    reason="not on the exchange past its visibility window (reconciliation)")
                     await p.alert("warning", f"order {rec.client_order_id} (signal {rec.signal_id}) failed by "
                                              "reconciliation: never placed, too old to send now",
@@ -328,7 +328,7 @@ class StateReconciliation:
                 report.changed.append(OrderChange(client_order_id=rec.client_order_id, before=before,
                                                   after=f"found {found.status}"))
                 return
-            rec = journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=found.exchange_id,
+            rec = await journal.record(rec.client_order_id, OrderState.ACKED, exchange_order_id=found.exchange_id,
                                  unresolved=False, reason="found by client order id (reconciliation)")
             order = found
         else:
@@ -349,7 +349,7 @@ class StateReconciliation:
         total = sum((f.amount for f in fills), Decimal(0))
         if not order.status.is_terminal:
             if order.filled_amount != rec.filled_amount:
-                rec = p.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED, filled_amount=order.filled_amount)
+                rec = await p.journal.record(rec.client_order_id, OrderState.PARTIALLY_FILLED, filled_amount=order.filled_amount)
             return rec.state
         if total != order.filled_amount:
             report.discrepancies.append(
@@ -358,9 +358,9 @@ class StateReconciliation:
         terminal = {OrderStatus.FILLED: OrderState.FILLED, OrderStatus.CANCELED: OrderState.CANCELED,
                     OrderStatus.REJECTED: OrderState.REJECTED}[order.status]
         if rec.state is not terminal:
-            rec = p.journal.record(rec.client_order_id, terminal, filled_amount=order.filled_amount)
+            rec = await p.journal.record(rec.client_order_id, terminal, filled_amount=order.filled_amount)
         if terminal is not OrderState.REJECTED:
-            rec = p.journal.record(rec.client_order_id, OrderState.VERIFIED, unresolved=False)
+            rec = await p.journal.record(rec.client_order_id, OrderState.VERIFIED, unresolved=False)
         return rec.state
 
     async def _recent_fills(self, name: str, exchange: Exchange, report: ReconciliationReport, dry_run: bool) -> None:

@@ -103,7 +103,7 @@ class InFlightRecovery:
         age = (now - (rec.created_at or now)).total_seconds()
         try:
             if rec.state is OrderState.PREPARED and age > p.config.prepared_max_age:
-                return p.journal.record(rec.client_order_id, OrderState.FAILED,
+                return await p.journal.record(rec.client_order_id, OrderState.FAILED,
                                         reason=f"stale: PREPARED {age:.0f}s ago, never sent")
             return await p.execute_claimed(rec)
         except NotLeaderError:

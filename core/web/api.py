@@ -219,6 +219,10 @@ async def orders(request: Request) -> Response:
     return area(await sources.read_orders(state_of(request).host, limit), "orders")
 
 
+async def reconcile_dry_run(request: Request) -> Response:
+    return area(await sources.dry_run_reconciliation(state_of(request).host), "orders (reconciliation)")
+
+
 async def ledger(request: Request) -> Response:
     return area(await sources.read_ledger(state_of(request).host), "ledger")
 
@@ -493,6 +497,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("/api/alerts", "GET", alerts, "Open alerts with acknowledgement, channel delivery stats"),
     Endpoint("/api/orders", "GET", orders, "Recent orders with their states, counts by state", params=[_LIMIT]),
     Endpoint("/api/ledger", "GET", ledger, "Balances, positions and drift per asset"),
+    Endpoint("/api/reconcile/dry-run", "GET", reconcile_dry_run,
+             "Reconcile every exchange now, changing nothing; the reports (reads the exchanges: spends their budget)"),
     Endpoint("/api/failovers", "GET", failovers, "Failover groups and their history"),
     Endpoint("/api/leadership", "GET", leadership, "Role, leader, fencing token, lease expiry"),
     Endpoint("/api/webhooks", "GET", webhooks, "TradingView webhook intake counters"),

@@ -29,19 +29,17 @@ def _pipeline(host: Host) -> Any:
 
 
 def _recent_from_journal(journal: Any, limit: int) -> tuple[list[Any], dict[str, int], list[float]]:
-    """Newest ``limit`` orders, counts by state, and for finished orders the seconds from being
-    journaled to their final state (the journal lists oldest first and has no count query: one
-    read serves all three)."""
-    records = list(journal.query(limit=1_000_000))
-    counts: dict[str, int] = {}
+    """Newest ``limit`` orders, counts by state, and for the finished ones among them the seconds
+    from being journaled to their final state. Two bounded, indexed reads: the newest page and
+    the counts from the state index (never a scan of every order ever made)."""
+    records = list(journal.query(limit=limit, newest_first=True))
+    counts = dict(journal.counts_by_state())
     latencies: list[float] = []
     for record in records:
-        state = jsonable(getattr(record, "state", "?"))
-        counts[state] = counts.get(state, 0) + 1
         created, updated = getattr(record, "created_at", None), getattr(record, "updated_at", None)
         if getattr(record, "is_terminal", False) and created is not None and updated is not None:
             latencies.append(max(0.0, (updated - created).total_seconds()))
-    return records[-limit:][::-1], counts, latencies
+    return records, counts, latencies
 
 
 async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
@@ -144,6 +142,17 @@ async def read_ledger(host: Host) -> dict[str, Any] | None:
 
 
 KILL_SWITCH_KEY = "kill_switch"
+
+
+async def dry_run_reconciliation(host: Host) -> list[Any] | None:
+    """Every exchange compared with journal and ledger by the running kernel, changing nothing
+    (``hrkernel reconcile --dry-run`` asks for this while the kernel holds the ledger's file).
+    Each call reads the exchanges' open orders, fills and balances: it spends their request budget."""
+    orders = find(host, "orders")
+    recon = getattr(orders, "reconciliation", None)
+    if recon is None:
+        return None
+    return jsonable(await recon.reconcile_all(dry_run=True))
 
 
 async def set_kill_switch(host: Host, on: bool, reason: str) -> dict[str, Any]:

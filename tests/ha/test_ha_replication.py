@@ -1,6 +1,6 @@
-"""Hot-standby replication on a real (private) Redis: two replicas of journal + ledger in DuckDB.
+"""Hot-standby replication on a real (private) Redis: replicas of the journal (SQLite) + ledger (DuckDB).
 
-Each "instance" here is a DuckDB file with a real OrderJournal and Ledger and a Replicator; the
+Each "instance" here is a journal file and a DuckDB file with a real OrderJournal and Ledger and a Replicator; the
 lease is played by setting ``<prefix>:token`` (what RedisLease's INCR does) before ``take_over``.
 Process-level runs (two `hrkernel run`s, SIGKILL) are in test_ha_replication_processes.py.
 """
@@ -8,6 +8,7 @@ Process-level runs (two `hrkernel run`s, SIGKILL) are in test_ha_replication_pro
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ import duckdb
 import pytest
 import redis.asyncio as aioredis
 
-from hrkernel.ha.replica_db import TABLES
+from hrkernel.ha.replica_db import JOURNAL_TABLES, TABLES
 from hrkernel.ha.replication import Replicator, read_status
 from hrkernel.ledger import Ledger
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
@@ -36,11 +37,12 @@ class Instance:
     def __init__(self, name: str, path: Path, url: str, **options: Any) -> None:
         self.name = name
         self.con = duckdb.connect(str(path))
-        self.journal = OrderJournal(self.con)
+        self.jpath = path.with_suffix(".journal.sqlite")
+        self.journal = OrderJournal(self.jpath)
         self.ledger = Ledger(self.con)
         settings: dict[str, Any] = {"interval": 0.02, "maxlen": 100_000, "batch": 50}
         settings.update(options)
-        self.rep = Replicator(self.con, redis_url=url, key_prefix=PREFIX, instance_id=name, **settings)
+        self.rep = Replicator(self.con, self.jpath, redis_url=url, key_prefix=PREFIX, instance_id=name, **settings)
         self.demoted = 0
         self.rep.on_demoted = self._demoted
 
@@ -49,28 +51,36 @@ class Instance:
 
     def fresh(self) -> None:
         """What the orders component does on takeover: journal and ledger rebuilt from the rows."""
-        self.journal = OrderJournal(self.con)
+        self.journal.close()
+        self.journal = OrderJournal(self.jpath)
         self.ledger = Ledger(self.con)
 
     def rows(self, table: str) -> list[tuple[Any, ...]]:
+        if table in JOURNAL_TABLES:
+            cols = ", ".join(JOURNAL_TABLES[table])
+            con = sqlite3.connect(self.jpath)
+            try:
+                return con.execute(f"SELECT {cols} FROM {table} ORDER BY {cols}").fetchall()
+            finally:
+                con.close()
         cols = ", ".join(c for c, _ in TABLES[table])
         return self.con.cursor().execute(f"SELECT {cols} FROM {table} ORDER BY ALL").fetchall()
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        return {t: self.rows(t) for t in TABLES}
+        return {t: self.rows(t) for t in [*JOURNAL_TABLES, *TABLES]}
 
-    def order(self, i: int, *, fills: int = 1) -> None:
+    async def order(self, i: int, *, fills: int = 1) -> None:
         """Journal an order through to VERIFIED and post its fills (like the pipeline does)."""
         coid = f"hr{self.name}{i:05d}"
-        self.journal.create(OrderRecord(
+        await self.journal.create(OrderRecord(
             client_order_id=coid, signal_id=f"sig-{self.name}-{i}", exchange="nobitex", symbol="BTCUSDT", base="BTC",
             quote="USDT", side="buy", type="market", amount=Decimal("0.001"), price=None, state=OrderState.PREPARED))
-        self.journal.record(coid, OrderState.SUBMITTING, attempts=1, fencing_token=self.rep.my_token)
-        self.journal.record(coid, OrderState.ACKED, exchange_order_id=f"x{self.name}{i}")
+        await self.journal.record(coid, OrderState.SUBMITTING, attempts=1, fencing_token=self.rep.my_token)
+        await self.journal.record(coid, OrderState.ACKED, exchange_order_id=f"x{self.name}{i}")
         for f in range(fills):
             self.ledger.post_many([_fill_tx(f"t-{self.name}-{i}-{f}", coid)])
-        self.journal.record(coid, OrderState.FILLED, filled_amount=Decimal("0.001"))
-        self.journal.record(coid, OrderState.VERIFIED)
+        await self.journal.record(coid, OrderState.FILLED, filled_amount=Decimal("0.001"))
+        await self.journal.record(coid, OrderState.VERIFIED)
 
 
 def _fill_tx(trade_id: str, coid: str) -> Any:
@@ -113,6 +123,7 @@ async def cluster(redis_server: Any, tmp_path: Path) -> AsyncIterator[Callable[.
             await inst.rep.aclose()
         tg.cancel_scope.cancel()
     for inst in made:
+        inst.journal.close()
         inst.con.close()
     await client.aclose()
 
@@ -131,11 +142,11 @@ async def test_standby_has_the_leaders_rows_with_the_same_seqs_and_balances(clus
     await cluster.elect(a)
     a.ledger.deposit("nobitex", "USDT", Decimal("10000"), reason="opening balance")
     for i in range(120):  # more than one batch per table
-        a.order(i, fills=2)
+        await a.order(i, fills=2)
     await until(lambda: b.rep.pos.seq == a.journal._seq and b.rep.pos.tx == a.ledger._next_id - 1)
     assert b.snapshot() == a.snapshot()
     assert Ledger(b.con).balances() == a.ledger.balances()
-    assert OrderJournal(b.con).history("hra00007") == a.journal.history("hra00007")
+    assert OrderJournal.reader(b.jpath).history("hra00007") == a.journal.history("hra00007")
     lag = b.rep.lag()
     assert lag["mode"] == "follow" and lag["p50"] is not None and lag["max"] is not None
     assert a.rep.lag()["mode"] == "lead"
@@ -145,7 +156,7 @@ async def test_a_standby_started_late_catches_up_from_the_stream(cluster: Any) -
     a = await cluster.add("a")
     await cluster.elect(a)
     for i in range(30):
-        a.order(i)
+        await a.order(i)
     await until(lambda: a.rep.pos.seq == a.journal._seq)
     late = await cluster.add("late")
     await until(lambda: late.rep.pos.seq == a.journal._seq and late.rep.pos.tx == a.rep.pos.tx)
@@ -158,16 +169,16 @@ async def test_a_new_leader_continues_the_history_and_drops_the_deposed_leaders_
     c = await cluster.add("c")
     await cluster.elect(a)
     for i in range(10):
-        a.order(i)
+        await a.order(i)
     await until(lambda: b.rep.pos.seq == a.journal._seq == c.rep.pos.seq)
     published = a.snapshot()
     await a.rep._lock.acquire()  # a's publisher stalls: it commits rows it does not publish
-    a.order(100)
-    a.order(101)
+    await a.order(100)
+    await a.order(101)
     await cluster.elect(b)  # b drains the stream and marks its tenure at what the stream held
     assert b.snapshot() == published
-    b.order(200)
-    b.order(201)
+    await b.order(200)
+    await b.order(201)
     await until(lambda: c.rep.pos.seq == b.journal._seq)
     assert c.snapshot() == b.snapshot()
     assert [r[0] for r in c.rows("orders")] == [*(f"hra{i:05d}" for i in range(10)), "hrb00200", "hrb00201"]
@@ -182,13 +193,13 @@ async def test_a_deposed_leaders_late_appends_are_refused_and_lower_tokens_ignor
     a = await cluster.add("a")
     b = await cluster.add("b")
     old = await cluster.elect(a)
-    a.order(1)
+    await a.order(1)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     new = await cluster.elect(b)
     assert new > old
-    a.order(2)  # a, paused past its lease, resumes and commits: its append is refused by the fence
+    await a.order(2)  # a, paused past its lease, resumes and commits: its append is refused by the fence
     await until(lambda: a.demoted == 1)
-    b.order(3)
+    await b.order(3)
     # a forged late entry with the old token (as if appended without the fence) is ignored too
     await cluster.redis.xadd(f"{PREFIX}:replication", {
         "n": 999, "kind": "batch", "token": old, "instance": "a", "after_seq": 0, "last_seq": 99, "after_tx": 0,
@@ -206,20 +217,20 @@ async def test_a_trimmed_stream_makes_a_standby_rebuild_and_a_rebuilt_leader_sta
     a = await cluster.add("a", batch=5)
     await cluster.elect(a)
     for i in range(40):
-        a.order(i)
+        await a.order(i)
     await until(lambda: a.rep.pos.seq == a.journal._seq)
     await cluster.redis.xtrim(f"{PREFIX}:replication", maxlen=3)
     late = await cluster.add("late")
     await until(lambda: late.rep.pos.mode == "rebuild")
-    assert late.snapshot() == {t: [] for t in TABLES}
+    assert late.snapshot() == {t: [] for t in [*JOURNAL_TABLES, *TABLES]}
     assert late.rep.lag()["seconds"] is None and "trimmed" in (late.rep.pos.reason or "")
-    a.order(41)  # still rebuilding: nothing applied
+    await a.order(41)  # still rebuilding: nothing applied
     await anyio.sleep(0.3)
     assert late.rows("orders") == []
     # the rebuilding standby is elected: it starts from nothing, and a follows it (wiped too)
     await cluster.elect(late)
     late.ledger.deposit("nobitex", "USDT", Decimal("5"), reason="opening balance (first reconciliation)")
-    late.order(1)
+    await late.order(1)
     await until(lambda: a.rep.pos.mode == "follow" and a.rep.pos.seq == late.journal._seq and a.rep.pos.tx == 2)
     assert a.snapshot() == late.snapshot()
     assert Ledger(a.con).balances() == late.ledger.balances()
@@ -230,11 +241,11 @@ async def test_after_redis_lost_the_stream_the_leader_republishes_and_standbys_r
     b = await cluster.add("b")
     await cluster.elect(a)
     for i in range(20):
-        a.order(i)
+        await a.order(i)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     await cluster.redis.delete(f"{PREFIX}:replication")  # like a restart without persistence
     await cluster.elect(a)  # same instance, next tenure
-    a.order(50)
+    await a.order(50)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     assert b.rep.pos.mode == "follow"
     assert b.snapshot() == a.snapshot()
@@ -244,7 +255,7 @@ async def test_every_instance_reports_its_lag_in_redis(cluster: Any) -> None:
     a = await cluster.add("a")
     b = await cluster.add("b")
     await cluster.elect(a)
-    a.order(1)
+    await a.order(1)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     await anyio.sleep(1.2)
     status = await read_status(cluster.redis, PREFIX, "b")
@@ -262,18 +273,18 @@ async def test_a_standbys_pipeline_reads_the_replicated_rows_and_cannot_write(cl
     a = await cluster.add("a")
     b = await cluster.add("b")
     await cluster.elect(a)
-    journal = _StandbyJournal(lambda: OrderJournal.reader(b.con.cursor()), lambda: b.rep.version)
+    journal = _StandbyJournal(lambda: OrderJournal.reader(b.jpath), lambda: b.rep.version)
     ledger = _StandbyLedger(lambda: Ledger(b.con.cursor()), lambda: b.rep.version)
-    a.order(1)
+    await a.order(1)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     assert journal.get("hra00001").state is OrderState.VERIFIED
     assert ledger.balances() == a.ledger.balances()
-    a.order(2)  # the views follow what replication applies (no stale cache)
+    await a.order(2)  # the views follow what replication applies (no stale cache)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     assert [r.client_order_id for r in journal.query()] == ["hra00001", "hra00002"]
     assert ledger.balances() == a.ledger.balances()
     with pytest.raises(NotLeaderError):
-        journal.record("hra00001", OrderState.FAILED)
+        await journal.record("hra00001", OrderState.FAILED)
     with pytest.raises(NotLeaderError):
         ledger.deposit("nobitex", "USDT", Decimal("1"))
     assert b.snapshot() == a.snapshot()
@@ -284,7 +295,7 @@ async def test_after_a_redis_restart_without_persistence_the_standby_follows_aga
     b = await cluster.add("b")
     await cluster.elect(a)
     for i in range(5):
-        a.order(i)
+        await a.order(i)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     await anyio.to_thread.run_sync(cluster.server.restart)  # stream, token counter and all gone
     # RedisLease seeds a missing counter with the server's clock in ms: tokens keep rising
@@ -296,7 +307,7 @@ async def test_after_a_redis_restart_without_persistence_the_standby_follows_aga
         await cluster.redis.set(f"{PREFIX}:token", int(time.time() * 1000))
     await until(lambda: a.demoted == 1)  # its token is no longer the current one
     await cluster.elect(a)
-    a.order(10)
+    await a.order(10)
     await until(lambda: b.rep.pos.seq == a.journal._seq and b.rep.pos.mode == "follow", timeout=15)
     assert b.snapshot() == a.snapshot()
 
@@ -306,7 +317,7 @@ async def test_a_rebuilding_replica_defers_leadership_once_to_one_that_has_the_h
     b = await cluster.add("b")
     await cluster.elect(a)
     for i in range(10):
-        a.order(i)
+        await a.order(i)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     await cluster.redis.xtrim(f"{PREFIX}:replication", maxlen=2)
     c = await cluster.add("c")
@@ -318,4 +329,4 @@ async def test_a_rebuilding_replica_defers_leadership_once_to_one_that_has_the_h
     await cluster.elect(c)  # once a minute at most: if it wins again, it leads
     assert c.rep.pos.mode == "lead"
     await until(lambda: b.rep.pos.seq == 0 and b.rep.pos.mode == "follow")
-    assert b.snapshot() == c.snapshot() == {t: [] for t in TABLES}
+    assert b.snapshot() == c.snapshot() == {t: [] for t in [*JOURNAL_TABLES, *TABLES]}

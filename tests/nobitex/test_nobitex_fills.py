@@ -90,7 +90,7 @@ def pipeline_for(tmp_path: Path, exchange: Any, alerts: list[tuple[str, str]]) -
                            poll_initial=Duration(0.05), poll_max=Duration(0.5), verify_deadline=Duration(20.0),
                            max_open_orders=1000)
     return TransactionVerificationPipeline(
-        exchanges={"nobitex": exchange}, journal=OrderJournal(con), ledger=ledger, config=config,
+        exchanges={"nobitex": exchange}, journal=OrderJournal(tmp_path / "orders.journal.sqlite"), ledger=ledger, config=config,
         alert=lambda level, message, details: alerts.append((level, message)))
 
 

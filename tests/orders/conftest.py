@@ -3,7 +3,7 @@ Nobitex adapter pointed at it, and a journal + ledger in one DuckDB file under t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,21 +64,25 @@ def fast_config(**overrides: Any) -> OrdersSection:
 
 
 @pytest.fixture
-def make_pipeline(tmp_path: Path, exchange: Any) -> Callable[..., TransactionVerificationPipeline]:
+def make_pipeline(tmp_path: Path, exchange: Any) -> Iterator[Callable[..., TransactionVerificationPipeline]]:
     """``make_pipeline(**config_overrides)``: a pipeline on the simulator, ledger seeded with the
     simulator account's opening balances."""
     made: list[duckdb.DuckDBPyConnection] = []
+    journals: list[OrderJournal] = []
 
     def make(*, seed: bool = True, lease: Any = None, alert: Any = None, db: str = "orders.duckdb",
              **overrides: Any) -> TransactionVerificationPipeline:
         con = duckdb.connect(str(tmp_path / db))
         made.append(con)
         ledger = Ledger(con)
-        journal = OrderJournal(con)
+        journal = OrderJournal(tmp_path / db.replace(".duckdb", ".journal.sqlite"))
+        journals.append(journal)
         if seed and not ledger.has_postings("nobitex"):
             for ccy, amount in BALANCES.items():
                 ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
         return TransactionVerificationPipeline(exchanges={"nobitex": exchange}, journal=journal, ledger=ledger,
                                                config=fast_config(**overrides), lease=lease, alert=alert)
 
-    return make
+    yield make
+    for journal in journals:
+        journal.close()

@@ -2,6 +2,8 @@
 
     python orders_crash_worker.py DB SIM_URL TOKEN SIGNAL_ID SIDE PRICE [MODE]
 
+DB is the ledger's DuckDB file; the journal is ``orders.journal.sqlite`` beside it.
+
 MODE ``fused`` (the default) sends the signal with ``pipeline.submit`` (PREPARED and SUBMITTING
 journaled in one commit); ``two-step`` with ``create_transaction`` then ``execute_transaction``
 (PREPARED committed on its own first, as for an order that waits for an execution slot).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import duckdb
@@ -32,12 +35,13 @@ from hrkernel_nobitex.exchange import NobitexExchange
 
 async def main(db: str, url: str, token: str, signal_id: str, side: str, price: str, mode: str = "fused") -> None:
     con = duckdb.connect(db)
+    journal = OrderJournal(Path(db).with_name("orders.journal.sqlite"))
     exchange = NobitexExchange(NobitexConfig(token=token, base_url=url, rate_limit=False, timeout=Duration(1.0)),
                                instance_id="crash-worker")
     config = OrdersSection(visibility_window=Duration(0.2), lookup_backoff=Duration(0.02), poll_initial=Duration(0.02),
                            poll_max=Duration(0.1), verify_deadline=Duration(3.0), max_open_orders=100)
     async with exchange:
-        pipeline = TransactionVerificationPipeline(exchanges={"nobitex": exchange}, journal=OrderJournal(con),
+        pipeline = TransactionVerificationPipeline(exchanges={"nobitex": exchange}, journal=journal,
                                                    ledger=Ledger(con), config=config)
         pipeline.halt("startup", "start-up reconciliation")
         await StateReconciliation(pipeline).reconcile_on_startup()
@@ -48,6 +52,7 @@ async def main(db: str, url: str, token: str, signal_id: str, side: str, price: 
         else:
             rec = await pipeline.execute_transaction(await pipeline.create_transaction(signal))
         print(msgspec.json.encode(rec).decode(), flush=True)
+    journal.close()
     con.close()
 
 

@@ -42,7 +42,7 @@ async def test_a_redelivered_signal_of_an_adopted_order_is_acknowledged_without_
     exchange = pipeline.exchanges["nobitex"]
     placed = await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT,
                                                      amount=Decimal("0.001"), price=price, client_order_id=coid))
-    pipeline.journal.create(OrderRecord(
+    await pipeline.journal.create(OrderRecord(
         client_order_id=coid, signal_id=f"adopted:nobitex:{placed.exchange_id}", exchange="nobitex", symbol="BTCIRT",
         base="BTC", quote="IRT", side="buy", type="limit", amount=Decimal("0.001"), price=price,
         state=OrderState.ACKED, exchange_order_id=placed.exchange_id, attempts=1, reason="adopted"))

@@ -51,11 +51,10 @@ async def test_sigkill_at_each_phase_boundary_recovers_to_one_order_and_a_matchi
     if fault in ("after_prepared", "after_submitting"):
         # Killed before the request left: journaled, nothing on the exchange.
         assert (await sim_admin.get("/_sim/orders")).json()["orders"] == []
-        con = duckdb.connect(str(db))
-        journal = OrderJournal(con)
+        journal = OrderJournal.reader(tmp_path / "orders.journal.sqlite")
         (left,) = journal.query()
         history = journal.history(left.client_order_id)
-        con.close()
+        journal.close()
         if fault == "after_prepared":
             assert [e.state for e in history] == [OrderState.PREPARED]
         else:
@@ -68,7 +67,7 @@ async def test_sigkill_at_each_phase_boundary_recovers_to_one_order_and_a_matchi
     orders = (await sim_admin.get("/_sim/orders")).json()["orders"]
     assert len(orders) == 1 and orders[0]["status"] == "Done", orders
     con = duckdb.connect(str(db))
-    journal, ledger = OrderJournal(con), Ledger(con)
+    journal, ledger = OrderJournal.reader(tmp_path / "orders.journal.sqlite"), Ledger(con)
     records = journal.query()
     assert [r.state for r in records] == [OrderState.VERIFIED]
     assert records[0].exchange_order_id == str(orders[0]["id"])

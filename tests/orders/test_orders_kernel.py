@@ -67,3 +67,52 @@ async def test_kernel_reconciles_on_startup_then_the_cli_reads_it(sim: Any, kern
     assert '"reconciled"' in as_json.stderr or "reconciled" in as_json.stderr
     missing = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", "nope", "--config", str(cfg)))
     assert missing.returncode == 1 and "no order 'nope'" in missing.stderr
+
+
+async def test_the_cli_reads_the_journal_while_the_kernel_runs(sim: Any, sim_admin: Any, exchange: Any,
+                                                               kernel_process: Any, tmp_path: Path,
+                                                               unused_port: Any, monkeypatch: Any) -> None:
+    """`orders list|show` work with `hrkernel run` up (the journal is SQLite in WAL mode: other
+    processes read while the kernel writes), and `reconcile --dry-run` asks the running kernel
+    (it holds the ledger's DuckDB file); before, all three said "orders.duckdb is in use"."""
+    import json
+    import os
+    from decimal import Decimal
+
+    from hrkernel.exchange import OrderRequest, OrderType, Side
+
+    cfg = _config(tmp_path, sim.base_url)
+    port = unused_port()
+    cfg.write_text(cfg.read_text().replace("[dashboard]\nenabled = false",
+                                           f'[dashboard]\nport = {port}\ntoken = "${{DASH_TOKEN}}"'))
+    token_env = {"DASH_TOKEN": "dash-token-for-the-cli-test"}
+    monkeypatch.setenv("DASH_TOKEN", token_env["DASH_TOKEN"])  # the CLI runs read the same config
+    proc = kernel_process(cfg, env=token_env)
+    assert await anyio.to_thread.run_sync(lambda: proc.wait_for("orders_trading_enabled", timeout=30))
+    mid = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
+    resting = await exchange.place_order(OrderRequest(
+        symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT, amount=Decimal("0.001"),
+        price=(mid * Decimal("0.95") / 10).to_integral_value() * 10, client_order_id="operator-placed-1"))
+    # the running kernel's reconciliation (every second) adopts it into the journal
+    for _ in range(200):
+        listed = await anyio.to_thread.run_sync(lambda: _cli("orders", "list", "--json", "--config", str(cfg)))
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+        if rows:
+            break
+        await anyio.sleep(0.1)
+    assert [r["exchange_order_id"] for r in rows] == [resting.exchange_id]
+    shown = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", resting.exchange_id, "--json",
+                                                        "--config", str(cfg)))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["order"]["state"] == "ACKED"
+    dry = await anyio.to_thread.run_sync(lambda: subprocess.run(
+        [sys.executable, "-m", "hrkernel", "reconcile", str(cfg), "--dry-run", "--json"], capture_output=True,
+        text=True, timeout=90, env={**os.environ, **token_env}))
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    (report,) = json.loads(dry.stdout)
+    assert report["dry_run"] is True and report["exchange"] == "nobitex"
+    assert resting.exchange_id in report["open_orders"] and report["orphans"] == []  # it knows the adopted order
+    assert proc.proc.poll() is None  # the kernel was never disturbed
+    proc.signal(signal.SIGTERM)
+    assert await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20)) == 0

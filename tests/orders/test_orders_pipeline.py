@@ -258,8 +258,8 @@ async def test_a_new_leader_adopting_a_predecessors_filled_order_does_not_count_
         return {x.currency: x.total for x in await exchange.balances() if x.total}
 
     assert b.ledger.venue_balances("nobitex") == await truth()
-    adopted = b.journal.create(msgspec.structs.replace(placed, state=OrderState.PREPARED, exchange_order_id=None))
-    adopted = b.journal.record(adopted.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
+    adopted = await b.journal.create(msgspec.structs.replace(placed, state=OrderState.PREPARED, exchange_order_id=None))
+    adopted = await b.journal.record(adopted.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
     rec = await b.execute_transaction(adopted)
     assert rec.state is OrderState.VERIFIED and rec.exchange_order_id == placed.exchange_order_id
     assert b.ledger.venue_balances("nobitex") == await truth()  # was off by the fill, counted twice
@@ -422,7 +422,8 @@ async def test_a_placement_refused_by_the_client_side_limit_waits_for_its_slot_n
             ledger = Ledger(con)
             for ccy, amount in BALANCES.items():
                 ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
-            return TransactionVerificationPipeline(exchanges={"nobitex": limited}, journal=OrderJournal(con),
+            journal = OrderJournal(tmp_path / db.replace(".duckdb", ".journal.sqlite"))
+            return TransactionVerificationPipeline(exchanges={"nobitex": limited}, journal=journal,
                                                    ledger=ledger, config=fast_config(**overrides))
 
         p = pipeline("a.duckdb")
@@ -455,7 +456,8 @@ async def test_a_prepared_order_from_another_process_is_looked_up_before_it_is_s
                                                      amount=tx.amount, price=tx.price,
                                                      client_order_id=tx.client_order_id))
     assert placed.filled_amount == tx.amount  # filled: no longer "open", its id may be reused
-    first.journal.connection.close()
+    first.journal.close()
+    first.ledger.connection.close()
     second = make_pipeline(db="shared.duckdb")  # the next process over the same journal
     rec = await second.execute_transaction(tx)
     assert rec.state is OrderState.VERIFIED and rec.exchange_order_id == placed.exchange_id, rec

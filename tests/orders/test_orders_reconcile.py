@@ -88,7 +88,7 @@ async def test_unknown_past_the_visibility_window_fails_and_is_never_resubmitted
     pipeline = make_pipeline(visibility_window=0.05, prepared_max_age=0.05,
                              alert=lambda level, msg, details: alerts.append((level, msg)))
     m = await mid(sim_admin)
-    pipeline.journal.create(_rec("hrnever0000000000000000000000001", OrderState.UNKNOWN, m))
+    await pipeline.journal.create(_rec("hrnever0000000000000000000000001", OrderState.UNKNOWN, m))
     await asyncio.sleep(0.1)
     report = await StateReconciliation(pipeline).reconcile("nobitex")
     rec = pipeline.journal.get("hrnever0000000000000000000000001")
@@ -104,7 +104,7 @@ async def test_a_young_order_proven_never_placed_is_sent_by_the_pipeline_not_dro
     it as its next attempt — once."""
     pipeline = make_pipeline(visibility_window=0.05)
     m = await mid(sim_admin)
-    pipeline.journal.create(_rec("hryoung000000000000000000000001", OrderState.UNKNOWN, m))
+    await pipeline.journal.create(_rec("hryoung000000000000000000000001", OrderState.UNKNOWN, m))
     await asyncio.sleep(0.1)
     report = await StateReconciliation(pipeline).reconcile("nobitex")
     rec = pipeline.journal.get("hryoung000000000000000000000001")
@@ -122,11 +122,11 @@ async def test_fills_missed_by_a_crash_are_posted_late_and_balances_agree(make_p
     m = await mid(sim_admin)
     coid = "hrcrashed000000000000000000000001"[:32]
     rec = _rec(coid, OrderState.PREPARED, m)
-    pipeline.journal.create(rec)
+    await pipeline.journal.create(rec)
     # the process "died" after the exchange filled the order and ACKED was journaled
     placed = await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT,
                                                      amount=rec.amount, price=rec.price, client_order_id=coid))
-    pipeline.journal.record(coid, OrderState.ACKED, exchange_order_id=placed.exchange_id)
+    await pipeline.journal.record(coid, OrderState.ACKED, exchange_order_id=placed.exchange_id)
     report = await recon.reconcile("nobitex")
     assert report.late_fills >= 1 and report.orphans == []
     assert pipeline.journal.get(coid).state is OrderState.VERIFIED  # type: ignore[union-attr]
@@ -176,7 +176,7 @@ async def test_drift_from_an_order_in_flight_is_deferred_not_alerted_or_adjusted
         tx = await pipeline.create_transaction(Signal(signal_id=signal_id, exchange="nobitex", symbol="BTCIRT",
                                                       side=Side.BUY, amount=Decimal("0.001"),
                                                       price=at(await mid(sim_admin), "1.02")))
-        rec = pipeline.journal.record(tx.client_order_id, OrderState.SUBMITTING, attempts=1)
+        rec = await pipeline.journal.record(tx.client_order_id, OrderState.SUBMITTING, attempts=1)
         placed = await exchange.place_order(OrderRequest(symbol="BTCIRT", side=Side.BUY, type=OrderType.LIMIT,
                                                          amount=rec.amount, price=rec.price,
                                                          client_order_id=rec.client_order_id))

@@ -27,7 +27,7 @@ async def resting_buy(admin: Any, signal_id: str) -> Signal:
 
 
 async def test_startup_recovery_runs_beside_trading_and_its_orders_stay_reserved(make_pipeline, sim_admin) -> None:
-    pipeline = make_pipeline(max_open_orders=1, verify_deadline=Duration(0.5))
+    pipeline = make_pipeline(max_open_orders=1, verify_deadline=Duration(0.5), open_orders_wait=Duration(0.2))
     resting = await pipeline.submit(await resting_buy(sim_admin, "resting"))
     assert resting.state is OrderState.ACKED  # open on the exchange after its verify deadline: in flight
     coid = resting.client_order_id
@@ -50,8 +50,9 @@ async def test_startup_recovery_runs_beside_trading_and_its_orders_stay_reserved
         assert pipeline.halts == {} and pipeline.busy(coid) and calls == []
         assert report.changed == []
         # Reserved: it counts against max_open_orders while recovery works on it.
-        with pytest.raises(OrderRejectedError, match="1 open orders already"):
-            await pipeline.create_transaction(await resting_buy(sim_admin, "new"))
+        # (A new order to be sent waits open_orders_wait for room, then is refused.)
+        with pytest.raises(OrderRejectedError, match=r"1 orders on nobitex or being sent \(\[orders\] max_open_orders = 1\)"):
+            await pipeline.create_transaction(await resting_buy(sim_admin, "new"), submit=True)
         # Its own signal again: executed only after recovery resolved it, never beside it.
         again = await pipeline.execute_transaction(resting)
     assert calls == ["enter", "exit", "enter", "exit"]
@@ -91,7 +92,7 @@ async def test_an_order_no_instance_can_still_be_sending_waits_out_only_what_is_
 
     pipeline._sleep = sleep
     rec = await pipeline.create_transaction(await resting_buy(sim_admin, "before-tenure"))
-    rec = pipeline.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
+    rec = await pipeline.journal.record(rec.client_order_id, OrderState.UNKNOWN, reason="accepted before this tenure")
     done = await pipeline.execute_transaction(rec)
     assert done.state is OrderState.ACKED and done.attempts == 1  # looked up, absent, placed once
     waited_window = [s for s in slept if s > 1.0]

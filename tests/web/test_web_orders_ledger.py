@@ -29,11 +29,11 @@ def record(n: int, state: OrderState) -> OrderRecord:
 
 @pytest.fixture
 async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[str, TransactionVerificationPipeline]]:
-    journal = OrderJournal(str(tmp_path / "journal.duckdb"))
+    journal = OrderJournal(tmp_path / "journal.sqlite")
     ledger = Ledger(str(tmp_path / "ledger.duckdb"))
     pipeline = TransactionVerificationPipeline(exchanges={}, journal=journal, ledger=ledger)
     for n, state in enumerate([OrderState.PREPARED, OrderState.VERIFIED, OrderState.VERIFIED, OrderState.REJECTED]):
-        journal.create(record(n, state))
+        await journal.create(record(n, state))
     ledger.deposit("nobitex", "rls", Decimal("100000000000.5"))
     host = StandaloneHost()
     host.add(PluginComponent("orders", "orders", pipeline, "test"))
@@ -44,6 +44,7 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[tuple[str, TransactionVerif
         yield web.url, pipeline
     finally:
         await web.stop()
+        journal.close()
         ledger.close()
 
 

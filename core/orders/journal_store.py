@@ -1,0 +1,266 @@
+"""The journal's SQLite file: schema, row codecs and the group-commit writer thread.
+
+Internal to :mod:`hrkernel.orders.journal` (and replication, which ships the same rows).
+
+Durability: WAL mode with ``synchronous=FULL`` syncs the write-ahead log on every COMMIT, so a
+transaction is on disk when ``COMMIT`` returns. ONE thread writes (:class:`GroupCommitWriter`):
+the writes that arrive while it commits are taken together into the next transaction, so N
+orders written at once share one fdatasync instead of paying N. Each write runs inside its own
+SAVEPOINT: a write refused by a constraint (a signal journaled twice) is undone alone and the
+others of its batch still commit. Readers use connections of their own (WAL lets them read while
+the writer writes, in this process and in others, e.g. the CLI) and never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hrkernel.logging import get_logger
+from hrkernel.orders.errors import JournalError, JournalWriteError
+from hrkernel.orders.faults import fault_point
+
+__all__ = ["EVENT_COLUMNS", "GroupCommitWriter", "ORDER_COLUMNS", "SCHEMA", "connect", "decode_time", "encode_time", "refresh_current"]
+
+log = get_logger("hrkernel.orders.journal")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY,
+    signal_id TEXT NOT NULL UNIQUE,
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    base TEXT NOT NULL,
+    quote TEXT NOT NULL,
+    side TEXT NOT NULL,
+    type TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    price TEXT,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    exchange_order_id TEXT,
+    attempts INTEGER NOT NULL,
+    fencing_token INTEGER,
+    filled_amount TEXT NOT NULL,
+    reason TEXT,
+    unresolved INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_state ON orders (state);
+CREATE INDEX IF NOT EXISTS orders_by_exchange_id ON orders (exchange, exchange_order_id)
+    WHERE exchange_order_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS order_events (
+    seq INTEGER PRIMARY KEY,
+    client_order_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    "at" TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    fencing_token INTEGER,
+    exchange_order_id TEXT,
+    filled_amount TEXT NOT NULL,
+    reason TEXT,
+    unresolved INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS order_events_by_order ON order_events (client_order_id, seq);
+"""
+# ``order_events`` is the journal proper: one row per state change, ``seq`` rising by one per row
+# (allocated by the one writer, so gap-free in commit order). ``orders`` holds each order's fixed
+# facts and, in the same transaction as every event, a copy of its latest event (``last_seq``):
+# reads of the current state are then one indexed look-up instead of a window over the history.
+# Money is TEXT (the exact Decimal string), times are UTC as "YYYY-MM-DD HH:MM:SS.ffffff".
+# Every index entry is one more page in the WAL frame set a commit syncs, so a new order touches
+# few: creation order is the rowid (insert order, no index), the state index carries the rowid
+# for paging, and the exchange-id index is partial (an order has no exchange id when created).
+
+ORDER_COLUMNS = ["client_order_id", "signal_id", "exchange", "symbol", "base", "quote", "side", "type", "amount",
+                 "price", "created_at", "state", "exchange_order_id", "attempts", "fencing_token", "filled_amount",
+                 "reason", "unresolved", "updated_at", "last_seq"]
+EVENT_COLUMNS = ["seq", "client_order_id", "state", '"at"', "attempt", "fencing_token", "exchange_order_id",
+                 "filled_amount", "reason", "unresolved"]
+
+_REFRESH = (
+    "UPDATE orders SET (state, exchange_order_id, attempts, fencing_token, filled_amount, reason, unresolved, "
+    "updated_at, last_seq) = (SELECT e.state, e.exchange_order_id, e.attempt, e.fencing_token, e.filled_amount, "
+    'e.reason, e.unresolved, e."at", e.seq FROM order_events e WHERE e.client_order_id = orders.client_order_id '
+    "ORDER BY e.seq DESC LIMIT 1) WHERE client_order_id = ? "
+    "AND EXISTS (SELECT 1 FROM order_events e WHERE e.client_order_id = orders.client_order_id)"
+)
+
+
+def encode_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def decode_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC) if value else None
+
+
+def encode_money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the journal file (autocommit mode: transactions are explicit).
+
+    ``readonly`` opens it for reading only (the CLI, the dashboard): in WAL mode that works while
+    the kernel writes, and never blocks the writer. ``busy_timeout`` covers the brief moments a
+    checkpoint or the schema set-up holds a lock."""
+    if readonly:
+        con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None,
+                              check_same_thread=False)
+    else:
+        con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 5000")
+    return con
+
+
+def refresh_current(con: sqlite3.Connection, client_order_ids: list[str]) -> None:
+    """Copy each order's latest event into its ``orders`` row (after events were applied or
+    removed other than by the writer: replication, truncation)."""
+    con.executemany(_REFRESH, [(c,) for c in client_order_ids])
+
+
+class Write:
+    """One order's writes, applied by the writer thread inside one SAVEPOINT of a batch."""
+
+    __slots__ = ("apply", "future")
+
+    def __init__(self, apply: Callable[[sqlite3.Connection], Any]) -> None:
+        self.apply = apply
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+class GroupCommitWriter:
+    """The journal's one writer: a thread that commits queued writes in batches.
+
+    ``submit`` queues a write and returns a future resolved once its batch is durable (or with
+    the error that refused it). ``on_commit(results)`` runs in the writer thread after each
+    durable commit, before any future of the batch resolves (the journal updates its cache there,
+    so a caller that sees its write done also sees it in the cache). A batch that cannot be made
+    durable (disk full, data dir read-only, I/O error) is rolled back whole — nothing of it is
+    half-written — and every write of it fails with :class:`JournalWriteError`; ``failed`` holds
+    that error until a later batch commits again (the disk came back).
+
+    Before each batch one byte of a probe file beside the journal is rewritten. SQLite keeps its
+    WAL index in a memory-mapped ``-shm`` file; on a data dir that turned read-only a store into
+    that mapping kills the process with SIGBUS instead of returning an error (tried: immutable
+    attribute, SQLite 3.40). The probe's ``pwrite`` fails cleanly first (EPERM/EROFS), so the
+    batch fails as a write error and SQLite is not touched while the dir is read-only."""
+
+    def __init__(self, path: str | Path, *, setup: Callable[[sqlite3.Connection], None],
+                 on_commit: Callable[[list[tuple[Write, Any]]], None],
+                 on_rollback: Callable[[], None]) -> None:
+        self.path = Path(path)
+        self._con = connect(self.path)
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("PRAGMA synchronous = FULL")
+        self._con.executescript(SCHEMA)
+        setup(self._con)
+        self._probe = os.open(f"{self.path}-probe", os.O_RDWR | os.O_CREAT, 0o644)
+        self._on_commit = on_commit
+        self._on_rollback = on_rollback
+        self._queue: list[Write] = []
+        self._cond = threading.Condition()
+        self._closing = False
+        self.failed: JournalWriteError | None = None
+        self.transactions = 0
+        """Committed transactions (each one fdatasync of the WAL)."""
+        self.writes = 0
+        """Writes committed (one per create/record call)."""
+        self.largest_batch = 0
+        self._thread = threading.Thread(target=self._run, name=f"journal-writer:{self.path.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, write: Write, *, wake: bool = True) -> concurrent.futures.Future[Any]:
+        """Queue ``write``; with ``wake=False`` the writer starts on it only at the next
+        :meth:`wake` (the caller gathers more writes into the same batch first)."""
+        with self._cond:
+            if self._closing:
+                raise JournalWriteError(f"order journal {self.path}: closed (the kernel is stopping)")
+            self._queue.append(write)
+            if wake:
+                self._cond.notify()
+        return write.future
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, stop the thread, close the connection."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._con.close()
+            os.close(self._probe)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            # Writes whose caller gave up (cancelled) before the batch started are not written.
+            live = [w for w in batch if w.future.set_running_or_notify_cancel()]
+            if live:
+                self._commit(live)
+
+    def _commit(self, batch: list[Write]) -> None:
+        con = self._con
+        results: list[tuple[Write, Any]] = []
+        try:
+            os.pwrite(self._probe, b"\0", 0)
+            con.execute("BEGIN IMMEDIATE")
+            for w in batch:
+                con.execute("SAVEPOINT w")
+                try:
+                    results.append((w, w.apply(con)))
+                    con.execute("RELEASE w")
+                except (JournalError, sqlite3.IntegrityError) as exc:
+                    # Refused alone (e.g. a signal journaled twice); the batch goes on.
+                    con.execute("ROLLBACK TO w")
+                    con.execute("RELEASE w")
+                    results.append((w, exc if isinstance(exc, JournalError) else JournalError(str(exc))))
+            if len(batch) > 1:
+                fault_point("journal_group_before_commit")
+            con.execute("COMMIT")
+            if len(batch) > 1:
+                fault_point("journal_group_after_commit")
+        except BaseException as exc:
+            try:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+            except sqlite3.Error as rb:
+                log.error("journal_rollback_failed", error=f"{type(rb).__name__}: {rb}")
+            self._on_rollback()
+            self.failed = JournalWriteError(
+                f"order journal {self.path}: a commit failed ({type(exc).__name__}: {exc}); nothing of that "
+                "batch was written. New orders stay halted until the data dir takes writes again (space, "
+                "permissions, a read-only file system)")
+            log.critical("journal_write_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}",
+                         batch=len(batch))
+            for w in batch:
+                w.future.set_exception(self.failed)
+            return
+        self.failed = None
+        self.transactions += 1
+        self.writes += len(batch)
+        self.largest_batch = max(self.largest_batch, len(batch))
+        self._on_commit([(w, r) for w, r in results if not isinstance(r, BaseException)])
+        for w, r in results:
+            if isinstance(r, BaseException):
+                w.future.set_exception(r)
+            else:
+                w.future.set_result(r)
