@@ -106,13 +106,14 @@ async def test_an_order_refused_for_authentication_is_a_critical_exchange_alert(
     ledger = Ledger(con)
     ledger.deposit("nobitex", "RLS", Decimal("100000000000"), reason="opening balance")
     pipeline = TransactionVerificationPipeline(
-        exchanges={"nobitex": wrong}, journal=OrderJournal(con), ledger=ledger, config=OrdersSection(),
+        exchanges={"nobitex": wrong}, journal=(journal := OrderJournal(tmp_path / "orders.journal.sqlite")), ledger=ledger, config=OrdersSection(),
         alert=lambda level, title, details: raised.append((level, title, details)))
     async with wrong:
         m = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
         rec = await pipeline.submit(Signal(signal_id="refused", exchange="nobitex", symbol="BTCIRT", side=Side.BUY,
                                            amount=Decimal("0.0001"), price=(m * Decimal("0.97") / 10).to_integral_value() * 10))
     con.close()
+    journal.close()
     assert rec.state == OrderState.REJECTED and "AuthenticationError" in (rec.reason or "")
     [(level, title, details)] = raised
     assert (level, title, details["exchange"]) == ("critical", AUTH_REFUSED, "nobitex")
@@ -188,12 +189,13 @@ async def test_a_placement_answered_with_the_wrong_type_is_alerted_and_looked_up
     for ccy, amount in BALANCES.items():
         ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
     pipeline = TransactionVerificationPipeline(
-        exchanges={"nobitex": PlacementAsADict(exchange)}, journal=OrderJournal(con), ledger=ledger,
+        exchanges={"nobitex": PlacementAsADict(exchange)}, journal=(journal := OrderJournal(tmp_path / "orders.journal.sqlite")), ledger=ledger,
         config=fast_config(), alert=lambda level, title, details: raised.append((level, title, details)))
     m = Decimal((await sim_admin.get("/_sim/markets/BTCIRT")).json()["mid"])
     rec = await pipeline.submit(Signal(signal_id="dict", exchange="nobitex", symbol="BTCIRT", side=Side.BUY,
                                        amount=Decimal("0.0001"), price=(m * Decimal("0.97") / 10).to_integral_value() * 10))
     con.close()
+    journal.close()
     assert [(lvl, title) for lvl, title, _ in raised] == [("critical", CONTRACT_BROKEN)]
     assert "place_order() returned a dict, expected an Order" in raised[0][2]["error"]
     # The order did land: the look-up found it, so it is followed like any other, never re-sent.
