@@ -5,7 +5,9 @@
 by its lease) and the action lands in the kernel's audit log like any dashboard action.
 
 ``orders list|show`` read the order journal (``[orders] journal_file``, SQLite in WAL mode) under
-the data directory, read-only: they work while ``hrkernel run`` writes it, and never block it.
+the data directory when no kernel runs. A running kernel holds that file exclusively (SQLite's
+``unix-excl`` VFS, so a read-only data dir cannot SIGBUS it through a mapped ``-shm`` file); they
+then ask that kernel through its local admin API (``GET /api/journal``, ``GET /api/orders/ID``).
 ``reconcile`` also needs the ledger (``[orders] db_file``, DuckDB), which one process holds at a
 time. While ``hrkernel run`` holds it, ``reconcile --dry-run`` asks the running kernel instead
 (its dashboard's ``GET /api/reconcile/dry-run``, on ``[dashboard] host``/``port`` with its token);
@@ -54,9 +56,11 @@ def _paths(config: str | None, data_dir: str | None) -> tuple[Path, Path, Path]:
 
 
 def _open_journal(path: Path) -> Any:
+    """The journal file for reading, or None while a running kernel holds it (unix-excl VFS)."""
     import sqlite3
 
     from hrkernel.orders.journal import OrderJournal
+    from hrkernel.orders.journal_store import is_locked
 
     if not path.exists():
         fail(f"no order journal at {path}", EXIT_FAILURE)
@@ -64,8 +68,29 @@ def _open_journal(path: Path) -> Any:
     try:
         journal.last_seq()
     except sqlite3.Error as exc:
+        journal.close()
+        if is_locked(exc):
+            return None
         fail(f"cannot read the order journal {path}: {exc}", EXIT_FAILURE)
     return journal
+
+
+def _ask_kernel(base: Path, path: Path, api: str) -> Any:
+    """``api`` of the kernel that holds the journal ``path`` (its local admin URL and token)."""
+    from hrkernel.cli.kernel_client import KernelClient, KernelRefused, NoKernel
+
+    try:
+        answer = KernelClient(base).get(api)
+    except NoKernel as exc:
+        fail(f"the order journal {path} is held by another process and no kernel answers for data_dir {base}: "
+             f"{exc}", EXIT_FAILURE)
+    except KernelRefused as exc:
+        if exc.status == 404:
+            return None
+        fail(f"the running kernel refused {api}: {exc.detail}", EXIT_FAILURE)
+    if not answer.get("configured"):
+        fail(f"the running kernel has no order pipeline: {answer.get('detail')}", EXIT_FAILURE)
+    return answer["data"]
 
 
 _data_dir_option = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False),
@@ -87,12 +112,17 @@ def list_orders(config_arg: str | None, config_opt: str | None, data_dir: str | 
                 limit: int, as_json: bool) -> None:
     """Orders, oldest first: client order id, state, exchange, symbol, side, amount, price, filled.
 
-    Reads the order journal directly (read-only): it works while `hrkernel run` writes it."""
+    Reads the order journal file when no kernel runs; while `hrkernel run` holds it, asks that
+    kernel (its local admin API, `GET /api/journal`)."""
     from hrkernel.orders.journal import NON_TERMINAL
 
-    _, _, path = _paths(pick_config(config_arg, config_opt), data_dir)
+    base, _, path = _paths(pick_config(config_arg, config_opt), data_dir)
     journal = _open_journal(path)
-    rows = [msgspec.to_builtins(r) for r in journal.query(states=NON_TERMINAL if only_open else None, limit=limit)]
+    if journal is None:
+        rows = _ask_kernel(base, path, f"/api/journal?limit={limit}&open={1 if only_open else 0}")
+    else:
+        rows = msgspec.to_builtins(journal.query(states=NON_TERMINAL if only_open else None, limit=limit))
+        journal.close()
     if as_json:
         click.echo(msgspec.json.encode(rows).decode())
         return
@@ -114,23 +144,33 @@ def list_orders(config_arg: str | None, config_opt: str | None, data_dir: str | 
 @click.option("--json", "as_json", is_flag=True)
 def show_order(order_id: str, config_arg: str | None, config_opt: str | None, data_dir: str | None,
                as_json: bool) -> None:
-    """One order (by client order id, signal id or exchange order id) with its full history."""
-    _, _, path = _paths(pick_config(config_arg, config_opt), data_dir)
+    """One order (by client order id, signal id or exchange order id) with its full history.
+
+    Reads the journal file, or asks the running kernel that holds it (`GET /api/orders/ID`)."""
+    from urllib.parse import quote
+
+    base, _, path = _paths(pick_config(config_arg, config_opt), data_dir)
     journal = _open_journal(path)
-    rec = journal.get(order_id) or journal.by_signal(order_id) or journal.by_any_exchange_id(order_id)
-    if rec is None:
+    found: dict[str, Any] | None = None
+    if journal is None:
+        found = _ask_kernel(base, path, f"/api/orders/{quote(order_id, safe='')}")
+    else:
+        rec = journal.get(order_id) or journal.by_signal(order_id) or journal.by_any_exchange_id(order_id)
+        if rec is not None:
+            found = {"order": msgspec.to_builtins(rec), "history": msgspec.to_builtins(journal.history(rec.client_order_id))}
+        journal.close()
+    if found is None:
         fail(f"no order {order_id!r} in {path}", EXIT_FAILURE)
-    history = journal.history(rec.client_order_id)
     if as_json:
-        click.echo(json.dumps({"order": msgspec.to_builtins(rec), "history": msgspec.to_builtins(history)}))
+        click.echo(json.dumps(found))
         return
-    for field in rec.__struct_fields__:
-        click.echo(f"{field:>18}: {getattr(rec, field)}")
+    for field, value in found["order"].items():
+        click.echo(f"{field:>18}: {value}")
     click.echo("history:")
-    for e in history:
-        extra = f" exchange_id={e.exchange_order_id}" if e.exchange_order_id else ""
-        click.echo(f"  {e.at.isoformat()}  {e.state:<16} attempt={e.attempt} fence={e.fencing_token} "
-                   f"filled={e.filled_amount}{extra}" + (f"  ({e.reason})" if e.reason else ""))
+    for e in found["history"]:
+        extra = f" exchange_id={e['exchange_order_id']}" if e.get("exchange_order_id") else ""
+        click.echo(f"  {e['at']}  {e['state']:<16} attempt={e['attempt']} fence={e['fencing_token']} "
+                   f"filled={e['filled_amount']}{extra}" + (f"  ({e['reason']})" if e.get("reason") else ""))
 
 
 @orders.command("cancel-all")

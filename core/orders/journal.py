@@ -12,15 +12,15 @@ or neither, are durable before the request leaves.
 The event loop never waits on the disk: writes are ``await``ed while the journal's one writer
 thread commits them, batching the writes of concurrent orders into one transaction (one fdatasync
 for all of them; see :mod:`hrkernel.orders.journal_store`). Reads use their own connections (one
-per thread), never the writer's, and other processes (``hrkernel orders``) can read the file
-while the kernel runs.
+per thread), never the writer's. While the kernel runs it holds the file exclusively (SQLite's
+``unix-excl`` VFS, see :func:`hrkernel.orders.journal_store.connect`): ``hrkernel orders`` asks
+the running kernel's API then, and reads the file itself when no kernel runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from hrkernel.orders.errors import JournalError, JournalUnavailableError, JournalWriteError
+from hrkernel.orders.errors import JournalError, JournalWriteError
 from hrkernel.orders.journal_store import (
     ORDER_COLUMNS,
     GroupCommitWriter,
@@ -174,7 +174,6 @@ class OrderJournal:
         self._wake_scheduled = False
         self._writer: GroupCommitWriter | None = GroupCommitWriter(
             self.path, setup=self._load, on_commit=self._committed, on_rollback=self._rolled_back)
-        self._probe: int | None = os.open(f"{self.path}-probe", os.O_RDWR | os.O_CREAT, 0o644)
 
     @classmethod
     def reader(cls, path: str | Path) -> OrderJournal:
@@ -194,10 +193,6 @@ class OrderJournal:
         self._failure_reported = False
         self._wake_scheduled = False
         self._writer = None
-        try:  # in the kernel (a standby's view) guard reads like the writer's; the CLI may lack the right
-            self._probe = os.open(f"{self.path}-probe", os.O_RDWR)
-        except OSError:
-            self._probe = None
         return self
 
     def _load(self, con: sqlite3.Connection) -> None:
@@ -218,9 +213,6 @@ class OrderJournal:
             for con in self._readers:
                 con.close()
             self._readers.clear()
-        if self._probe is not None:
-            os.close(self._probe)
-            self._probe = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -294,13 +286,14 @@ class OrderJournal:
             await outcome
 
     async def ping(self) -> None:
-        """An empty write through the writer (raises :class:`JournalWriteError` while the data
-        dir refuses writes): the orders component calls it to notice the disk came back."""
+        """A one-row write through the writer (raises :class:`JournalWriteError` while the data
+        dir refuses writes): the orders component calls it to notice the disk came back. It must
+        change a page: an empty transaction commits without touching the disk."""
 
-        def nothing(con: sqlite3.Connection) -> None:
-            return None
+        def touch(con: sqlite3.Connection) -> None:
+            con.execute("INSERT OR REPLACE INTO journal_ping (id, at) VALUES (1, ?)", [encode_time(self._stamp())])
 
-        await self._write(nothing)  # type: ignore[arg-type]
+        await self._write(touch)  # type: ignore[arg-type]
 
     async def create(
         self,
@@ -391,22 +384,7 @@ class OrderJournal:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def _check_disk(self) -> None:
-        """Rewrite one byte of the probe file before a read touches SQLite. A reader stores into
-        SQLite's memory-mapped WAL index too (its read mark), and on a data dir turned read-only
-        that store kills the process with SIGBUS (reproduced). The probe's pwrite fails cleanly
-        first; the read is refused as a halt instead."""
-        if self._probe is None:
-            return
-        try:
-            os.pwrite(self._probe, b"\0", 0)
-        except OSError as exc:
-            raise JournalUnavailableError(
-                f"order journal {self.path}: its data dir refuses writes ({exc}); not read until it takes them "
-                "again") from exc
-
     def _reader(self) -> sqlite3.Connection:
-        self._check_disk()
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
             con = connect(self.path, readonly=self._writer is None)

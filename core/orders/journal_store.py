@@ -8,13 +8,13 @@ the writes that arrive while it commits are taken together into the next transac
 orders written at once share one fdatasync instead of paying N. Each write runs inside its own
 SAVEPOINT: a write refused by a constraint (a signal journaled twice) is undone alone and the
 others of its batch still commit. Readers use connections of their own (WAL lets them read while
-the writer writes, in this process and in others, e.g. the CLI) and never wait for the writer.
+the writer writes) and never wait for the writer. Only this process opens the file while it runs
+(``unix-excl``, see :func:`connect`); other processes ask the kernel's API.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,12 +22,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import JournalError, JournalWriteError
 from hrkernel.orders.faults import fault_point
 
-__all__ = ["EVENT_COLUMNS", "GroupCommitWriter", "ORDER_COLUMNS", "SCHEMA", "connect", "decode_time", "encode_time", "refresh_current"]
+__all__ = ["EVENT_COLUMNS", "GroupCommitWriter", "ORDER_COLUMNS", "SCHEMA", "connect", "decode_time", "encode_time", "is_locked", "refresh_current"]
 
 log = get_logger("hrkernel.orders.journal")
 
@@ -70,11 +71,13 @@ CREATE TABLE IF NOT EXISTS order_events (
     unresolved INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS order_events_by_order ON order_events (client_order_id, seq);
+CREATE TABLE IF NOT EXISTS journal_ping (id INTEGER PRIMARY KEY, "at" TEXT NOT NULL);
 """
 # ``order_events`` is the journal proper: one row per state change, ``seq`` rising by one per row
 # (allocated by the one writer, so gap-free in commit order). ``orders`` holds each order's fixed
 # facts and, in the same transaction as every event, a copy of its latest event (``last_seq``):
 # reads of the current state are then one indexed look-up instead of a window over the history.
+# ``journal_ping`` is the one row ``OrderJournal.ping`` rewrites to learn the disk takes writes again.
 # Money is TEXT (the exact Decimal string), times are UTC as "YYYY-MM-DD HH:MM:SS.ffffff".
 # Every index entry is one more page in the WAL frame set a commit syncs, so a new order touches
 # few: creation order is the rowid (insert order, no index), the state index carries the rowid
@@ -110,16 +113,25 @@ def encode_money(value: Decimal | None) -> str | None:
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection to the journal file (autocommit mode: transactions are explicit).
 
-    ``readonly`` opens it for reading only (the CLI, the dashboard): in WAL mode that works while
-    the kernel writes, and never blocks the writer. ``busy_timeout`` covers the brief moments a
+    Through SQLite's ``unix-excl`` VFS: the connections of this process share the file (and see
+    each other's commits) but hold it exclusively against other processes, and in exchange the
+    WAL index lives in heap memory instead of a memory-mapped ``-shm`` file. With the ``-shm``
+    mapping, a data dir turned read-only (immutable attribute) killed the process with SIGBUS on
+    the next store into the mapping, by a writer or a reader; now a write fails with an I/O error
+    (a :class:`JournalWriteError`: new orders halt) and reads keep working. Another process
+    (the CLI) gets "database is locked" while a kernel runs and asks that kernel instead.
+    ``readonly`` opens it for reading only. ``busy_timeout`` covers the brief moments a
     checkpoint or the schema set-up holds a lock."""
-    if readonly:
-        con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None,
-                              check_same_thread=False)
-    else:
-        con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    mode = "&mode=ro" if readonly else ""
+    con = sqlite3.connect(f"file:{quote(str(Path(path)))}?vfs=unix-excl{mode}", uri=True, isolation_level=None,
+                          check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 5000")
     return con
+
+
+def is_locked(exc: BaseException) -> bool:
+    """``exc`` says another process (a running kernel) holds the journal file."""
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def refresh_current(con: sqlite3.Connection, client_order_ids: list[str]) -> None:
@@ -147,13 +159,7 @@ class GroupCommitWriter:
     so a caller that sees its write done also sees it in the cache). A batch that cannot be made
     durable (disk full, data dir read-only, I/O error) is rolled back whole — nothing of it is
     half-written — and every write of it fails with :class:`JournalWriteError`; ``failed`` holds
-    that error until a later batch commits again (the disk came back).
-
-    Before each batch one byte of a probe file beside the journal is rewritten. SQLite keeps its
-    WAL index in a memory-mapped ``-shm`` file; on a data dir that turned read-only a store into
-    that mapping kills the process with SIGBUS instead of returning an error (tried: immutable
-    attribute, SQLite 3.40). The probe's ``pwrite`` fails cleanly first (EPERM/EROFS), so the
-    batch fails as a write error and SQLite is not touched while the dir is read-only."""
+    that error until a later batch commits again (the disk came back)."""
 
     def __init__(self, path: str | Path, *, setup: Callable[[sqlite3.Connection], None],
                  on_commit: Callable[[list[tuple[Write, Any]]], None],
@@ -164,7 +170,6 @@ class GroupCommitWriter:
         self._con.execute("PRAGMA synchronous = FULL")
         self._con.executescript(SCHEMA)
         setup(self._con)
-        self._probe = os.open(f"{self.path}-probe", os.O_RDWR | os.O_CREAT, 0o644)
         self._on_commit = on_commit
         self._on_rollback = on_rollback
         self._queue: list[Write] = []
@@ -202,7 +207,6 @@ class GroupCommitWriter:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._con.close()
-            os.close(self._probe)
 
     def _run(self) -> None:
         while True:
@@ -221,7 +225,6 @@ class GroupCommitWriter:
         con = self._con
         results: list[tuple[Write, Any]] = []
         try:
-            os.pwrite(self._probe, b"\0", 0)
             con.execute("BEGIN IMMEDIATE")
             for w in batch:
                 con.execute("SAVEPOINT w")

@@ -219,6 +219,22 @@ async def orders(request: Request) -> Response:
     return area(await sources.read_orders(state_of(request).host, limit), "orders")
 
 
+async def journal(request: Request) -> Response:
+    try:
+        limit = _int_param(request, "limit", 50, 1, 1000)
+    except ValueError as exc:
+        return bad_request(exc)
+    only_open = request.query_params.get("open", "") in ("1", "true")
+    return area(await sources.journal_page(state_of(request).host, only_open, limit), "orders")
+
+
+async def order(request: Request) -> Response:
+    found = await sources.journal_order(state_of(request).host, request.path_params["order_id"])
+    if found is not None and found["order"] is None:
+        return error(404, "not_found", f"no order {request.path_params['order_id']!r} in the journal")
+    return area(found, "orders")
+
+
 async def reconcile_dry_run(request: Request) -> Response:
     return area(await sources.dry_run_reconciliation(state_of(request).host), "orders (reconciliation)")
 
@@ -496,6 +512,11 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("/api/bulkheads", "GET", bulkheads, "Bulkheads: in flight, queued"),
     Endpoint("/api/alerts", "GET", alerts, "Open alerts with acknowledgement, channel delivery stats"),
     Endpoint("/api/orders", "GET", orders, "Recent orders with their states, counts by state", params=[_LIMIT]),
+    Endpoint("/api/journal", "GET", journal, "The order journal oldest first (`open=1`: only orders not terminal); "
+             "what `hrkernel orders list` shows", params=[_LIMIT, {"name": "open", "in": "query", "required": False,
+                                                               "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}]),
+    Endpoint("/api/orders/{order_id}", "GET", order, "One order (client, signal or exchange order id) with its full history",
+             params=[{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}]),
     Endpoint("/api/ledger", "GET", ledger, "Balances, positions and drift per asset"),
     Endpoint("/api/reconcile/dry-run", "GET", reconcile_dry_run,
              "Reconcile every exchange now, changing nothing; the reports (reads the exchanges: spends their budget)"),

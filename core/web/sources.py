@@ -39,6 +39,8 @@ from hrkernel.web.resilience_view import (
 from hrkernel.web.trading_view import (
     cancel_all_orders,
     dry_run_reconciliation,
+    journal_order,
+    journal_page,
     read_ledger,
     read_orders,
     read_webhooks,
@@ -51,7 +53,7 @@ __all__ = [
     "read_breakers", "read_bulkheads", "read_components", "read_failovers", "read_health",
     "read_health_history", "read_health_trend", "read_leadership", "read_ledger", "read_limiters",
     "read_orders", "read_pools", "read_webhooks", "reset_breaker", "set_kill_switch", "stats_of",
-    "cancel_all_orders", "dry_run_reconciliation",
+    "cancel_all_orders", "dry_run_reconciliation", "journal_order", "journal_page",
     "step_down", "unwrap",
 ]
 

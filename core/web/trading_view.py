@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import msgspec
 
 from hrkernel.web.adapters import (
     Host,
@@ -72,6 +73,41 @@ async def read_orders(host: Host, limit: int = 50) -> dict[str, Any] | None:
         "halts": jsonable(halts or {}), "stats": jsonable(stats() if callable(stats) else stats or {}),
         "latencies": jsonable(latencies),
     }
+
+
+def _journal_reads(host: Host) -> Any:
+    pipeline = _pipeline(host)
+    journal = getattr(pipeline, "journal", None) if pipeline is not None else None
+    return journal if journal is not None and hasattr(journal, "history") else None
+
+
+async def journal_page(host: Host, only_open: bool, limit: int) -> list[Any] | None:
+    """Orders oldest first, like ``hrkernel orders list`` reading the file: the CLI asks the
+    running kernel for this, since the kernel holds the journal file exclusively (unix-excl VFS)."""
+    from hrkernel.orders.journal import NON_TERMINAL
+
+    journal = _journal_reads(host)
+    if journal is None:
+        return None
+    states = NON_TERMINAL if only_open else None
+    # msgspec's own form (ISO times, exact Decimal strings): the same JSON the CLI prints reading the file
+    return msgspec.to_builtins(await anyio.to_thread.run_sync(lambda: journal.query(states=states, limit=limit)))
+
+
+async def journal_order(host: Host, order_id: str) -> dict[str, Any] | None:
+    """One order by client order id, signal id or exchange order id, with its full history
+    (``hrkernel orders show`` while the kernel runs); ``{"order": None}`` when there is none."""
+    journal = _journal_reads(host)
+    if journal is None:
+        return None
+
+    def read() -> dict[str, Any]:
+        rec = journal.get(order_id) or journal.by_signal(order_id) or journal.by_any_exchange_id(order_id)
+        if rec is None:
+            return {"order": None, "history": []}
+        return {"order": msgspec.to_builtins(rec), "history": msgspec.to_builtins(journal.history(rec.client_order_id))}
+
+    return await anyio.to_thread.run_sync(read)
 
 
 def _ledger(host: Host) -> Any:

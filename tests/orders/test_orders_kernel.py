@@ -72,9 +72,9 @@ async def test_kernel_reconciles_on_startup_then_the_cli_reads_it(sim: Any, kern
 async def test_the_cli_reads_the_journal_while_the_kernel_runs(sim: Any, sim_admin: Any, exchange: Any,
                                                                kernel_process: Any, tmp_path: Path,
                                                                unused_port: Any, monkeypatch: Any) -> None:
-    """`orders list|show` work with `hrkernel run` up (the journal is SQLite in WAL mode: other
-    processes read while the kernel writes), and `reconcile --dry-run` asks the running kernel
-    (it holds the ledger's DuckDB file); before, all three said "orders.duckdb is in use"."""
+    """`orders list|show` work with `hrkernel run` up (the kernel holds the journal file
+    exclusively, unix-excl VFS: the CLI finds it locked and asks the kernel's API), and
+    `reconcile --dry-run` asks the running kernel (it holds the ledger's DuckDB file)."""
     import json
     import os
     from decimal import Decimal
@@ -106,6 +106,18 @@ async def test_the_cli_reads_the_journal_while_the_kernel_runs(sim: Any, sim_adm
                                                         "--config", str(cfg)))
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["order"]["state"] == "ACKED"
+    assert [e["state"] for e in json.loads(shown.stdout)["history"]][-1] == "ACKED"
+    # the file itself is the kernel's alone while it runs: that is why the CLI asked the kernel
+    import sqlite3
+
+    from hrkernel.orders.journal_store import connect, is_locked
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        connect(tmp_path / "data" / "orders.journal.sqlite", readonly=True).execute("SELECT 1 FROM orders")
+    assert is_locked(locked.value)
+    text = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", resting.exchange_id, "--config", str(cfg)))
+    assert text.returncode == 0 and "history:" in text.stdout and resting.exchange_id in text.stdout, text.stderr
+    missing = await anyio.to_thread.run_sync(lambda: _cli("orders", "show", "nope", "--config", str(cfg)))
+    assert missing.returncode == 1 and "no order 'nope'" in missing.stderr, missing.stderr
     dry = await anyio.to_thread.run_sync(lambda: subprocess.run(
         [sys.executable, "-m", "hrkernel", "reconcile", str(cfg), "--dry-run", "--json"], capture_output=True,
         text=True, timeout=90, env={**os.environ, **token_env}))
