@@ -39,7 +39,7 @@ import anyio
 import structlog
 
 from hrkernel.bus.events import SignalAction, SignalEvent
-from hrkernel.duck import open_database
+from hrkernel.duckdb_conn import open_database
 from hrkernel.exchange import (
     Fill,
     Market,

@@ -26,7 +26,7 @@ import anyio
 
 from hrkernel.kernel.routing import SignalRouter
 from hrkernel.orders.journal import OrderJournal
-from hrkernel.web.trading_view import _recent_from_journal
+from hrkernel.web.orders_view import _recent_from_journal
 
 from .test_bench_orders import Delivery, _event, _pct, _pipeline
 
