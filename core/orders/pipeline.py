@@ -69,6 +69,7 @@ __all__ = [
     "SEND_AT_ONCE",
     "AlwaysLeader",
     "LeaseView",
+    "Prepared",
     "Signal",
     "TransactionVerificationPipeline",
     "client_order_id_for",
@@ -150,6 +151,14 @@ class _RateLimitBudget:
             return None
         self.left -= wait
         return wait
+
+
+class Prepared(msgspec.Struct, frozen=True):
+    """What preparing a signal gave: its order, and whether this call journaled it (``fresh``) or
+    it was journaled for the signal already."""
+
+    record: OrderRecord
+    fresh: bool
 
 
 class TransactionVerificationPipeline:
@@ -236,11 +245,36 @@ class TransactionVerificationPipeline:
             self._markets[key] = await self._exchange(exchange).market(symbol)
         return self._markets[key]
 
+    async def order_book(self, exchange: str, symbol: str) -> OrderBook:
+        """The current order book of ``symbol`` on the named exchange."""
+        return await self._exchange(exchange).order_book(symbol)
+
+    def order_for_signal(self, signal_id: str) -> OrderRecord | None:
+        """The order journaled for ``signal_id``, if any."""
+        return self.journal.by_signal(signal_id)
+
     def _exchange(self, name: str) -> Exchange:
         try:
             return self.exchanges[name]
         except KeyError:
             raise OrdersError(f"no exchange named {name!r} (configured: {sorted(self.exchanges)})") from None
+
+    async def prepare(self, signal: Signal, *, submit: bool = False, placed_elsewhere: bool = False) -> Prepared:
+        """Prepare the order for ``signal`` (see :meth:`create_transaction`) and say whether it is
+        new (``fresh``) or the order journaled for the signal already.
+
+        ``placed_elsewhere`` says another instance may have led when the signal arrived (every
+        kernel of a pair gets the webhook; journals are per instance) and placed its order: a new
+        order then starts UNKNOWN, so it is looked up on the exchange before any placement."""
+        prepared = await self._prepare(signal, submit=submit and not placed_elsewhere)
+        rec = prepared.record
+        if prepared.fresh and placed_elsewhere and rec.state is OrderState.PREPARED:
+            rec = await self.journal.record(
+                rec.client_order_id, OrderState.UNKNOWN,
+                reason="signal accepted before this trading tenure began; looking it up before placing",
+            )
+            return Prepared(record=rec, fresh=True)
+        return prepared
 
     async def create_transaction(self, signal: Signal, *, submit: bool = False) -> OrderRecord:
         """Prepare: validate, risk-check and journal PREPARED. The same signal id returns the
@@ -254,6 +288,9 @@ class TransactionVerificationPipeline:
         leaves instead of two — and the returned record is SUBMITTING. Otherwise (no margin, or a
         fence check that fails) it is journaled PREPARED alone, exactly as without ``submit``.
         """
+        return (await self._prepare(signal, submit=submit)).record
+
+    async def _prepare(self, signal: Signal, *, submit: bool) -> Prepared:
         # No look-up of the signal id first: the journal's UNIQUE constraint refuses a second order
         # for the same signal at the write, and the order journaled first is returned then.
         if signal.symbol != canonical_symbol(signal.symbol):  # "BTC/USDT" is journaled as BTCUSDT
@@ -282,7 +319,7 @@ class TransactionVerificationPipeline:
             self.gate.leave(coid)  # counted by the journal from its SUBMITTING on
 
     async def _prepare_checked(self, signal: Signal, coid: str, market: Market, exchange: Exchange, *,
-                               submit: bool) -> OrderRecord:
+                               submit: bool) -> Prepared:
         book = await exchange.order_book(signal.symbol)
         # The lease is proven before the risk check: from the check to the commit (and, when
         # fused, on to the request) nothing awaits, so no other order interleaves.
@@ -305,11 +342,14 @@ class TransactionVerificationPipeline:
         except JournalWriteError:
             raise
         except JournalError:
-            # The signal is journaled already (a repeat, or prepared concurrently): that order it is.
-            existing = self.journal.by_signal(signal.signal_id)
+            # The signal is journaled already (a repeat, or prepared concurrently), or its client
+            # order id is, under another signal id: the order was adopted from the exchange (an
+            # orphan, or placed by a predecessor after its last replicated row) before this signal
+            # came again. That order it is; nothing is placed twice.
+            existing = self._journaled_already(signal, coid)
             if existing is None:
                 raise
-            return existing
+            return Prepared(record=existing, fresh=False)
         finally:
             self._pending.pop(coid, None)
         self.stats["prepared"] += 1
@@ -320,7 +360,18 @@ class TransactionVerificationPipeline:
         else:
             fault_point("after_prepared")
             self._log_prepared(rec)
-        return rec
+        return Prepared(record=rec, fresh=True)
+
+    def _journaled_already(self, signal: Signal, coid: str) -> OrderRecord | None:
+        """The order the journal holds for ``signal`` (a repeat, or prepared concurrently), or under
+        its client order id with another signal id: adopted from the exchange (an orphan, or placed
+        by a predecessor after its last replicated row) before this signal came again."""
+        existing = self.journal.by_signal(signal.signal_id)
+        if existing is None:
+            existing = self.journal.get(coid)
+            if existing is not None:
+                log.info("signal_order_adopted_earlier", signal_id=signal.signal_id, client_order_id=coid)
+        return existing
 
     @staticmethod
     def _log_prepared(rec: OrderRecord) -> None:
@@ -342,16 +393,16 @@ class TransactionVerificationPipeline:
             type=signal.type.value, amount=signal.amount, price=signal.price, state=state, reason=reason,
         )
 
-    async def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> OrderRecord:
+    async def _refuse(self, signal: Signal, coid: str, market: Market | None, reason: str) -> Prepared:
         try:
             await self.journal.create(self._record(signal, coid, market, OrderState.FAILED, reason))
         except JournalWriteError:
             raise
         except JournalError:
-            existing = self.journal.by_signal(signal.signal_id)
+            existing = self._journaled_already(signal, coid)
             if existing is None:
                 raise
-            return existing  # a repeat of a signal journaled already: that order it is
+            return Prepared(record=existing, fresh=False)  # a repeat of a signal journaled already
         log.warning("order_refused", client_order_id=coid, signal_id=signal.signal_id, reason=reason)
         raise OrderRejectedError(f"signal {signal.signal_id}: {reason}", client_order_id=coid)
 
