@@ -109,13 +109,13 @@ Step = Submit | SendPrepared | Place | NotSent | OutcomeUnknown | Resolve | Ackn
 class ExecuteSteps(VerifySteps):
     """The execute phase of :class:`~hrkernel.orders.pipeline.TransactionVerificationPipeline`."""
 
-    async def execute_claimed(self, tx: OrderRecord) -> OrderRecord:
-        """Execute and verify ``tx`` from wherever the journal says it stands, without waiting
-        for a recovery claim (recovery's own entry; see ``execute_transaction``)."""
-        async with self.order_lock(tx.client_order_id):
-            rec = self.journal.get(tx.client_order_id)
+    async def execute_claimed(self, order: OrderRecord) -> OrderRecord:
+        """Execute and verify ``order`` from wherever the journal says it stands, without waiting
+        for a recovery claim (recovery's own entry; see ``execute_order``)."""
+        async with self.order_lock(order.client_order_id):
+            rec = self.journal.get(order.client_order_id)
             if rec is None:
-                raise OrdersError(f"order {tx.client_order_id} is not in the journal")
+                raise OrdersError(f"order {order.client_order_id} is not in the journal")
             unsent = self._unsent.pop(rec.client_order_id, None)
             if rec.is_terminal:
                 return rec
@@ -168,7 +168,7 @@ class ExecuteSteps(VerifySteps):
                             price=rec.price, client_order_id=rec.client_order_id)
 
     def _send_prepared(self, step: SendPrepared) -> Step:
-        """Send an order journaled PREPARED+SUBMITTING in one commit by ``create_transaction`` in
+        """Send an order journaled PREPARED+SUBMITTING in one commit by ``create_order`` in
         this process (so certainly not sent yet). Sent as it stands when it follows that commit at
         once under the same lease tenure; one that waited (for an execution slot, say) is journaled
         SUBMITTING again after a fresh lease check, so the journal's SUBMITTING time — which the

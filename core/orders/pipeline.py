@@ -3,10 +3,10 @@
 Each phase is a unit of its own, written against the state this class builds
 (:class:`hrkernel.orders.base.PipelineCore`):
 
-- **prepare** (:mod:`hrkernel.orders.prepare`): ``create_transaction(signal)`` validates the
+- **prepare** (:mod:`hrkernel.orders.prepare`): ``create_order(signal)`` validates the
   signal against the exchange's market and the risk limits, derives the client order id from the
   signal id and journals PREPARED;
-- **execute** (:mod:`hrkernel.orders.execute`): ``execute_transaction(order)`` submits only while
+- **execute** (:mod:`hrkernel.orders.execute`): ``execute_order(order)`` submits only while
   the lease is held with margin, journals SUBMITTING before the request leaves, turns any
   uncertain outcome into UNKNOWN and resolves it by client order id before anything else (a
   resubmission happens only once the exchange has said, after its visibility window, that it has
@@ -25,8 +25,9 @@ An order whose state the exchange's answers cannot settle is marked *unresolved*
 never guessed. :meth:`TransactionVerificationPipeline.recover` resumes every non-terminal order
 from the journal after a restart.
 
-The class keeps its historical name (``hrkernel.compat`` and the design documents use it); what it
-handles is orders.
+The class and its ``create_transaction`` / ``execute_transaction`` keep their historical names
+(``hrkernel.compat`` and the design documents use them) as aliases of ``create_order`` /
+``execute_order``: what the pipeline handles is orders; a *transaction* is a ledger entry.
 """
 
 from __future__ import annotations
@@ -147,10 +148,10 @@ class TransactionVerificationPipeline(PrepareSteps, ExecuteSteps):
 
     async def submit(self, signal: Signal) -> OrderRecord:
         """Prepare then execute one signal (PREPARED and SUBMITTING in one commit, see
-        :meth:`create_transaction`)."""
-        return await self.execute_transaction(await self.create_transaction(signal, submit=True))
+        :meth:`create_order`)."""
+        return await self.execute_order(await self.create_order(signal, submit=True))
 
-    async def execute_transaction(self, tx: OrderRecord, *, on_acked: Callable[[], None] | None = None) -> OrderRecord:
+    async def execute_order(self, order: OrderRecord, *, on_acked: Callable[[], None] | None = None) -> OrderRecord:
         """Execute and verify an order from wherever the journal says it stands. Returns the
         order's record afterwards: terminal, or still open on the exchange after the verify
         deadline (reconciliation follows it up), or UNKNOWN and ``unresolved``.
@@ -158,14 +159,17 @@ class TransactionVerificationPipeline(PrepareSteps, ExecuteSteps):
         ``on_acked`` is called once the exchange has the order, before verification starts (the
         signal router frees the order's execution slot there); not at all if it never gets there.
         An order claimed by in-flight recovery is resolved by recovery first: this waits for it."""
-        claim = self._recovering.get(tx.client_order_id)
+        claim = self._recovering.get(order.client_order_id)
         if claim is not None:
             await claim.wait()
         token = ON_ACKED.set(on_acked)
         try:
-            return await self.execute_claimed(tx)
+            return await self.execute_claimed(order)
         finally:
             ON_ACKED.reset(token)
+
+    execute_transaction = execute_order
+    """The design documents' name of :meth:`execute_order`."""
 
     # -- recovery -------------------------------------------------------------------------------
 

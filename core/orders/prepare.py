@@ -1,6 +1,6 @@
 """Prepare: a signal becomes a journaled order, or a refusal with its reason.
 
-``create_transaction(signal)`` validates the signal against the exchange's market and the risk
+``create_order(signal)`` validates the signal against the exchange's market and the risk
 limits, derives the client order id from the signal id and journals PREPARED. With ``submit=True``
 (the caller sends it at once) the lease is proven first and PREPARED and SUBMITTING are journaled
 in ONE commit — one durable write before the order leaves instead of two. No look-up of the signal
@@ -75,7 +75,7 @@ class PrepareSteps(PipelineCore):
         return self.journal.by_signal(signal_id)
 
     async def prepare(self, signal: Signal, *, submit: bool = False, placed_elsewhere: bool = False) -> Prepared:
-        """Prepare the order for ``signal`` (see :meth:`create_transaction`) and say whether it is
+        """Prepare the order for ``signal`` (see :meth:`create_order`) and say whether it is
         new (``fresh``) or the order journaled for the signal already.
 
         ``placed_elsewhere`` says another instance may have led when the signal arrived (every
@@ -91,7 +91,7 @@ class PrepareSteps(PipelineCore):
             return Prepared(record=rec, fresh=True)
         return prepared
 
-    async def create_transaction(self, signal: Signal, *, submit: bool = False) -> OrderRecord:
+    async def create_order(self, signal: Signal, *, submit: bool = False) -> OrderRecord:
         """Prepare: validate, risk-check and journal PREPARED. The same signal id returns the
         order already journaled for it. A refused signal is journaled FAILED with the reason and
         :class:`OrderRejectedError` is raised; a halt raises :class:`TradingHaltedError` and
@@ -104,6 +104,9 @@ class PrepareSteps(PipelineCore):
         fence check that fails) it is journaled PREPARED alone, exactly as without ``submit``.
         """
         return (await self._prepare(signal, submit=submit)).record
+
+    create_transaction = create_order
+    """The design documents' name of :meth:`create_order`."""
 
     async def _prepare(self, signal: Signal, *, submit: bool) -> Prepared:
         # No look-up of the signal id first: the journal's UNIQUE constraint refuses a second order

@@ -259,7 +259,7 @@ class SignalRouter(Component):
                 self._limiter.release_on_behalf_of(held.pop())
 
         try:
-            final = await self.orders.pipeline.execute_transaction(record, on_acked=release)
+            final = await self.orders.pipeline.execute_order(record, on_acked=release)
         except NotLeaderError as exc:
             log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
             return
