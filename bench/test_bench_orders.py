@@ -39,7 +39,7 @@ import anyio
 import structlog
 
 from hrkernel.bus.events import SignalAction, SignalEvent
-from hrkernel.duck import open_database
+from hrkernel.duckdb_conn import open_database
 from hrkernel.exchange import (
     Fill,
     Market,
@@ -49,12 +49,12 @@ from hrkernel.exchange import (
     OrderStatus,
     PriceLevel,
 )
-from hrkernel.kernel.routing import SignalRouter
 from hrkernel.ledger import Ledger
 from hrkernel.logging import configure
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import TransactionVerificationPipeline
+from hrkernel.orders.routing import SignalRouter
 
 N = int(os.environ.get("HRKERNEL_BENCH_ORDERS", "320"))
 CONCURRENT = 16

@@ -24,7 +24,7 @@ import msgspec
 
 from hrkernel.bus.events import OrderEvent
 from hrkernel.compat.convert import exact_decimal, seconds
-from hrkernel.duck import open_database
+from hrkernel.duckdb_conn import open_database
 from hrkernel.exchange import Exchange, OrderType, Side, canonical_symbol
 from hrkernel.ledger import Ledger
 from hrkernel.logging import get_logger

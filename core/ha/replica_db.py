@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from hrkernel.duck import rollback
+from hrkernel.duckdb_conn import rollback
 from hrkernel.orders.journal_store import (
     EVENT_COLUMNS,
     ORDER_COLUMNS,

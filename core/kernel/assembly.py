@@ -15,8 +15,8 @@ from hrkernel.bus.component import build_bus
 from hrkernel.ha.component import build_ha
 from hrkernel.kernel.component import PluginComponent
 from hrkernel.kernel.event_feed import build_event_feed
-from hrkernel.kernel.routing import build_routing
 from hrkernel.orders.component import build_orders
+from hrkernel.orders.routing import build_routing
 from hrkernel.resilience.component import build_resilience
 from hrkernel.signals.component import build_signals
 from hrkernel.web.app import build_web

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from hrkernel.duck import rollback
+from hrkernel.duckdb_conn import rollback
 from hrkernel.exchange import Fill, Side
 from hrkernel.ledger.errors import UnbalancedTransactionError
 

@@ -29,7 +29,7 @@ import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
-from hrkernel.duck import open_database
+from hrkernel.duckdb_conn import open_database
 from hrkernel.ha.component import HAComponent
 from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.ledger import Ledger, LedgerWriter

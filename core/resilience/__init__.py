@@ -7,8 +7,10 @@ injectable ``clock`` (and ``sleep``) so tests never sleep. Errors are in
 :mod:`hrkernel.resilience.events`.
 """
 
-from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker, circuit_breaker, registry
+from hrkernel.resilience.breaker import CircuitBreaker
+from hrkernel.resilience.breaker_config import BreakerConfig
 from hrkernel.resilience.breaker_redis import RedisBreakerSync
+from hrkernel.resilience.breaker_registry import BreakerRegistry, circuit_breaker, registry
 from hrkernel.resilience.bulkhead import Bulkhead, BulkheadMetrics
 from hrkernel.resilience.cache import CacheMetrics, CacheResult, TTLCache
 from hrkernel.resilience.clock import Clock, ManualClock, Sleep
@@ -40,6 +42,7 @@ from hrkernel.resilience.ratelimit import Limit, LimiterMetrics, RateLimiter
 from hrkernel.resilience.retry import RetryBudget, RetryPolicy, retry
 
 __all__ = [
+    "BreakerConfig",
     "BreakerMetrics",
     "BreakerRegistry",
     "BreakerState",

@@ -27,7 +27,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from hrkernel.resilience._log import get_logger
-from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker
+from hrkernel.resilience.breaker import CircuitBreaker
+from hrkernel.resilience.breaker_registry import BreakerRegistry
 from hrkernel.resilience.events import BreakerState, BreakerStateChanged
 
 _log = get_logger("hrkernel.resilience.breaker_redis")

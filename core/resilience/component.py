@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from anyio.abc import TaskGroup
 
 from hrkernel.kernel.component import Component
-from hrkernel.resilience.breaker import BreakerRegistry, CircuitBreaker, registry
+from hrkernel.resilience.breaker import CircuitBreaker
 from hrkernel.resilience.breaker_redis import RedisBreakerSync
+from hrkernel.resilience.breaker_registry import BreakerRegistry, registry
 from hrkernel.resilience.bulkhead import Bulkhead
 from hrkernel.resilience.config import ResilienceSection
 from hrkernel.resilience.pool import ConnectionPool

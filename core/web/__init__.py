@@ -4,6 +4,6 @@ One Starlette app served by uvicorn inside the kernel (:func:`hrkernel.web.app.b
 embedded on its own with :func:`hrkernel.web.app.create_health_dashboard`. Modules: ``app`` (the
 app and the kernel component), ``api`` (routes and their OpenAPI metadata), ``openapi``,
 ``auth`` (token and audit log), ``sse`` (the live feed), ``metrics`` (the scrape-time collector),
-``sources`` with ``adapters``, ``resilience_view`` and ``trading_view`` (reading the components),
+``sources`` with ``adapters``, ``resilience_view`` and ``orders_view`` (reading the components),
 ``config`` (``[dashboard]``), ``static/`` (the page).
 """

@@ -28,7 +28,7 @@ async def _mid(pipeline: Any, exchange: str, symbol: str) -> Decimal | None:
         return cached[1]
     mid: Decimal | None = None
     try:
-        book = await pipeline._exchange(exchange).order_book(symbol)
+        book = await pipeline.order_book(exchange, symbol)
         if book.bids and book.asks:
             mid = (Decimal(book.bids[0].price) + Decimal(book.asks[0].price)) / 2
     except Exception:  # an exchange that cannot answer: value unknown, never made up

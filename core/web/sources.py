@@ -26,6 +26,16 @@ from hrkernel.web.adapters import (
     stats_of,
     unwrap,
 )
+from hrkernel.web.orders_view import (
+    cancel_all_orders,
+    dry_run_reconciliation,
+    journal_order,
+    journal_page,
+    read_ledger,
+    read_orders,
+    read_webhooks,
+    set_kill_switch,
+)
 from hrkernel.web.resilience_view import (
     breaker_registries,
     discover,
@@ -35,16 +45,6 @@ from hrkernel.web.resilience_view import (
     read_limiters,
     read_pools,
     reset_breaker,
-)
-from hrkernel.web.trading_view import (
-    cancel_all_orders,
-    dry_run_reconciliation,
-    journal_order,
-    journal_page,
-    read_ledger,
-    read_orders,
-    read_webhooks,
-    set_kill_switch,
 )
 
 __all__ = [

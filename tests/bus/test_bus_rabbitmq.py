@@ -225,7 +225,7 @@ async def test_the_assembled_kernel_keeps_signals_for_the_order_path_before_the_
     the signal router first subscribes waits in the order path's queue."""
     from hrkernel.config import load_config_text
     from hrkernel.kernel import Kernel
-    from hrkernel.kernel.routing import GROUP
+    from hrkernel.orders.routing import GROUP
     from hrkernel.plugins import PluginHost
 
     exchange = f"hrtest-{uuid.uuid4().hex[:8]}"

@@ -14,9 +14,9 @@ import pytest
 
 from hrkernel.bus.events import SignalAction, SignalEvent
 from hrkernel.exchange import OrderRequest, OrderType, Side
-from hrkernel.kernel.routing import SignalRouter
 from hrkernel.orders.journal import OrderRecord, OrderState
 from hrkernel.orders.pipeline import client_order_id_for
+from hrkernel.orders.routing import SignalRouter
 
 pytestmark = pytest.mark.anyio
 

@@ -354,7 +354,7 @@ async def test_the_router_fuses_the_commit_only_when_an_execution_slot_is_free(m
     import anyio
 
     from hrkernel.bus.events import SignalAction, SignalEvent
-    from hrkernel.kernel.routing import SignalRouter
+    from hrkernel.orders.routing import SignalRouter
 
     pipeline = make_pipeline()
     router = SignalRouter(bus=None, orders=SimpleNamespace(pipeline=pipeline), topic="signals",

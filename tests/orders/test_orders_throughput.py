@@ -17,9 +17,9 @@ import anyio
 import pytest
 
 from hrkernel.bus.events import SignalAction, SignalEvent
-from hrkernel.kernel.routing import SignalRouter
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.journal import OrderState
+from hrkernel.orders.routing import SignalRouter
 from hrkernel.types import Duration
 
 pytestmark = pytest.mark.anyio

@@ -31,7 +31,6 @@ SUBMITTING is committed when it leaves.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
@@ -45,14 +44,12 @@ from hrkernel.exchange.types import OrderType, Side
 from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import (
-    JournalError,
     NotLeaderError,
     OrderRejectedError,
     TradingHaltedError,
 )
 from hrkernel.orders.faults import fault_point
-from hrkernel.orders.journal import OrderState
-from hrkernel.orders.pipeline import Signal, client_order_id_for
+from hrkernel.orders.pipeline import Signal
 
 if TYPE_CHECKING:
     from hrkernel.kernel.kernel import Kernel
@@ -145,11 +142,7 @@ class SignalRouter(Component):
             await self._ack(delivery, "")
             return
         self.stats["received"] += 1
-        if os.environ.get("HRKERNEL_FAULT_POINT") == "signal_received":
-            # Test-only: crash between the 200 and the journal, after the intake's own bookkeeping
-            # for the publish has surely landed, so the test cannot pass by winning a race.
-            await anyio.sleep(0.5)
-            fault_point("signal_received")
+        fault_point("signal_received")  # between the intake's 200 and the journal
         while not self._stopping.is_set():
             try:
                 record, slot = await self._prepare_with_slot(event)
@@ -266,7 +259,7 @@ class SignalRouter(Component):
                 self._limiter.release_on_behalf_of(held.pop())
 
         try:
-            final = await self.orders.pipeline.execute_transaction(record, on_acked=release)
+            final = await self.orders.pipeline.execute_order(record, on_acked=release)
         except NotLeaderError as exc:
             log.warning("order_left_to_the_leader", client_order_id=record.client_order_id, reason=str(exc))
             return
@@ -302,39 +295,37 @@ class SignalRouter(Component):
 
     async def prepare(self, event: SignalEvent, *, submit: bool = False) -> Any:
         """Journal the order for ``event`` (PREPARED; with ``submit``, PREPARED and SUBMITTING in
-        one commit when it may leave at once) and return its record."""
+        one commit when it may leave at once) and return its record.
+
+        A signal journaled already (a redelivery) is not looked up first: the pipeline's journal
+        refuses a second order for the same signal id at the write and hands back the first. Only
+        a redelivery this router would now refuse (stale by now, say) asks for its order first."""
         pipeline = self.orders.pipeline
         if pipeline is None:
             raise TradingHaltedError("the order pipeline has not started")
         exchange = self.exchange_for(event)
-        existing = pipeline.journal.by_signal(event.signal_id)
-        if existing is not None:
-            self.stats["duplicates"] += 1
-            return existing
-        self._refuse_stale_or_killed(event, pipeline)
-        signal = await self.to_signal(event, exchange)
-        elsewhere = self._maybe_placed_elsewhere(event)
         try:
-            record = await pipeline.create_transaction(signal, submit=submit and not elsewhere)
-        except JournalError:
-            # Its client order id is journaled under another signal id: the order was adopted
-            # from the exchange (an orphan, or placed by a predecessor after its last replicated
-            # row) before this delivery came again. It is that order; nothing is placed twice.
-            adopted = pipeline.journal.get(client_order_id_for(exchange, event.signal_id))
-            if adopted is None:
+            self._refuse_stale_or_killed(event, pipeline)
+            signal = await self.to_signal(event, exchange)
+        except SignalRejected:
+            existing = pipeline.order_for_signal(event.signal_id)
+            if existing is None:
                 raise
             self.stats["duplicates"] += 1
-            log.info("signal_order_adopted_earlier", signal_id=event.signal_id, client_order_id=adopted.client_order_id)
-            return adopted
-        if record.state is OrderState.PREPARED and elsewhere:
-            # Another instance may have led when this signal arrived (every kernel of a pair gets
-            # the webhook; journals are per instance) and placed its order: UNKNOWN makes the
-            # pipeline look the client order id up on the exchange before any placement.
-            record = await pipeline.journal.record(
-                record.client_order_id, OrderState.UNKNOWN,
-                reason="signal accepted before this trading tenure began; looking it up before placing",
-            )
-        return record
+            return existing
+        try:
+            prepared = await pipeline.prepare(signal, submit=submit,
+                                              placed_elsewhere=self._maybe_placed_elsewhere(event))
+        except TradingHaltedError:
+            # A halt stops new orders; a signal ordered already goes on to its order.
+            existing = pipeline.order_for_signal(event.signal_id)
+            if existing is None:
+                raise
+            self.stats["duplicates"] += 1
+            return existing
+        if not prepared.fresh:
+            self.stats["duplicates"] += 1
+        return prepared.record
 
     def _maybe_placed_elsewhere(self, event: SignalEvent) -> bool:
         received = event.received_at
@@ -385,7 +376,7 @@ class SignalRouter(Component):
         )
 
     async def _best_ask(self, exchange: str, symbol: str) -> Decimal:
-        book = await self.orders.pipeline._exchange(exchange).order_book(symbol)
+        book = await self.orders.pipeline.order_book(exchange, symbol)
         if not book.asks:
             raise SignalRejected(f"no ask in the {symbol} book to size a percent buy")
         return Decimal(book.asks[0].price)

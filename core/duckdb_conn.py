@@ -1,4 +1,5 @@
-"""Small DuckDB helpers shared by the journal, the ledger and the replica."""
+"""DuckDB connection helpers shared by the ledger, the reconciliation reports and the replica:
+opening a database the way the kernel does, and rolling back after a failed write."""
 
 from __future__ import annotations
 
