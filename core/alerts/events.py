@@ -89,7 +89,7 @@ class KernelAlerts:
         raise the same alert: an open exchange breaker stops trading and must be seen."""
         if self._components is None:
             return
-        from hrkernel.kernel.component import PluginComponent
+        from hrkernel.lifecycle import PluginComponent
         from hrkernel.resilience.breaker import CircuitBreaker
 
         for component in self._components():

@@ -1,5 +1,5 @@
 """The ``orders`` kernel component: journal + ledger + pipeline + reconciliation, wired to the
-kernel's exchanges, the HA lease (``kernel.get("ha")``) and the alert system.
+kernel's exchanges, the HA lease and the alert system (handed to it by the composition root).
 
 Start-up: the DuckDB file under ``[kernel] data_dir`` is opened, new orders are halted
 (``startup``), and a background task reconciles every exchange, resumes the journal's
@@ -23,16 +23,15 @@ import re
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
 from hrkernel.duck import open_database
-from hrkernel.ha.component import HAComponent
-from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.ledger import Ledger, LedgerWriter
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.orders import exposure
 from hrkernel.orders.config import OrdersSection
@@ -44,10 +43,7 @@ from hrkernel.orders.reconcile import StateReconciliation
 from hrkernel.orders.recovery import InFlightRecovery
 from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
 
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
-
-__all__ = ["ACK_FILE", "OrdersComponent", "build_orders"]
+__all__ = ["ACK_FILE", "OrdersComponent"]
 
 ACK_FILE = "orders.drift-ack"
 """Left in the data dir by ``hrkernel reconcile --ack``; consumed by the running component."""
@@ -105,7 +101,7 @@ class OrdersComponent(Component):
         self.db_path = db_path
         self.journal_path = journal_path or db_path.parent / config.journal_file
         self._exchanges = exchanges
-        """name → object whose ``obj`` attribute is the Exchange (a PluginComponent), or the Exchange."""
+        """name → the exchange (the kernel's guarded exchange; any :class:`hrkernel.exchange.Exchange`)."""
         self._lease = lease
         self._on_accepted = on_accepted
         self._alerts = alerts
@@ -137,7 +133,7 @@ class OrdersComponent(Component):
     async def start(self, tg: TaskGroup) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._con = open_database(str(self.db_path))
-        exchanges = {name: getattr(obj, "obj", obj) for name, obj in self._exchanges.items()}
+        exchanges = dict(self._exchanges)
         ledger = Ledger(self._con)
         writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
@@ -412,24 +408,3 @@ class OrdersComponent(Component):
         if self.replicator is not None:
             out["replication"] = self.replicator.lag()
         return out
-
-
-def build_orders(kernel: Kernel) -> None:
-    """Kernel builder (after the exchanges): the ``orders`` component, when exchanges exist."""
-    config: OrdersSection = getattr(kernel.config, "orders", None) or OrdersSection()
-    exchanges = {item.id: kernel.get(f"exchange:{item.id}") for item in kernel.plugin_config.exchanges}
-    if not config.enabled or not exchanges:
-        return
-    ha = kernel.get("ha")
-    replication = None
-    if ha is not None and getattr(ha, "replication_enabled", lambda: False)():
-        hc = ha.config
-        replication = {"redis_url": hc.redis_url, "key_prefix": hc.key_prefix, "instance_id": ha.instance_id,
-                       "interval": float(hc.replication_interval), "maxlen": hc.replication_maxlen,
-                       "batch": hc.replication_batch}
-    component = OrdersComponent(config, db_path=kernel.data_dir / config.db_file, exchanges=exchanges,
-                                lease=ha, alerts=kernel.get("alerts"), replication=replication,
-                                on_accepted=ha.order_accepted if isinstance(ha, HAComponent) else None)
-    if ha is not None and hasattr(ha, "add_takeover_step"):
-        ha.add_takeover_step(component.on_takeover)
-    kernel.add(component)
