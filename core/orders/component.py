@@ -41,6 +41,7 @@ from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
 from hrkernel.orders.recovery import InFlightRecovery
+from hrkernel.orders.standby import StandbyJournal, StandbyLedger
 from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
 
 __all__ = ["ACK_FILE", "OrdersComponent"]
@@ -52,43 +53,6 @@ log = get_logger("hrkernel.orders")
 
 _OUR_CLIENT_ID = re.compile(r"hr[0-9a-f]{30}")
 """The client order ids the pipeline makes (``client_order_id_for``): placed by one of our kernels."""
-
-_STANDBY = "standby: only the leader writes the journal and the ledger (this instance applies the leader's)"
-
-
-class _StandbyView:
-    """A standby's journal or ledger: reads see the replicated rows (the object behind is rebuilt
-    whenever replication applied something, so no cache goes stale); every write is refused."""
-
-    _WRITES: frozenset[str] = frozenset()
-
-    def __init__(self, build: Any, version: Any) -> None:
-        self._build = build
-        self._version = version
-        self._seen = -1
-        self._inner: Any = None
-
-    def _current(self) -> Any:
-        version = self._version()
-        if self._inner is None or version != self._seen:
-            self._inner, self._seen = self._build(), version
-        return self._inner
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._WRITES:
-            def refuse(*_args: Any, **_kwargs: Any) -> Any:
-                raise NotLeaderError(f"{name}: {_STANDBY}")
-            return refuse
-        return getattr(self._current(), name)
-
-
-class _StandbyJournal(_StandbyView):
-    _WRITES = frozenset({"create", "record"})
-
-
-class _StandbyLedger(_StandbyView):
-    _WRITES = frozenset({"post", "post_many", "post_fill", "adjust", "deposit"})
-
 
 class OrdersComponent(Component):
     name = "orders"
@@ -185,8 +149,8 @@ class OrdersComponent(Component):
         con, rep, path = self._con, self.replicator, self.journal_path
         self._close_journal()  # replication writes the journal file now
         # Each view reads through connections of its own: dashboard reads run in worker threads.
-        journal = _StandbyJournal(lambda: OrderJournal.reader(path), lambda: rep.version)
-        ledger = _StandbyLedger(lambda: Ledger(con.cursor()), lambda: rep.version)
+        journal = StandbyJournal(lambda: OrderJournal.reader(path), lambda: rep.version)
+        ledger = StandbyLedger(lambda: Ledger(con.cursor()), lambda: rep.version)
         self.pipeline.journal = journal  # type: ignore[assignment]
         self.pipeline.ledger = ledger  # type: ignore[assignment]
         if self._writer is not None:
