@@ -29,6 +29,7 @@ import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
+from hrkernel.alerts.types import AlertSource
 from hrkernel.duck import open_database
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.lifecycle import Component, ShutdownStage
@@ -42,7 +43,7 @@ from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerific
 from hrkernel.orders.reconcile import StateReconciliation
 from hrkernel.orders.recovery import InFlightRecovery
 from hrkernel.orders.standby import StandbyJournal, StandbyLedger
-from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
+from hrkernel.orders.watch import OrdersHealth, ReconciliationAlerts
 
 __all__ = ["ACK_FILE", "OrdersComponent"]
 
@@ -83,16 +84,22 @@ class OrdersComponent(Component):
         self._done = anyio.Event()
 
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
+        """The alert hook of the pipeline, reconciliation and replication. The source is the one the
+        caller names (``details["source"]``), ``orders`` when it names none."""
         if self._alerts is None:
             return
-        if message in (AUTH_REFUSED, CONTRACT_BROKEN):  # as reconciliation raises them: it resolves them too
-            await self._alerts.send_alert(source="exchange", level=level, title=message,
+        details = dict(details)
+        source = str(details.pop("source", AlertSource.ORDERS))
+        if source == AlertSource.EXCHANGE:
+            # AUTH_REFUSED, CONTRACT_BROKEN: raised the way reconciliation raises them, since it
+            # resolves them too (fingerprinted by exchange).
+            await self._alerts.send_alert(source=source, level=level, title=message,
                                           message=f"{details.get('exchange')}: order {details.get('order')}: "
                                                   f"{details.get('error')}",
                                           context={"exchange": str(details.get("exchange"))}, fingerprint_keys=["exchange"])
             return
-        await self._alerts.send_alert(source="reconciliation" if "drift" in message or "orphan" in message else "orders",
-                                      level=level, title=message, context={k: str(v) for k, v in details.items()})
+        await self._alerts.send_alert(source=source, level=level, title=message,
+                                      context={k: str(v) for k, v in details.items()})
 
     async def start(self, tg: TaskGroup) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)

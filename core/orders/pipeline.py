@@ -77,7 +77,8 @@ __all__ = [
 log = get_logger("hrkernel.orders")
 
 AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
-"""``alert(level, message, details)``: level is ``"warning"`` or ``"critical"``."""
+"""``alert(level, message, details)``: level is ``"warning"`` or ``"critical"``; ``details["source"]``,
+when present, names the alert source (``exchange``, ``reconciliation``; ``orders`` otherwise)."""
 
 
 @runtime_checkable
@@ -571,7 +572,7 @@ class TransactionVerificationPipeline:
             # Not this order's fault: every order will be refused until the token is fixed.
             rec = await self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
             await self.alert("critical", AUTH_REFUSED, exchange=rec.exchange, order=rec.client_order_id,
-                             error=f"{type(exc).__name__}: {exc}")
+                             error=f"{type(exc).__name__}: {exc}", source="exchange")
             return rec
         except (ex.InvalidOrderError, ex.InsufficientBalanceError) as exc:
             return await self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
@@ -585,7 +586,8 @@ class TransactionVerificationPipeline:
             # A plugin bug: the order may well be on the exchange, so it is looked up like any
             # placement whose answer was lost, and the operator hears of the bug at once.
             bug = ExchangeContractError(rec.exchange, "place_order", "an Order", order)
-            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug))
+            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug),
+                             source="exchange")
             return await self._outcome_unknown(rec, bug)
         self._send_waits.pop(rec.client_order_id, None)
         if self.on_accepted is not None:
