@@ -21,6 +21,7 @@ __all__ = [
     "Amount",
     "ConfigStruct",
     "Duration",
+    "EventBus",
     "HealthCheck",
     "HealthResult",
     "HealthStatus",
@@ -138,6 +139,22 @@ class HealthCheck(Protocol):
     async def check(self) -> HealthResult: ...
 
 
+@runtime_checkable
+class EventBus(Protocol):
+    """The kernel's event bus as plugins get it (``context.component("bus")``).
+
+    Events are the structs of :mod:`hrkernel.bus.events`."""
+
+    async def publish(self, topic: str, event: Any) -> None:
+        """Publish ``event`` on ``topic`` (the bus's backpressure policy applies)."""
+        ...
+
+    def subscribe(self, topic: str, group: str, *, consumer: str | None = None) -> Any:
+        """An async iterator of deliveries (``delivery.event``; ``await delivery.ack()``) for the
+        consumer group ``group``; ``aclose()`` it when done."""
+        ...
+
+
 class KernelContext(Protocol):
     """What the kernel hands to plugin factories and lifecycle hooks."""
 
@@ -163,5 +180,13 @@ class KernelContext(Protocol):
     def log(self) -> structlog.typing.FilteringBoundLogger: ...
 
     def component(self, name: str) -> Any:
-        """The started component called ``name`` (KeyError if there is none)."""
+        """The public handle of the part called ``name`` (KeyError if there is none):
+
+        - ``bus``: the :class:`EventBus`;
+        - ``exchange:<id>``: the :class:`hrkernel.exchange.Exchange` built from ``[exchanges.<id>]``
+          (the kernel's guarded wrapper around the plugin's adapter);
+        - ``datasource:<id>``: the object the data-source plugin built from ``[datasources.<id>]``.
+
+        Other parts of the kernel are not handed to plugins.
+        """
         ...

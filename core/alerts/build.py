@@ -1,4 +1,4 @@
-"""Build channels from ``[alerts.channels.<id>]`` tables and the alert system from the kernel."""
+"""Build channels from ``[alerts.channels.<id>]`` tables (the composition root builds the alert system)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from hrkernel.alerts.config import ROUTING_KEYS, AlertsSection, ChannelRouting
 from hrkernel.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
-    from hrkernel.alerts.manager import AlertSystem, ChannelSpec
-    from hrkernel.kernel.kernel import Kernel
+    from hrkernel.alerts.manager import ChannelSpec
     from hrkernel.plugins import PluginHost
 
 
@@ -92,40 +91,3 @@ def channels_from_config(
 def _has_field(registration: Any, name: str) -> bool:
     struct = getattr(registration, "config", None)
     return struct is not None and name in getattr(struct, "__struct_fields__", ())
-
-
-def build_alerts(kernel: Kernel) -> None:
-    """Kernel builder: the ``alerts`` component, its channels validated like the rest of hr.toml."""
-    from hrkernel.alerts.manager import AlertSystem
-
-    config: AlertsSection = getattr(kernel.config, "alerts", None) or AlertsSection()
-    if not config.enabled:
-        return
-    from hrkernel.config.validate import showing_env
-
-    try:
-        # A rejected value from the environment is quoted as its ${VAR}; secrets never appear.
-        with showing_env(kernel.loaded.env_shown_as):
-            channels = channels_from_config(config, kernel.host, kernel.context, source=kernel.loaded.source)
-    except ConfigError as exc:
-        raise kernel.loaded.error(exc.issues) from None
-    system: AlertSystem = AlertSystem(
-        config,
-        channels=channels,
-        data_dir=kernel.data_dir,
-        instance_id=kernel.config.kernel.instance_id,
-        secrets=kernel.loaded.secrets,
-    )
-    kernel.add(system)
-    _watch_kernel_events(kernel, system)
-
-
-def _watch_kernel_events(kernel: Kernel, system: AlertSystem) -> None:
-    """Breakers, health and lifecycle hooks raise alerts (see :mod:`hrkernel.alerts.events`)."""
-    from hrkernel.alerts.events import KernelAlerts
-    from hrkernel.resilience import registry
-
-    watcher = KernelAlerts(system, components=lambda: kernel.components)
-    kernel.host.pm.register(watcher, name=f"hrkernel.alerts.events:{id(system)}")
-    registry.add_listener(watcher.on_breaker)
-    system.watch_health = (kernel.get, 1.0)  # reads an in-memory snapshot: cheap

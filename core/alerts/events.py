@@ -4,7 +4,7 @@
 - health checks: a check turning degraded/unhealthy raises an alert, healthy again resolves it;
 - lifecycle hooks: leadership lost (critical) / gained (resolves it), graceful shutdown (info).
 
-Other areas raise their own through ``context.component("alerts").send_alert(...)`` (failover,
+Other areas raise their own through the alert system the composition root hands them (failover,
 reconciliation discrepancies, order failures).
 """
 
@@ -89,7 +89,7 @@ class KernelAlerts:
         raise the same alert: an open exchange breaker stops trading and must be seen."""
         if self._components is None:
             return
-        from hrkernel.kernel.component import PluginComponent
+        from hrkernel.lifecycle import PluginComponent
         from hrkernel.resilience.breaker import CircuitBreaker
 
         for component in self._components():

@@ -30,7 +30,7 @@ from hrkernel.alerts.grouping import Group, Member
 from hrkernel.alerts.history import History
 from hrkernel.alerts.rules import OpenAlert, Silence, Suppressor, fingerprint, new_id, parse_until
 from hrkernel.alerts.types import Alert, AlertLevel, AlertSource, Notification
-from hrkernel.kernel.component import Component
+from hrkernel.lifecycle import Component
 from hrkernel.logging import Redactor, get_logger
 
 

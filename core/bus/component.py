@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -11,11 +11,8 @@ from hrkernel.bus.base import Bus
 from hrkernel.bus.config import BusSection
 from hrkernel.bus.fallback import FallbackBus
 from hrkernel.bus.memory import MemoryBus
-from hrkernel.kernel.component import Component
+from hrkernel.lifecycle import Component
 from hrkernel.logging import get_logger
-
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
 
 
 def make_bus(section: BusSection, consumer_name: str | None = None) -> Bus:
@@ -39,7 +36,7 @@ def make_bus(section: BusSection, consumer_name: str | None = None) -> Bus:
 
 
 class BusComponent(Component):
-    """Holds the bus; other components find it as ``context.component("bus")``."""
+    """Holds the bus (:attr:`bus` is the handle other parts and plugins are given)."""
 
     name = "bus"
 
@@ -76,8 +73,3 @@ class BusComponent(Component):
     def health_checks(self) -> dict[str, Any]:
         """``bus``: degraded while running on the in-process fallback (``fallback = "memory"``)."""
         return {"bus": self.bus} if isinstance(self.bus, FallbackBus) else {}
-
-
-def build_bus(kernel: Kernel) -> None:
-    section: BusSection = kernel.config.bus
-    kernel.add(BusComponent(make_bus(section, kernel.config.kernel.instance_id)))

@@ -1,6 +1,8 @@
 """The kernel's HA component: the lease, leadership transitions, failover groups, their history.
 
-Other parts find it as ``kernel.get("ha")`` and use:
+The composition root (:mod:`hrkernel.kernel.assembly`) hands it to the parts that need it (the
+orders component gets it as its lease view) and hands it the bus, the alert system and the
+lookup of failover-group members. Parts use:
 
 - :meth:`HAComponent.may_trade` (alias ``holds_with_margin``) — instant: leader with margin *and*
   the takeover (start-up reconciliation) of this tenure finished. Check it before preparing an
@@ -21,10 +23,10 @@ error alert, resolved when it has enough again.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import redis.exceptions
@@ -37,19 +39,19 @@ from hrkernel.ha.failover_time import FailoverRecord, FailoverTimeMonitor
 from hrkernel.ha.lease import Clock, LeadershipEvent, Lease, LocalLease
 from hrkernel.ha.probes import RedisReachable, probes
 from hrkernel.ha.store import HAStore
-from hrkernel.kernel.component import Component
+from hrkernel.lifecycle import Component
 from hrkernel.logging import get_logger
 
 if TYPE_CHECKING:
+    from hrkernel.bus.base import Bus
     from hrkernel.ha.health import HealthChange, HealthMonitor
-    from hrkernel.kernel.kernel import Kernel
 
 TOPIC_LEADERSHIP = "leadership"
 """Bus topic of :class:`hrkernel.bus.events.LeadershipEvent` (gained after takeover, lost)."""
 TOPIC_HEALTH = "health"
 """Bus topic of :class:`hrkernel.bus.events.HealthEvent` (reported status changes)."""
 
-__all__ = ["HAComponent", "RedisReachable", "build_ha", "probes"]
+__all__ = ["AlertSink", "HAComponent", "RedisReachable", "probes"]
 
 TakeoverStep = Callable[[int], Awaitable[None]]
 Listener = Callable[[LeadershipEvent], Awaitable[None] | None]
@@ -59,6 +61,20 @@ ORDERS_FLOWING_WINDOW = 300.0
 
 _TRANSIENT = (OSError, TimeoutError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 """Errors of a takeover step that mean "Redis or the network went away", not a bug."""
+
+
+class AlertSink(Protocol):
+    """What HA asks of the alert system (:class:`hrkernel.alerts.manager.AlertSystem`)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def send_alert_nowait(self, *, source: str, level: str, title: str, message: str = ...,
+                          context: Mapping[str, Any] | None = ...,
+                          fingerprint_keys: list[str] | None = ...) -> Any: ...
+
+    def resolve(self, *, source: str | None = ..., title: str | None = ...,
+                context: Mapping[str, Any] | None = ..., fingerprint_keys: list[str] | None = ...) -> Any: ...
 
 
 class HAComponent(Component):
@@ -74,6 +90,8 @@ class HAComponent(Component):
         notify: Callable[..., None] | None = None,
         ready: Callable[[], bool] | None = None,
         clock: Clock = time.monotonic,
+        bus: Bus | None = None,
+        members: Callable[[str], Any] | None = None,
     ) -> None:
         self.config = config
         self.instance_id = instance_id
@@ -86,7 +104,11 @@ class HAComponent(Component):
         self.health: HealthMonitor | None = None
         self._notify = notify
         self._ready = ready or (lambda: True)
-        self._resolve: Callable[[str], Any] | None = None
+        self._bus = bus
+        """Where leadership and health changes are published (None: nowhere)."""
+        self._members = members
+        """The part named by a ``[ha.groups.*] components`` entry, or None (see :meth:`start`)."""
+        self._alerts: AlertSink | None = None
         self._takeover_steps: list[TakeoverStep] = []
         self._listeners: list[Listener] = []
         self._trading_token: int | None = None
@@ -115,20 +137,6 @@ class HAComponent(Component):
             renew_interval=float(config.renew_interval), margin=float(config.margin),
             retry_max=float(config.retry_max), admin_token=config.admin_token, clock=clock,
         )
-
-    @classmethod
-    def from_kernel(cls, kernel: Kernel) -> HAComponent:
-        config = getattr(kernel.config, "ha", None) or HASection()
-        component = cls(
-            config,
-            kernel.config.kernel.instance_id,
-            data_dir=kernel.data_dir,
-            notify=lambda hook, **kw: kernel.host.notify(hook, context=kernel.context, **kw),
-            # Trading starts only once every component (orders, exchanges) has started.
-            ready=lambda: len(kernel.started) >= len(kernel.components),
-        )
-        component._resolve = kernel.get
-        return component
 
     # -- what other components use ------------------------------------------------------------
     @property
@@ -189,6 +197,10 @@ class HAComponent(Component):
         """Checks the health monitor should run for HA (Redis reachable when Redis is used)."""
         return dict(self._checks)
 
+    def attach_alerts(self, alerts: AlertSink) -> None:
+        """The alert system (built after HA) raises HA's alerts: group switches, slow failovers."""
+        self._alerts = alerts
+
     def attach_health(self, monitor: HealthMonitor) -> None:
         self.health = monitor
         monitor.add_listener(self._publish_health)
@@ -196,8 +208,7 @@ class HAComponent(Component):
     # -- events on the bus (best effort, never in the way of a transition) --------------------------
     async def _publish(self, topic: str, event: Any, *, inline: bool = False) -> None:
         """Publish in the background, or now (``inline``, bounded) when it must beat shutdown."""
-        component = self._resolve("bus") if self._resolve else None
-        bus = getattr(component, "bus", None)
+        bus = self._bus
         if bus is None or self._tg is None:
             return
 
@@ -251,8 +262,8 @@ class HAComponent(Component):
 
     def _alert(self, **alert: Any) -> None:
         """Raise an alert through the kernel's alert manager, when there is one running."""
-        alerts = self._resolve("alerts") if self._resolve else None
-        if alerts is None or not getattr(alerts, "running", False):
+        alerts = self._alerts
+        if alerts is None or not alerts.running:
             return
         try:
             alerts.send_alert_nowait(source="ha", **alert)
@@ -283,8 +294,8 @@ class HAComponent(Component):
                 context={**context, "serving": change.serving, "needed": change.needed}, fingerprint_keys=["group"],
             )
             return
-        alerts = self._resolve("alerts") if self._resolve else None
-        if alerts is not None and getattr(alerts, "running", False):
+        alerts = self._alerts
+        if alerts is not None and alerts.running:
             try:
                 alerts.resolve(source="ha", title=title, context=context, fingerprint_keys=["group"])
             except Exception as exc:  # an alert must never break a failover
@@ -308,7 +319,7 @@ class HAComponent(Component):
             )
             in_service = len(group.components) - group.spares
             for index, member in enumerate(group.components):
-                component = self._resolve(member) if self._resolve else None
+                component = self._members(member) if self._members else None
                 if component is None:
                     raise GroupConfigError(f"ha.groups.{name}.components: no component named {member!r} in this kernel")
                 primary = index == 0 if group.mode != "n_plus_1" else index < in_service
@@ -460,8 +471,3 @@ class HAComponent(Component):
             "name": self.name, "kind": "ha", "backend": self.config.backend,
             "groups": sorted(self.config.groups),
         }
-
-
-def build_ha(kernel: Kernel) -> None:
-    """Builder for :data:`hrkernel.kernel.assembly.BUILDERS` (first: orders depend on it)."""
-    kernel.add(HAComponent.from_kernel(kernel))

@@ -51,7 +51,7 @@ from hrkernel.ha.groups import (
     probe_member,
 )
 from hrkernel.ha.groups import target as _target
-from hrkernel.kernel.component import Component
+from hrkernel.lifecycle import Component
 from hrkernel.logging import get_logger
 
 __all__ = ["MODES", "FailoverManager", "FailoverMode", "Group", "GroupHealthChange", "Member", "SwitchEvent"]

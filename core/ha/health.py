@@ -22,13 +22,12 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from hrkernel.kernel.component import Component, ShutdownStage
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.types import HealthResult, HealthStatus
 
 if TYPE_CHECKING:
     from hrkernel.ha.store import HAStore
-    from hrkernel.kernel.kernel import Kernel
 
 HISTORY = 500
 """Results kept in memory per check (default)."""
@@ -123,65 +122,6 @@ class HealthMonitor(Component):
         self._running = False
         for run in runs:
             self.add(run)
-
-    @classmethod
-    def from_kernel(cls, kernel: Kernel) -> HealthMonitor:
-        health = kernel.config.health
-        runs = [
-            CheckRun(
-                name=item.id,
-                check=item.registration.factory(item.config, kernel.context),
-                interval=item.interval,
-                timeout=item.timeout,
-                plugin=item.registration.plugin,
-                grace=float(health.startup_grace if item.grace is None else item.grace),
-            )
-            for item in kernel.plugin_config.health_checks
-        ]
-        default_interval = float(kernel.config.health.default_interval)
-        default_timeout = float(kernel.config.health.default_timeout)
-        names = {run.name for run in runs}
-        for component in kernel.components:
-            found = _component_check(component)
-            if found is not None and found[0] not in names:
-                runs.append(CheckRun(name=found[0], check=found[1], interval=default_interval,
-                                     timeout=default_timeout, plugin=getattr(component, "plugin", "")))
-        options: dict[str, Any] = {}
-        ha_config = getattr(kernel.config, "ha", None)
-        ha = kernel.get("ha")
-        if ha_config is not None:
-            tuning = ha_config.health
-            options = {
-                "hysteresis": tuning.hysteresis,
-                "history": tuning.history,
-                "recovery_backoff": float(tuning.recovery_backoff),
-                "recovery_backoff_max": float(tuning.recovery_backoff_max),
-            }
-        for component in kernel.components:
-            # Kernel parts that bring checks of their own (orders: reconciliation).
-            offered = getattr(component, "health_checks", None)
-            if component is not ha and callable(offered):
-                for name, check in offered().items():
-                    runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout,
-                                         plugin=f"hrkernel.{component.name}"))
-        if ha is not None:
-            options["store"] = getattr(ha, "store", None) if ha_config is None or ha_config.health.persist else None
-            for name, check in ha.health_checks().items():
-                runs.append(CheckRun(name=name, check=check, interval=default_interval, timeout=default_timeout, plugin="hrkernel.ha"))
-        for run in runs:
-            if run.name in health.startup_grace_for:
-                run.grace = float(health.startup_grace_for[run.name])
-            elif run.name.startswith("datasource:") and run.grace == 0.0:
-                run.grace = float(health.datasource_startup_grace)
-            elif run.grace == 0.0:
-                run.grace = float(health.startup_grace)
-        monitor = cls(runs, **options)
-        if ha is not None:
-            ha.attach_health(monitor)
-        halting = {run.name for run in runs if getattr(run.check, "halts_orders", False)}
-        if halting:
-            monitor.add_listener(OrdersHalt(kernel.get, halting))
-        return monitor
 
     def add(self, run: CheckRun) -> None:
         if run.name in self.runs:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hrkernel.types import HealthResult, HealthStatus
 
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
+
+class PartsHost(Protocol):
+    """Whatever holds the running parts by name (the kernel, the web layer's host)."""
+
+    def get(self, name: str) -> Any: ...
 
 
 class RedisReachable:
@@ -41,7 +44,7 @@ class RedisReachable:
         await self.recover()
 
 
-def probes(kernel: Kernel) -> dict[str, tuple[int, dict[str, Any]]]:
+def probes(kernel: PartsHost) -> dict[str, tuple[int, dict[str, Any]]]:
     """Liveness and readiness for the web app: ``{"live": (code, body), "ready": (code, body)}``.
 
     Live: the health monitor runs and its checks are not stuck. Ready: no check is reported

@@ -4,8 +4,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hrkernel.bus.component import BusComponent
+from hrkernel.lifecycle import PluginComponent
+
 if TYPE_CHECKING:
+    from hrkernel.bus.base import Bus, Subscription
     from hrkernel.kernel.kernel import Kernel
+
+PLUGIN_KINDS = ("exchange", "datasource")
+"""The plugin-built parts whose objects other plugins may be handed (``<kind>:<id>``)."""
+
+
+class PluginBus:
+    """The bus as plugins get it (:class:`hrkernel.types.EventBus`): publish and subscribe only;
+    connecting, closing and the backend stay the kernel's."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    async def publish(self, topic: str, event: Any) -> None:
+        await self._bus.publish(topic, event)
+
+    def subscribe(self, topic: str, group: str, *, consumer: str | None = None) -> Subscription:
+        return self._bus.subscribe(topic, group, consumer=consumer)
 
 
 class Context:
@@ -43,5 +64,13 @@ class Context:
         return self._kernel.log
 
     def component(self, name: str) -> Any:
-        component = self._kernel.components_by_name[name]
-        return getattr(component, "obj", component)
+        """The public handle of ``name`` (see :meth:`hrkernel.types.KernelContext.component`)."""
+        found = self._kernel.components_by_name.get(name)
+        if isinstance(found, BusComponent):
+            return PluginBus(found.bus)
+        if isinstance(found, PluginComponent) and found.kind in PLUGIN_KINDS:
+            return found.obj
+        if found is None:
+            raise KeyError(f"no part named {name!r} in this kernel")
+        raise KeyError(f"the part {name!r} is not handed to plugins (they get 'bus', "
+                       f"'exchange:<id>' and 'datasource:<id>')")

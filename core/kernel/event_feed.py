@@ -29,18 +29,15 @@ import collections
 from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from hrkernel.bus.events import AlertEvent, Event, FillEvent, OrderEvent, PostingEvent, PostingLine
-from hrkernel.kernel.component import Component, ShutdownStage
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.orders import journal_store
-
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
 
 log = get_logger("hrkernel.events")
 
@@ -226,11 +223,3 @@ def _fill(jcon: Any, tx_id: int, tx: PostingEvent) -> FillEvent | None:
         side="buy" if base_leg < 0 else "sell", price=abs(quote_leg) / amount, amount=amount,
         fee=fee.amount if fee else Decimal(0), fee_currency=fee.currency if fee else quote, tx_id=tx_id,
     )
-
-
-def build_event_feed(kernel: Kernel) -> None:
-    """Kernel builder (after orders: it stops before the orders database closes)."""
-    bus = kernel.get("bus")
-    if bus is None:
-        return
-    kernel.add(EventFeed(bus.bus, orders=kernel.get("orders"), alerts=kernel.get("alerts")))

@@ -13,8 +13,8 @@ from anyio.abc import TaskGroup
 from hrkernel.config import LoadedConfig
 from hrkernel.config.plugin_tables import PluginConfig, validate_plugin_config
 from hrkernel.errors import StartupError
-from hrkernel.kernel.component import Component
 from hrkernel.kernel.context import Context
+from hrkernel.lifecycle import Component
 from hrkernel.logging import get_logger
 from hrkernel.plugins import PluginHost
 

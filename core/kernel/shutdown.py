@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
-from hrkernel.kernel.component import Component, ShutdownStage
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
 
 if TYPE_CHECKING:

@@ -29,7 +29,8 @@ __all__ = ["ON_ACKED", "AlertHook", "AlwaysLeader", "LeaseView", "PipelineCore",
 log = get_logger("hrkernel.orders")
 
 AlertHook = Callable[[str, str, dict[str, Any]], Awaitable[None] | None]
-"""``alert(level, message, details)``: level is ``"warning"`` or ``"critical"``."""
+"""``alert(level, message, details)``: level is ``"warning"`` or ``"critical"``; ``details["source"]``,
+when present, names the alert source (``exchange``, ``reconciliation``; ``orders`` otherwise)."""
 
 
 @runtime_checkable

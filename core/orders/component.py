@@ -1,5 +1,5 @@
 """The ``orders`` kernel component: journal + ledger + pipeline + reconciliation, wired to the
-kernel's exchanges, the HA lease (``kernel.get("ha")``) and the alert system.
+kernel's exchanges, the HA lease and the alert system (handed to it by the composition root).
 
 Start-up: the DuckDB file under ``[kernel] data_dir`` is opened, new orders are halted
 (``startup``), and a background task reconciles every exchange, resumes the journal's
@@ -23,16 +23,16 @@ import re
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import duckdb
 from anyio.abc import TaskGroup
 
+from hrkernel.alerts.types import AlertSource
 from hrkernel.duckdb_conn import open_database
-from hrkernel.ha.component import HAComponent
-from hrkernel.kernel.component import Component, ShutdownStage
 from hrkernel.ledger import Ledger, LedgerWriter
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.orders import exposure
 from hrkernel.orders.config import OrdersSection
@@ -42,12 +42,10 @@ from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
 from hrkernel.orders.pipeline import AlwaysLeader, LeaseView, TransactionVerificationPipeline
 from hrkernel.orders.reconcile import StateReconciliation
 from hrkernel.orders.recovery import InFlightRecovery
-from hrkernel.orders.watch import AUTH_REFUSED, CONTRACT_BROKEN, OrdersHealth, ReconciliationAlerts
+from hrkernel.orders.standby import StandbyJournal, StandbyLedger
+from hrkernel.orders.watch import OrdersHealth, ReconciliationAlerts
 
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
-
-__all__ = ["ACK_FILE", "OrdersComponent", "build_orders"]
+__all__ = ["ACK_FILE", "OrdersComponent"]
 
 ACK_FILE = "orders.drift-ack"
 """Left in the data dir by ``hrkernel reconcile --ack``; consumed by the running component."""
@@ -56,43 +54,6 @@ log = get_logger("hrkernel.orders")
 
 _OUR_CLIENT_ID = re.compile(r"hr[0-9a-f]{30}")
 """The client order ids the pipeline makes (``client_order_id_for``): placed by one of our kernels."""
-
-_STANDBY = "standby: only the leader writes the journal and the ledger (this instance applies the leader's)"
-
-
-class _StandbyView:
-    """A standby's journal or ledger: reads see the replicated rows (the object behind is rebuilt
-    whenever replication applied something, so no cache goes stale); every write is refused."""
-
-    _WRITES: frozenset[str] = frozenset()
-
-    def __init__(self, build: Any, version: Any) -> None:
-        self._build = build
-        self._version = version
-        self._seen = -1
-        self._inner: Any = None
-
-    def _current(self) -> Any:
-        version = self._version()
-        if self._inner is None or version != self._seen:
-            self._inner, self._seen = self._build(), version
-        return self._inner
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._WRITES:
-            def refuse(*_args: Any, **_kwargs: Any) -> Any:
-                raise NotLeaderError(f"{name}: {_STANDBY}")
-            return refuse
-        return getattr(self._current(), name)
-
-
-class _StandbyJournal(_StandbyView):
-    _WRITES = frozenset({"create", "record"})
-
-
-class _StandbyLedger(_StandbyView):
-    _WRITES = frozenset({"post", "post_many", "post_fill", "adjust", "deposit"})
-
 
 class OrdersComponent(Component):
     name = "orders"
@@ -105,7 +66,7 @@ class OrdersComponent(Component):
         self.db_path = db_path
         self.journal_path = journal_path or db_path.parent / config.journal_file
         self._exchanges = exchanges
-        """name → object whose ``obj`` attribute is the Exchange (a PluginComponent), or the Exchange."""
+        """name → the exchange (the kernel's guarded exchange; any :class:`hrkernel.exchange.Exchange`)."""
         self._lease = lease
         self._on_accepted = on_accepted
         self._alerts = alerts
@@ -123,21 +84,27 @@ class OrdersComponent(Component):
         self._done = anyio.Event()
 
     async def _alert(self, level: str, message: str, details: dict[str, Any]) -> None:
+        """The alert hook of the pipeline, reconciliation and replication. The source is the one the
+        caller names (``details["source"]``), ``orders`` when it names none."""
         if self._alerts is None:
             return
-        if message in (AUTH_REFUSED, CONTRACT_BROKEN):  # as reconciliation raises them: it resolves them too
-            await self._alerts.send_alert(source="exchange", level=level, title=message,
+        details = dict(details)
+        source = str(details.pop("source", AlertSource.ORDERS))
+        if source == AlertSource.EXCHANGE:
+            # AUTH_REFUSED, CONTRACT_BROKEN: raised the way reconciliation raises them, since it
+            # resolves them too (fingerprinted by exchange).
+            await self._alerts.send_alert(source=source, level=level, title=message,
                                           message=f"{details.get('exchange')}: order {details.get('order')}: "
                                                   f"{details.get('error')}",
                                           context={"exchange": str(details.get("exchange"))}, fingerprint_keys=["exchange"])
             return
-        await self._alerts.send_alert(source="reconciliation" if "drift" in message or "orphan" in message else "orders",
-                                      level=level, title=message, context={k: str(v) for k, v in details.items()})
+        await self._alerts.send_alert(source=source, level=level, title=message,
+                                      context={k: str(v) for k, v in details.items()})
 
     async def start(self, tg: TaskGroup) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._con = open_database(str(self.db_path))
-        exchanges = {name: getattr(obj, "obj", obj) for name, obj in self._exchanges.items()}
+        exchanges = dict(self._exchanges)
         ledger = Ledger(self._con)
         writer = LedgerWriter(ledger)
         self.pipeline = TransactionVerificationPipeline(
@@ -189,8 +156,8 @@ class OrdersComponent(Component):
         con, rep, path = self._con, self.replicator, self.journal_path
         self._close_journal()  # replication writes the journal file now
         # Each view reads through connections of its own: dashboard reads run in worker threads.
-        journal = _StandbyJournal(lambda: OrderJournal.reader(path), lambda: rep.version)
-        ledger = _StandbyLedger(lambda: Ledger(con.cursor()), lambda: rep.version)
+        journal = StandbyJournal(lambda: OrderJournal.reader(path), lambda: rep.version)
+        ledger = StandbyLedger(lambda: Ledger(con.cursor()), lambda: rep.version)
         self.pipeline.journal = journal  # type: ignore[assignment]
         self.pipeline.ledger = ledger  # type: ignore[assignment]
         if self._writer is not None:
@@ -412,24 +379,3 @@ class OrdersComponent(Component):
         if self.replicator is not None:
             out["replication"] = self.replicator.lag()
         return out
-
-
-def build_orders(kernel: Kernel) -> None:
-    """Kernel builder (after the exchanges): the ``orders`` component, when exchanges exist."""
-    config: OrdersSection = getattr(kernel.config, "orders", None) or OrdersSection()
-    exchanges = {item.id: kernel.get(f"exchange:{item.id}") for item in kernel.plugin_config.exchanges}
-    if not config.enabled or not exchanges:
-        return
-    ha = kernel.get("ha")
-    replication = None
-    if ha is not None and getattr(ha, "replication_enabled", lambda: False)():
-        hc = ha.config
-        replication = {"redis_url": hc.redis_url, "key_prefix": hc.key_prefix, "instance_id": ha.instance_id,
-                       "interval": float(hc.replication_interval), "maxlen": hc.replication_maxlen,
-                       "batch": hc.replication_batch}
-    component = OrdersComponent(config, db_path=kernel.data_dir / config.db_file, exchanges=exchanges,
-                                lease=ha, alerts=kernel.get("alerts"), replication=replication,
-                                on_accepted=ha.order_accepted if isinstance(ha, HAComponent) else None)
-    if ha is not None and hasattr(ha, "add_takeover_step"):
-        ha.add_takeover_step(component.on_takeover)
-    kernel.add(component)

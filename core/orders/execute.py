@@ -241,7 +241,7 @@ class ExecuteSteps(VerifySteps):
             # Not this order's fault: every order will be refused until the token is fixed.
             rec = await self.journal.record(rec.client_order_id, OrderState.REJECTED, reason=f"{type(exc).__name__}: {exc}")
             await self.alert("critical", AUTH_REFUSED, exchange=rec.exchange, order=rec.client_order_id,
-                             error=f"{type(exc).__name__}: {exc}")
+                             error=f"{type(exc).__name__}: {exc}", source="exchange")
             return Done(rec)
         except (ex.InvalidOrderError, ex.InsufficientBalanceError) as exc:
             return Done(await self.journal.record(rec.client_order_id, OrderState.REJECTED,
@@ -256,7 +256,8 @@ class ExecuteSteps(VerifySteps):
             # A plugin bug: the order may well be on the exchange, so it is looked up like any
             # placement whose answer was lost, and the operator hears of the bug at once.
             bug = ExchangeContractError(rec.exchange, "place_order", "an Order", order)
-            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug))
+            await self.alert("critical", CONTRACT_BROKEN, exchange=rec.exchange, order=rec.client_order_id, error=str(bug),
+                             source="exchange")
             return OutcomeUnknown(rec, bug)
         self._send_waits.pop(rec.client_order_id, None)
         if self.on_accepted is not None:

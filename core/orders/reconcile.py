@@ -287,7 +287,8 @@ class StateReconciliation:
             except Exception as exc:
                 action = f"failed: {policy}: {type(exc).__name__}: {exc}"
         await self.pipeline.alert("warning", f"orphan order {order.exchange_id} on {name}: {action}",
-                                  exchange=name, exchange_id=order.exchange_id, symbol=order.symbol)
+                                  exchange=name, exchange_id=order.exchange_id, symbol=order.symbol,
+                                  source="reconciliation")
         return Orphan(exchange_id=order.exchange_id, client_order_id=order.client_order_id, symbol=order.symbol,
                       side=order.side.value, amount=order.amount, price=order.price, action=action)
 
@@ -440,7 +441,7 @@ class StateReconciliation:
             report.discrepancies.append(f"balance drift beyond tolerance on {name}: " + ", ".join(beyond))
             if not dry_run:
                 await p.alert("critical", f"balance drift beyond tolerance on {name}: " + ", ".join(beyond),
-                              exchange=name)
+                              exchange=name, source="reconciliation")
                 if cfg.halt_on_drift:
                     p.halt("drift", f"balance drift beyond tolerance on {name} ({', '.join(beyond)}); "
                                     "acknowledge with `hrkernel reconcile --ack`")

@@ -34,14 +34,14 @@ import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from hrkernel.bus.events import SignalAction, SignalEvent
 from hrkernel.exchange.types import OrderType, Side
-from hrkernel.kernel.component import Component, ShutdownStage
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import (
     NotLeaderError,
@@ -50,9 +50,6 @@ from hrkernel.orders.errors import (
 )
 from hrkernel.orders.faults import fault_point
 from hrkernel.orders.pipeline import Signal
-
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
 
 log = get_logger("hrkernel.routing")
 
@@ -384,24 +381,3 @@ class SignalRouter(Component):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "routing", "topic": self.topic, "exchanges": self.exchanges}
 
-
-def build_routing(kernel: Kernel) -> None:
-    """Kernel builder (after orders and signals): route bus signals into the order pipeline."""
-    bus, orders = kernel.get("bus"), kernel.get("orders")
-    if bus is None or orders is None:
-        return
-    webhook = getattr(kernel.config, "webhook", None)
-    topic = getattr(webhook, "topic", "signals")
-    signals = kernel.get("signals")
-    intake = getattr(signals, "intake", None)
-    bus = getattr(bus, "bus", bus)
-    # The router consumes only while this instance may trade, but the webhook accepts (and the
-    # intake publishes) from start-up on, and a standby's signals wait for the next leader: the
-    # bus must keep them for the order path's group before it first subscribes (RabbitMQ drops
-    # a message no queue is bound for, and the intake's inbox lets go of a signal once published).
-    bus.require_group(topic, GROUP)
-    kernel.add(SignalRouter(bus=bus, orders=orders, topic=topic,
-                            exchanges=[item.id for item in kernel.plugin_config.exchanges],
-                            on_settled=intake.confirm if intake is not None else None,
-                            on_unsettled=intake.unsettled if intake is not None else None,
-                            outcomes=(lambda: signals.outcomes) if signals is not None else None))

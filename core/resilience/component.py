@@ -1,6 +1,6 @@
 """The kernel component holding the configured breakers, limiters, bulkheads and pools.
 
-Other parts find it as ``kernel.get("resilience")``. It does no I/O in its constructor; with
+The composition root hands it to the parts that need it. It does no I/O in its constructor; with
 ``[resilience.shared_state] redis_url`` set, ``start`` runs a :class:`RedisBreakerSync` in the
 kernel's task group. Its breakers live in the process-wide :data:`hrkernel.resilience.registry`
 (so ``@circuit_breaker(name=...)`` and the config name the same breakers); pools created elsewhere
@@ -9,11 +9,11 @@ can be registered with :meth:`ResilienceComponent.add_pool` so the dashboard and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from anyio.abc import TaskGroup
 
-from hrkernel.kernel.component import Component
+from hrkernel.lifecycle import Component
 from hrkernel.resilience.breaker import CircuitBreaker
 from hrkernel.resilience.breaker_redis import RedisBreakerSync
 from hrkernel.resilience.breaker_registry import BreakerRegistry, registry
@@ -21,9 +21,6 @@ from hrkernel.resilience.bulkhead import Bulkhead
 from hrkernel.resilience.config import ResilienceSection
 from hrkernel.resilience.pool import ConnectionPool
 from hrkernel.resilience.ratelimit import Limit, RateLimiter
-
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
 
 
 class ResilienceComponent(Component):
@@ -92,9 +89,3 @@ class ResilienceComponent(Component):
             "bulkheads": sorted(self.bulkheads),
             "shared_state": bool(self.sync),
         }
-
-
-def build_resilience(kernel: Kernel) -> None:
-    """Builder for ``hrkernel.kernel.assembly.BUILDERS`` (reads ``kernel.config.resilience``)."""
-    section = getattr(kernel.config, "resilience", None) or ResilienceSection()
-    kernel.add(ResilienceComponent(section, instance_id=kernel.config.kernel.instance_id))

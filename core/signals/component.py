@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
 from anyio.abc import TaskGroup
 from starlette.routing import BaseRoute
 
-from hrkernel.kernel.component import Component, ShutdownStage
-from hrkernel.signals.config import WebhookSection
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.signals.intake import WebhookIntake
-from hrkernel.signals.outcomes import FILE as OUTCOMES_FILE
 from hrkernel.signals.outcomes import SignalOutcomes
-
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
 
 
 class SignalsComponent(Component):
@@ -52,21 +46,3 @@ class SignalsComponent(Component):
     def describe(self) -> dict[str, Any]:
         webhook = self.intake.config.path if self.intake.config.enabled else "off (local signals only)"
         return {"name": self.name, "kind": "signals", "exchange": self.intake.config.exchange, "webhook": webhook}
-
-
-def build_signals(kernel: Kernel) -> None:
-    section: WebhookSection = kernel.config.webhook
-    exchanges = [item.id for item in kernel.plugin_config.exchanges]
-    if not section.enabled and not exchanges:
-        return
-    if not section.enabled and section.exchange not in exchanges:
-        # The operator's signals go to the one configured exchange (the embedded default's
-        # paper account); with several, [webhook] exchange says which.
-        section = msgspec.structs.replace(section, exchange=exchanges[0])
-
-    def bus() -> Any:
-        component = kernel.get("bus")
-        return getattr(component, "bus", None)
-
-    intake = WebhookIntake(section, Path(kernel.data_dir) / section.inbox_file, bus)
-    kernel.add(SignalsComponent(intake, Path(kernel.data_dir) / OUTCOMES_FILE))

@@ -1,6 +1,6 @@
 """hrkernel.web: the dashboard, JSON API, Prometheus ``/metrics`` and probes (internal).
 
-One Starlette app served by uvicorn inside the kernel (:func:`hrkernel.web.app.build_web`), or
+One Starlette app served by uvicorn inside the kernel (added by :mod:`hrkernel.kernel.assembly`), or
 embedded on its own with :func:`hrkernel.web.app.create_health_dashboard`. Modules: ``app`` (the
 app and the kernel component), ``api`` (routes and their OpenAPI metadata), ``openapi``,
 ``auth`` (token and audit log), ``sse`` (the live feed), ``metrics`` (the scrape-time collector),

@@ -1,6 +1,6 @@
 """The web app (dashboard, JSON API, ``/metrics``) and the kernel component that serves it.
 
-:func:`build_web` adds the ``web`` component last, so it starts after everything it shows and
+The composition root adds the ``web`` component last, so it starts after everything it shows and
 stops first on shutdown (no new actions while the kernel drains). For embedding outside a
 kernel, :func:`create_health_dashboard` returns a :class:`HealthDashboard` with
 ``await initialize()`` / ``await start()`` / ``await stop()``.
@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import uvicorn
@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from hrkernel.kernel.component import Component, ShutdownStage
+from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import add_secrets, get_logger
 from hrkernel.web import api, local_admin, sources
 from hrkernel.web.auth import AuditLog
@@ -34,9 +34,6 @@ from hrkernel.web.config import DashboardSection
 from hrkernel.web.guard import RequestGuard
 from hrkernel.web.metrics import build_registry
 from hrkernel.web.protocol import head_deadline_protocol
-
-if TYPE_CHECKING:
-    from hrkernel.kernel.kernel import Kernel
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -221,14 +218,6 @@ class WebComponent(Component):
         # Not started (`hrkernel check`): where it will listen.
         port = self.config.port or "<any free port>"
         return {"name": self.name, "kind": "web", "listen": f"http://{self.config.host}:{port}"}
-
-
-def build_web(kernel: Kernel) -> None:
-    config: DashboardSection | None = getattr(kernel.config, "dashboard", None)
-    config = config if config is not None else DashboardSection()
-    if not config.enabled:
-        return
-    kernel.add(WebComponent(kernel, config, kernel.config.kernel.instance_id, str(kernel.data_dir)))
 
 
 class StandaloneHost:

@@ -106,10 +106,9 @@ class MarketDataSource:
         if self.context is None or not self.publish_events:
             return
         try:
-            component = self.context.component("bus")
+            self._bus = self.context.component("bus")  # an hrkernel.types.EventBus
         except (KeyError, AttributeError):
             return
-        self._bus = getattr(component, "bus", component)
 
     async def flush_to_bus(self) -> None:
         if self._bus is None or not self._pending:

@@ -267,14 +267,14 @@ async def test_every_instance_reports_its_lag_in_redis(cluster: Any) -> None:
 
 
 async def test_a_standbys_pipeline_reads_the_replicated_rows_and_cannot_write(cluster: Any) -> None:
-    from hrkernel.orders.component import _StandbyJournal, _StandbyLedger
     from hrkernel.orders.errors import NotLeaderError
+    from hrkernel.orders.standby import StandbyJournal, StandbyLedger
 
     a = await cluster.add("a")
     b = await cluster.add("b")
     await cluster.elect(a)
-    journal = _StandbyJournal(lambda: OrderJournal.reader(b.jpath), lambda: b.rep.version)
-    ledger = _StandbyLedger(lambda: Ledger(b.con.cursor()), lambda: b.rep.version)
+    journal = StandbyJournal(lambda: OrderJournal.reader(b.jpath), lambda: b.rep.version)
+    ledger = StandbyLedger(lambda: Ledger(b.con.cursor()), lambda: b.rep.version)
     await a.order(1)
     await until(lambda: b.rep.pos.seq == a.journal._seq)
     assert journal.get("hra00001").state is OrderState.VERIFIED

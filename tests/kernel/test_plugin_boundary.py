@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hrkernel import hookimpl
+from hrkernel.types import ConfigStruct
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The public surface (see hrkernel/__init__.py). Packages listed with a trailing dot are public
-#: with all their submodules.
-PUBLIC = {
-    "hrkernel",
-    "hrkernel.spec",
-    "hrkernel.types",
-    "hrkernel.errors",
-    "hrkernel.alerts.types",
-    "hrkernel.bus.events",
-}
-PUBLIC_PACKAGES = ("hrkernel.exchange", "hrkernel.resilience", "hrkernel.testing")
+
+def public_surface() -> tuple[set[str], set[str]]:
+    """The modules and packages (public with their submodules) the ``hrkernel`` docstring lists:
+    the one place the public surface is written down."""
+    import hrkernel
+
+    listed = (hrkernel.__doc__ or "").split("Everything else")[0]
+    modules, packages = set(), set()
+    for name, text in re.findall(r"^- ``(hrkernel[a-z_.]*)``:(.*?)(?=^- |^\s*$)", listed, re.M | re.S):
+        (packages if "with its submodules" in " ".join(text.split()) else modules).add(name)
+    return modules, packages
+
+
+PUBLIC, _PACKAGES = public_surface()
+PUBLIC_PACKAGES = tuple(sorted(_PACKAGES))
 PUBLIC_FROM_ROOT = {"hookimpl", "__version__", "PROJECT_NAME"}
+
+
+def test_the_public_surface_is_read_from_the_package_docstring() -> None:
+    assert PUBLIC == {"hrkernel", "hrkernel.spec", "hrkernel.types", "hrkernel.errors", "hrkernel.alerts.types",
+                      "hrkernel.bus.events"}
+    assert set(PUBLIC_PACKAGES) == {"hrkernel.exchange", "hrkernel.resilience", "hrkernel.testing"}
+    import importlib
+
+    for name in PUBLIC | set(PUBLIC_PACKAGES):
+        importlib.import_module(name)  # every listed module exists
 
 
 def is_public(module: str) -> bool:
@@ -112,3 +133,56 @@ def test_the_sim_exchange_type_names_its_missing_requirement(monkeypatch) -> Non
         assert "hrkernel_nobitex" in str(exc) and "'sim'" in str(exc)
     else:
         raise AssertionError("registration went ahead without the Nobitex adapter")
+
+
+class _Feed:
+    """A data source built by a test plugin (its own object is its public handle)."""
+
+    async def start(self, tg: object) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class _FeedConfig(ConfigStruct):
+    pass
+
+
+class _FeedPlugin:
+    @hookimpl
+    def hr_register_datasources(self, register: Any) -> None:
+        register("boundary_feed", lambda config, context: _Feed(), config=_FeedConfig)
+
+
+def test_the_kernel_hands_plugins_only_public_handles_at_run_time(tmp_path: Path) -> None:
+    """What ``context.component`` returns is on the public surface: the bus as an EventBus
+    (publish/subscribe, not the kernel's BusComponent or its backend), exchanges as Exchanges,
+    a data source as the plugin's own object; the kernel's own parts are not handed out."""
+    from hrkernel.config import load_config_text
+    from hrkernel.exchange import Exchange
+    from hrkernel.kernel import Kernel
+    from hrkernel.lifecycle import Component
+    from hrkernel.plugins import PluginHost
+    from hrkernel.types import EventBus
+
+    text = (f'[kernel]\ndata_dir = "{tmp_path / "data"}"\n[dashboard]\nenabled = false\n'
+            '[exchanges.paper]\ntype = "sim"\n[datasources.feed]\ntype = "boundary_feed"\n')
+    host = PluginHost(strict=True)
+    host.discover()
+    host.add(_FeedPlugin(), "boundary_feed_plugin")
+    host.collect()
+    kernel = Kernel.build(load_config_text(text, "test.toml"), host)
+    context = kernel.context.for_component("feed")
+
+    bus = context.component("bus")
+    assert isinstance(bus, EventBus) and not isinstance(bus, Component)
+    assert {n for n in dir(bus) if not n.startswith("_")} == {"publish", "subscribe"}
+    exchange = context.component("exchange:paper")
+    assert isinstance(exchange, Exchange) and not isinstance(exchange, Component)
+    assert is_public(type(exchange).__module__)
+    assert isinstance(context.component("datasource:feed"), _Feed)
+    for internal in ("orders", "ha", "alerts", "resilience", "health", "signals", "event_feed"):
+        if kernel.get(internal) is not None:
+            with pytest.raises(KeyError, match="not handed to plugins"):
+                context.component(internal)
+    with pytest.raises(KeyError, match="no part named 'nothing'"):
+        context.component("nothing")
