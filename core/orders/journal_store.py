@@ -29,6 +29,7 @@ from urllib.parse import quote
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import JournalError, JournalWriteError
 from hrkernel.orders.faults import fault_point
+from hrkernel.orders.journal_wal import WalFrames, wal_frames
 
 __all__ = ["EVENT_COLUMNS", "GroupCommitWriter", "ORDER_COLUMNS", "SCHEMA", "connect", "decode_time", "encode_time", "is_locked", "refresh_current"]
 
@@ -142,6 +143,26 @@ def refresh_current(con: sqlite3.Connection, client_order_ids: list[str]) -> Non
     con.executemany(_REFRESH, [(c,) for c in client_order_ids])
 
 
+def _report_torn_tail(con: sqlite3.Connection, path: Path, before: WalFrames | None) -> None:
+    """After SQLite recovered the file: say what of the WAL's tail it dropped (a transaction a
+    crash cut short, or a corrupt frame; never acknowledged: its COMMIT had not returned). SQLite
+    drops it silently; ``before`` is what the file held before it was opened. The replayed frame
+    count is the second column of a PASSIVE checkpoint (which also folds them into the file)."""
+    if before is None:
+        return
+    try:
+        replayed = int(con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    except sqlite3.Error as exc:  # e.g. a read-only data dir: nothing can be checkpointed
+        log.warning("journal_wal_unchecked", path=str(path), error=f"{type(exc).__name__}: {exc}")
+        return
+    dropped = max(0, before.frames - replayed)
+    if dropped or before.partial_bytes:
+        log.warning("journal_torn_tail", path=str(path), dropped_frames=dropped + (1 if before.partial_bytes else 0),
+                    dropped_bytes=dropped * before.frame_size + before.partial_bytes, replayed_frames=replayed,
+                    detail="the last transaction in the write-ahead log is incomplete or corrupt (cut short by a "
+                           "crash); it was never acknowledged and is dropped, every committed one before it is kept")
+
+
 class Write:
     """One order's writes, applied by the writer thread inside one SAVEPOINT of a batch.
 
@@ -199,10 +220,12 @@ class GroupCommitWriter:
                  on_commit: Callable[[list[tuple[Write, Any]]], None],
                  on_rollback: Callable[[], None], checkpoint_every: int = 64) -> None:
         self.path = Path(path)
+        wal = wal_frames(self.path)  # before SQLite's recovery reads (and later reuses) the WAL
         self._con = connect(self.path)
         self._con.execute("PRAGMA journal_mode = WAL")
         self._con.execute("PRAGMA synchronous = FULL")
         self._con.execute("PRAGMA wal_autocheckpoint = 0")
+        _report_torn_tail(self._con, self.path, wal)
         self._con.executescript(SCHEMA)
         setup(self._con)
         self._on_commit = on_commit
