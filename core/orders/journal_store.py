@@ -214,7 +214,9 @@ class GroupCommitWriter:
     Checkpoints (copying the WAL back into the database file, with an fsync of that file) do not
     run inside a commit: SQLite's automatic checkpoint would make every ~100th order wait for
     one. A checkpointer thread with its own connection runs them (PASSIVE: never blocking the
-    writer) every ``checkpoint_every`` transactions."""
+    writer) every ``checkpoint_every`` transactions; the writer then copies the few frames it
+    appended meanwhile, after its next batch's callers were told, so the WAL restarts and stays
+    bounded (a PASSIVE checkpoint racing a steady writer never catches up by itself)."""
 
     def __init__(self, path: str | Path, *, setup: Callable[[sqlite3.Connection], None],
                  on_commit: Callable[[list[tuple[Write, Any]]], None],
@@ -245,6 +247,7 @@ class GroupCommitWriter:
         self.checkpoints = 0
         """Checkpoints the checkpointer thread ran."""
         self._checkpoint_every = checkpoint_every
+        self._catch_up = False
         self._checkpoint_requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name=f"journal-checkpoint:{self.path.name}",
                                               daemon=True)
@@ -305,6 +308,10 @@ class GroupCommitWriter:
                     con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1
                     reported = False
+                    # The bulk is copied; the frames the writer appended meanwhile keep the WAL
+                    # from being restarted (it restarts only once every frame is in the database),
+                    # so the writer finishes the checkpoint after its next batch: a few frames.
+                    self._catch_up = True
                 except sqlite3.Error as exc:
                     # The WAL keeps growing until the disk takes writes again; the writer's own
                     # failure (if any) halts orders. Reported once per outage.
@@ -370,6 +377,15 @@ class GroupCommitWriter:
             self._checkpoint_requests.put(True)
         self._on_commit([(w, r) for w, r in results if not isinstance(r, BaseException)])
         self._deliver(results)
+        if self._catch_up:
+            # After the callers were told (this delays only a batch that arrives meanwhile): copy
+            # the frames appended since the checkpointer's pass, so the next commit restarts the
+            # WAL at its beginning and the file stays bounded.
+            self._catch_up = False
+            try:
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.warning("journal_checkpoint_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
 
     @staticmethod
     def _deliver(outcomes: list[tuple[Write, Any]]) -> None:
