@@ -49,7 +49,7 @@ from hrkernel.exchange import (
     OrderStatus,
     PriceLevel,
 )
-from hrkernel.ledger import Ledger
+from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.logging import configure
 from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
@@ -138,8 +138,12 @@ def _pipeline(path: Path) -> tuple[TransactionVerificationPipeline, InstantExcha
     exchange = InstantExchange()
     journal = TimedJournal(path / "orders.journal.sqlite")
     journal.commits = []
+    # As the orders component builds it: fills are posted through the LedgerWriter, whose DuckDB
+    # commit runs in a worker thread (without a writer the pipeline posts on the event loop, and
+    # each fill's DuckDB commit stalled the loop for 5-100 ms in this bench). Start
+    # ``pipeline.writer.run()`` in the run's task group.
     pipeline = TransactionVerificationPipeline(exchanges={"bench": exchange},  # type: ignore[dict-item]
-                                               journal=journal, ledger=ledger,
+                                               journal=journal, ledger=ledger, writer=LedgerWriter(ledger),
                                                config=OrdersSection(max_open_orders=10 * N))
     return pipeline, exchange
 
@@ -148,6 +152,12 @@ def _event(i: int) -> SignalEvent:
     return SignalEvent(time=datetime.now(UTC), signal_id=f"sig{i}", source="bench", exchange="bench", symbol="BTCIRT",
                        action=SignalAction.BUY, amount=Decimal("0.001"), order_type="limit", price=Decimal("1000000"),
                        received_at=datetime.now(UTC))
+
+
+def _ledger_writer(pipeline: TransactionVerificationPipeline) -> Any:
+    """The pipeline's ledger writer task (as the orders component runs it)."""
+    assert pipeline.writer is not None
+    return pipeline.writer.run
 
 
 def _measure_router(path: Path) -> tuple[list[float], list[float]]:
@@ -159,6 +169,7 @@ def _measure_router(path: Path) -> tuple[list[float], list[float]]:
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(_ledger_writer(pipeline))
             for i in range(N):
                 delivery = Delivery(_event(i))
                 t0 = time.perf_counter()
@@ -167,6 +178,7 @@ def _measure_router(path: Path) -> tuple[list[float], list[float]]:
                     await anyio.sleep(0)
                 out.append(exchange.sent_at[-1] - t0)
                 await delivery.acked.wait()  # verified: the next order starts on a quiet pipeline
+            tg.cancel_scope.cancel()
 
     anyio.run(run)
     journal = pipeline.journal
@@ -196,6 +208,7 @@ def _measure_concurrent(path: Path) -> tuple[list[float], float, float]:
     async def run() -> None:
         nonlocal submit_path_tx
         async with anyio.create_task_group() as tg:
+            tg.start_soon(_ledger_writer(pipeline))
             for r in range(rounds):
                 base = r * CONCURRENT
                 deliveries = [Delivery(_event(base + k)) for k in range(CONCURRENT)]
@@ -216,6 +229,7 @@ def _measure_concurrent(path: Path) -> tuple[list[float], float, float]:
                     out.append(sent[coid] - t0)
                 for d in deliveries:
                     await d.acked.wait()
+            tg.cancel_scope.cancel()
 
     anyio.run(run)
     orders = rounds * CONCURRENT

@@ -28,6 +28,7 @@ import duckdb
 import msgspec
 
 from hrkernel.duckdb_conn import rollback
+from hrkernel.ledger.ledger import SCHEMA as LEDGER_SCHEMA
 from hrkernel.orders.journal_store import (
     EVENT_COLUMNS,
     ORDER_COLUMNS,
@@ -42,14 +43,25 @@ __all__ = ["Batch", "Position", "ReplicaStore", "TABLES"]
 JOURNAL_TABLES: dict[str, list[str]] = {"orders": ORDER_COLUMNS, "order_events": EVENT_COLUMNS}
 """The journal's tables (SQLite) and their columns, as the journal defines them."""
 
-TABLES: dict[str, list[tuple[str, str]]] = {
-    "ledger_tx": [
-        ("tx_id", "BIGINT"), ("kind", "VARCHAR"), ("exchange", "VARCHAR"), ("trade_id", "VARCHAR"),
-        ("order_ref", "VARCHAR"), ("reason", "VARCHAR"), ("created_at", "TIMESTAMP"),
-    ],
-    "ledger_posting": [("tx_id", "BIGINT"), ("account", "VARCHAR"), ("currency", "VARCHAR"), ("amount", "DECIMAL(38,18)")],
-}
-"""The ledger's replicated tables (DuckDB) and their columns, as the ledger defines them."""
+def _ledger_tables() -> dict[str, list[tuple[str, str]]]:
+    """The ledger's tables and their (column, type) pairs, read from DuckDB's catalog after
+    running the ledger's own ``SCHEMA`` in memory: replication follows the ledger's schema and
+    re-declares nothing (a column added to the ledger is replicated without a change here)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(LEDGER_SCHEMA)
+        out: dict[str, list[tuple[str, str]]] = {}
+        for table in ("ledger_tx", "ledger_posting"):
+            rows = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                               "ORDER BY ordinal_position", [table]).fetchall()
+            out[table] = [(str(name), str(kind)) for name, kind in rows]
+        return out
+    finally:
+        con.close()
+
+
+TABLES: dict[str, list[tuple[str, str]]] = _ledger_tables()
+"""The ledger's replicated tables (DuckDB) and their columns, as the ledger's schema defines them."""
 
 _TEXT = ("DECIMAL", "TIMESTAMP")
 

@@ -249,10 +249,13 @@ class Ledger:
             self._next_id = next_id
             if self._totals is not None:
                 # Postings are the only source of balances and post_many the only writer: the
-                # running totals move by exactly what was committed.
+                # running totals move by exactly what was committed. A new dict is published
+                # (never one a reader may be iterating): balances() reads it without the lock.
+                totals = dict(self._totals)
                 for account, currency, amount in zip(p_acc, p_ccy, p_amt, strict=True):
                     key = (account, currency)
-                    self._totals[key] = self._totals.get(key, Decimal(0)) + Decimal(amount)
+                    totals[key] = totals.get(key, Decimal(0)) + Decimal(amount)
+                self._totals = totals
             return ids
 
     def _existing_fills(self, keys: list[tuple[str | None, str]]) -> set[tuple[str | None, str]]:
@@ -310,14 +313,20 @@ class Ledger:
         The sums are computed from the postings once, then kept current by :meth:`post_many`, so
         a balance check before each order does not scan a ledger that only ever grows.
         """
-        with self._lock:
-            if self._totals is None:
-                rows = self._reader.execute(
-                    "SELECT account, currency, sum(amount) FROM ledger_posting GROUP BY account, currency"
-                ).fetchall()
-                self._totals = {(r[0], r[1]): Decimal(r[2]) for r in rows}
-            items = sorted(self._totals.items())
-        return {k: v for k, v in items if prefix is None or k[0].startswith(prefix)}
+        totals = self._totals
+        if totals is None:
+            with self._lock:
+                if self._totals is None:
+                    rows = self._reader.execute(
+                        "SELECT account, currency, sum(amount) FROM ledger_posting GROUP BY account, currency"
+                    ).fetchall()
+                    self._totals = {(r[0], r[1]): Decimal(r[2]) for r in rows}
+                totals = self._totals
+        # Once loaded, no lock: the lock is held through a commit (post_many in the ledger
+        # writer's thread, 5-100 ms on a slow disk), and the order path's balance check runs on
+        # the event loop; waiting for the lock stalled the loop for that long. The totals are
+        # those of the last commit, as a read on the reader cursor would see them.
+        return {k: v for k, v in sorted(totals.items()) if prefix is None or k[0].startswith(prefix)}
 
     def balances_from_postings(self) -> dict[tuple[str, str], Decimal]:
         """The same sums, recomputed from every posting (a check on the running totals)."""

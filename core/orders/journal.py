@@ -20,6 +20,7 @@ the running kernel's API then, and reads the file itself when no kernel runs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import sqlite3
 import threading
@@ -216,9 +217,11 @@ class OrderJournal:
 
     @property
     def stats(self) -> dict[str, int]:
-        """``transactions`` (fdatasyncs), ``writes`` (create/record calls) and ``largest_batch``."""
+        """``transactions`` (fdatasyncs), ``writes`` (create/record calls), ``largest_batch`` and
+        ``checkpoints`` (run by the checkpointer thread, off the commit path)."""
         w = self._writer
-        return {"transactions": w.transactions, "writes": w.writes, "largest_batch": w.largest_batch} if w else {}
+        return {"transactions": w.transactions, "writes": w.writes, "largest_batch": w.largest_batch,
+                "checkpoints": w.checkpoints} if w else {}
 
     @property
     def failed(self) -> JournalWriteError | None:
@@ -252,18 +255,22 @@ class OrderJournal:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # another anyio backend: wait for the future in a worker thread
-                result: OrderRecord = await anyio.to_thread.run_sync(writer.submit(Write(apply)).result)
+                pending = writer.submit(Write(apply))
+                assert isinstance(pending, concurrent.futures.Future)
+                result: OrderRecord = await anyio.to_thread.run_sync(pending.result)
             else:
                 # Group commit: the writer is woken once per turn of the event loop, after every
                 # task that was ready in this turn had its chance to queue a write, so orders
                 # prepared together share one transaction (one fdatasync) even when the writer
                 # would otherwise grab the first of them alone. Costs one loop turn (~10 us).
-                future = writer.submit(Write(apply), wake=False)
+                future = writer.submit(Write(apply, loop), wake=False)
+                assert isinstance(future, asyncio.Future)
                 if not self._wake_scheduled:
                     self._wake_scheduled = True
                     loop.call_soon(self._wake)
-                # resolved by the writer thread through the loop's thread-safe call
-                result = await asyncio.wrap_future(future)
+                # an asyncio future, resolved by the writer thread through one thread-safe call
+                # per batch
+                result = await future
         except JournalWriteError as exc:
             if not self._failure_reported:
                 self._failure_reported = True

@@ -14,7 +14,9 @@ the writer writes) and never wait for the writer. Only this process opens the fi
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from urllib.parse import quote
 from hrkernel.logging import get_logger
 from hrkernel.orders.errors import JournalError, JournalWriteError
 from hrkernel.orders.faults import fault_point
+from hrkernel.orders.journal_wal import WalFrames, wal_frames
 
 __all__ = ["EVENT_COLUMNS", "GroupCommitWriter", "ORDER_COLUMNS", "SCHEMA", "connect", "decode_time", "encode_time", "is_locked", "refresh_current"]
 
@@ -140,40 +143,100 @@ def refresh_current(con: sqlite3.Connection, client_order_ids: list[str]) -> Non
     con.executemany(_REFRESH, [(c,) for c in client_order_ids])
 
 
+def _report_torn_tail(con: sqlite3.Connection, path: Path, before: WalFrames | None) -> None:
+    """After SQLite recovered the file: say what of the WAL's tail it dropped (a transaction a
+    crash cut short, or a corrupt frame; never acknowledged: its COMMIT had not returned). SQLite
+    drops it silently; ``before`` is what the file held before it was opened. The replayed frame
+    count is the second column of a PASSIVE checkpoint (which also folds them into the file)."""
+    if before is None:
+        return
+    try:
+        replayed = int(con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    except sqlite3.Error as exc:  # e.g. a read-only data dir: nothing can be checkpointed
+        log.warning("journal_wal_unchecked", path=str(path), error=f"{type(exc).__name__}: {exc}")
+        return
+    dropped = max(0, before.frames - replayed)
+    if dropped or before.partial_bytes:
+        log.warning("journal_torn_tail", path=str(path), dropped_frames=dropped + (1 if before.partial_bytes else 0),
+                    dropped_bytes=dropped * before.frame_size + before.partial_bytes, replayed_frames=replayed,
+                    detail="the last transaction in the write-ahead log is incomplete or corrupt (cut short by a "
+                           "crash); it was never acknowledged and is dropped, every committed one before it is kept")
+
+
 class Write:
-    """One order's writes, applied by the writer thread inside one SAVEPOINT of a batch."""
+    """One order's writes, applied by the writer thread inside one SAVEPOINT of a batch.
 
-    __slots__ = ("apply", "future")
+    ``future`` is resolved once the batch is durable (or refused). With ``loop`` it is an asyncio
+    future of that loop, resolved there by one thread-safe call per batch (not one per write: a
+    batch of 16 wakes the loop once); without, a :class:`concurrent.futures.Future`."""
 
-    def __init__(self, apply: Callable[[sqlite3.Connection], Any]) -> None:
+    __slots__ = ("apply", "future", "loop")
+
+    def __init__(self, apply: Callable[[sqlite3.Connection], Any],
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.apply = apply
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.loop = loop
+        self.future: asyncio.Future[Any] | concurrent.futures.Future[Any] = (
+            loop.create_future() if loop is not None else concurrent.futures.Future())
+
+    def start(self) -> bool:
+        """Called by the writer before applying: False if the caller gave up (cancelled) first,
+        and then nothing of it is written. (A caller cancelled after this may see its write done
+        anyway, as with any cancelled request.)"""
+        if isinstance(self.future, concurrent.futures.Future):
+            return self.future.set_running_or_notify_cancel()
+        return not self.future.cancelled()
+
+
+def _resolve(outcomes: list[tuple[Write, Any]]) -> None:
+    """On the writer's side: hand each write its result (or error)."""
+    for w, r in outcomes:
+        f = w.future
+        if f.done():  # an asyncio caller that was cancelled meanwhile
+            continue
+        if isinstance(r, BaseException):
+            f.set_exception(r)
+        else:
+            f.set_result(r)
 
 
 class GroupCommitWriter:
     """The journal's one writer: a thread that commits queued writes in batches.
 
-    ``submit`` queues a write and returns a future resolved once its batch is durable (or with
+    ``submit`` queues a write and returns its future, resolved once its batch is durable (or with
     the error that refused it). ``on_commit(results)`` runs in the writer thread after each
     durable commit, before any future of the batch resolves (the journal updates its cache there,
     so a caller that sees its write done also sees it in the cache). A batch that cannot be made
     durable (disk full, data dir read-only, I/O error) is rolled back whole — nothing of it is
     half-written — and every write of it fails with :class:`JournalWriteError`; ``failed`` holds
-    that error until a later batch commits again (the disk came back)."""
+    that error until a later batch commits again (the disk came back).
+
+    Checkpoints (copying the WAL back into the database file, with an fsync of that file) do not
+    run inside a commit: SQLite's automatic checkpoint would make every ~100th order wait for
+    one. A checkpointer thread with its own connection runs them (PASSIVE: never blocking the
+    writer) every ``checkpoint_every`` transactions; the writer then copies the few frames it
+    appended meanwhile, after its next batch's callers were told, so the WAL restarts and stays
+    bounded (a PASSIVE checkpoint racing a steady writer never catches up by itself)."""
 
     def __init__(self, path: str | Path, *, setup: Callable[[sqlite3.Connection], None],
                  on_commit: Callable[[list[tuple[Write, Any]]], None],
-                 on_rollback: Callable[[], None]) -> None:
+                 on_rollback: Callable[[], None], checkpoint_every: int = 64) -> None:
         self.path = Path(path)
+        wal = wal_frames(self.path)  # before SQLite's recovery reads (and later reuses) the WAL
         self._con = connect(self.path)
         self._con.execute("PRAGMA journal_mode = WAL")
         self._con.execute("PRAGMA synchronous = FULL")
+        self._con.execute("PRAGMA wal_autocheckpoint = 0")
+        _report_torn_tail(self._con, self.path, wal)
         self._con.executescript(SCHEMA)
         setup(self._con)
         self._on_commit = on_commit
         self._on_rollback = on_rollback
         self._queue: list[Write] = []
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # The writer blocks on a C-level queue (one token per wake-up), not a Condition: the wake
+        # is one futex hand-off, with no Python-level waiter lock made and torn down per write.
+        self._wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._closing = False
         self.failed: JournalWriteError | None = None
         self.transactions = 0
@@ -181,52 +244,102 @@ class GroupCommitWriter:
         self.writes = 0
         """Writes committed (one per create/record call)."""
         self.largest_batch = 0
+        self.checkpoints = 0
+        """Checkpoints the checkpointer thread ran."""
+        self._checkpoint_every = checkpoint_every
+        self._catch_up = False
+        self._checkpoint_requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name=f"journal-checkpoint:{self.path.name}",
+                                              daemon=True)
+        self._checkpointer.start()
         self._thread = threading.Thread(target=self._run, name=f"journal-writer:{self.path.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, write: Write, *, wake: bool = True) -> concurrent.futures.Future[Any]:
+    def submit(self, write: Write, *, wake: bool = True) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:
         """Queue ``write``; with ``wake=False`` the writer starts on it only at the next
         :meth:`wake` (the caller gathers more writes into the same batch first)."""
-        with self._cond:
+        with self._lock:
             if self._closing:
                 raise JournalWriteError(f"order journal {self.path}: closed (the kernel is stopping)")
             self._queue.append(write)
-            if wake:
-                self._cond.notify()
+        if wake:
+            self._wakeups.put(None)
         return write.future
 
     def wake(self) -> None:
-        with self._cond:
-            self._cond.notify()
+        self._wakeups.put(None)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, stop the thread, close the connection."""
-        with self._cond:
+        """Commit what is queued, stop the threads, close the connection (SQLite checkpoints
+        the WAL into the database as the last connection closes)."""
+        with self._lock:
             self._closing = True
-            self._cond.notify()
+        self._wakeups.put(None)
         self._thread.join(timeout)
+        self._checkpoint_requests.put(False)
+        self._checkpointer.join(timeout)
         if not self._thread.is_alive():
             self._con.close()
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue:
+            self._wakeups.get()
+            while True:
+                with self._lock:
+                    batch, self._queue = self._queue, []
+                    closing = self._closing
+                # Writes whose caller gave up (cancelled) before the batch started are not written.
+                live = [w for w in batch if w.start()]
+                if live:
+                    self._commit(live)
+                if not closing:
+                    break
+                if not batch:  # closing, and everything queued before it is committed
                     return
-                batch, self._queue = self._queue, []
-            # Writes whose caller gave up (cancelled) before the batch started are not written.
-            live = [w for w in batch if w.future.set_running_or_notify_cancel()]
-            if live:
-                self._commit(live)
+
+    def _checkpoint_loop(self) -> None:
+        con: sqlite3.Connection | None = None
+        reported = False
+        try:
+            while self._checkpoint_requests.get():
+                try:
+                    if con is None:
+                        con = connect(self.path)
+                    con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                    reported = False
+                    # The bulk is copied; the frames the writer appended meanwhile keep the WAL
+                    # from being restarted (it restarts only once every frame is in the database),
+                    # so the writer finishes the checkpoint after its next batch: a few frames.
+                    self._catch_up = True
+                except sqlite3.Error as exc:
+                    # The WAL keeps growing until the disk takes writes again; the writer's own
+                    # failure (if any) halts orders. Reported once per outage.
+                    if not reported:
+                        reported = True
+                        log.warning("journal_checkpoint_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if con is not None:
+                con.close()
 
     def _commit(self, batch: list[Write]) -> None:
         con = self._con
         results: list[tuple[Write, Any]] = []
+        alone = len(batch) == 1
         try:
             con.execute("BEGIN IMMEDIATE")
             for w in batch:
+                if alone:
+                    # No SAVEPOINT: a write refused by a constraint rolls the transaction back,
+                    # which undoes exactly that write (two statements fewer per lone order).
+                    try:
+                        results.append((w, w.apply(con)))
+                    except (JournalError, sqlite3.IntegrityError) as exc:
+                        con.execute("ROLLBACK")
+                        self._on_rollback()
+                        self._deliver([(w, exc if isinstance(exc, JournalError) else JournalError(str(exc)))])
+                        return
+                    continue
                 con.execute("SAVEPOINT w")
                 try:
                     results.append((w, w.apply(con)))
@@ -254,16 +367,38 @@ class GroupCommitWriter:
                 "permissions, a read-only file system)")
             log.critical("journal_write_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}",
                          batch=len(batch))
-            for w in batch:
-                w.future.set_exception(self.failed)
+            self._deliver([(w, self.failed) for w in batch])
             return
         self.failed = None
         self.transactions += 1
         self.writes += len(batch)
         self.largest_batch = max(self.largest_batch, len(batch))
+        if self.transactions % self._checkpoint_every == 0:
+            self._checkpoint_requests.put(True)
         self._on_commit([(w, r) for w, r in results if not isinstance(r, BaseException)])
-        for w, r in results:
-            if isinstance(r, BaseException):
-                w.future.set_exception(r)
-            else:
-                w.future.set_result(r)
+        self._deliver(results)
+        if self._catch_up:
+            # After the callers were told (this delays only a batch that arrives meanwhile): copy
+            # the frames appended since the checkpointer's pass, so the next commit restarts the
+            # WAL at its beginning and the file stays bounded.
+            self._catch_up = False
+            try:
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.warning("journal_checkpoint_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _deliver(outcomes: list[tuple[Write, Any]]) -> None:
+        """Resolve the futures: directly for thread futures, with ONE thread-safe call per event
+        loop for asyncio ones."""
+        by_loop: dict[asyncio.AbstractEventLoop | None, list[tuple[Write, Any]]] = {}
+        for w, r in outcomes:
+            by_loop.setdefault(w.loop, []).append((w, r))
+        for loop, items in by_loop.items():
+            if loop is None:
+                _resolve(items)
+                continue
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                log.warning("journal_result_undelivered", writes=len(items))

@@ -330,3 +330,27 @@ async def test_a_rebuilding_replica_defers_leadership_once_to_one_that_has_the_h
     assert c.rep.pos.mode == "lead"
     await until(lambda: b.rep.pos.seq == 0 and b.rep.pos.mode == "follow")
     assert b.snapshot() == c.snapshot() == {t: [] for t in [*JOURNAL_TABLES, *TABLES]}
+
+
+def test_replication_ships_the_columns_the_journal_and_ledger_create_and_declares_none_of_its_own(
+        tmp_path: Path) -> None:
+    """The replicated columns are exactly those of a real journal file and a real ledger database
+    (in their order): a column added to either is shipped without a second schema to keep up."""
+    journal = OrderJournal(tmp_path / "j.sqlite")
+    journal.close()
+    con = sqlite3.connect(tmp_path / "j.sqlite")
+    try:
+        for table, cols in JOURNAL_TABLES.items():
+            real = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+            assert [c.strip('"') for c in cols] == real
+    finally:
+        con.close()
+    db = duckdb.connect(str(tmp_path / "l.duckdb"))
+    try:
+        Ledger(db)
+        for table, cols in TABLES.items():
+            real = db.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                              "ORDER BY ordinal_position", [table]).fetchall()
+            assert cols == [(n, t) for n, t in real]
+    finally:
+        db.close()

@@ -221,3 +221,33 @@ def test_a_write_to_an_unwritable_database_reports_its_own_error_not_the_failed_
     assert ledger.balances_from_postings()[("x:RLS", "RLS")] == D("100")
     ledger.deposit("x", "RLS", D("5"))
     assert ledger.balances_from_postings()[("x:RLS", "RLS")] == D("105")
+
+
+def test_balances_answer_while_a_commit_holds_the_ledger_and_then_include_it(tmp_path: Path) -> None:
+    """The order path checks balances on the event loop while the ledger writer's thread commits
+    (holding the ledger's lock through DuckDB's commit): the check must not wait for it."""
+    import threading
+    import time
+
+    ledger = Ledger(str(tmp_path / "l.duckdb"))
+    ledger.deposit("nobitex", "IRT", D("1000"))
+    assert ledger.venue_balances("nobitex") == {"IRT": D("1000")}
+    released = threading.Event()
+
+    def hold() -> None:  # a commit in progress, as long as a slow disk makes it
+        with ledger._lock:
+            released.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        time.sleep(0.05)
+        t0 = time.perf_counter()
+        assert ledger.venue_balances("nobitex") == {"IRT": D("1000")}
+        assert time.perf_counter() - t0 < 1.0
+    finally:
+        released.set()
+        holder.join()
+    ledger.deposit("nobitex", "IRT", D("5"))
+    assert ledger.venue_balances("nobitex") == {"IRT": D("1005")} == {
+        c: v for (a, c), v in ledger.balances_from_postings().items() if a == "nobitex:IRT"}
