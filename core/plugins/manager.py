@@ -32,10 +32,9 @@ REGISTRATION_HOOKS: dict[str, str] = {
 }
 
 
-
 def _log() -> Any:
     # Imported on first use: ``hrkernel --help`` discovers plugins, and structured logging (with
-    # the config package it reads secrets from) is most of a start-up's import time.
+    # the config package it reads secrets from) is a large part of a start-up's import time.
     from hrkernel.logging import get_logger
 
     return get_logger("hrkernel.plugins")
