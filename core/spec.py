@@ -95,8 +95,17 @@ def hr_register_health_checks(register: Register) -> None:
 def hr_register_commands(cli: click.Group) -> None:
     """Add commands to the ``hrkernel`` command line.
 
-    Called when the CLI starts, before arguments are parsed. Use ``@cli.command()``. A plugin
-    that raises is reported and its commands are missing; the others still work.
+    Called when the command line needs a command it does not have built in, or the list of all
+    commands (``hrkernel --help``), before that command's arguments are parsed. Call
+    ``cli.add_command(command)`` or use ``@cli.command()``. A name a built-in command already
+    has is refused with a warning. A plugin that raises is reported and its commands are
+    missing; the others still work.
+
+    Keep it light: ``hrkernel --help`` imports every plugin module to call this hook, so the
+    plugin module and the modules holding its commands must not import anything heavy at their
+    top (DuckDB, the web stack, Redis or AMQP clients, httpx, asyncio): import those
+    inside the command's function, or inside the other hooks, which run only when the kernel is
+    built. ``tests/kernel/test_kernel_cli_lazy.py`` checks this for the installed plugins.
     """
 
 

@@ -8,6 +8,7 @@ failed and go on without it.
 
 from __future__ import annotations
 
+import email.parser
 import importlib.metadata
 import traceback
 from collections.abc import Callable, Iterable
@@ -19,7 +20,6 @@ import pluggy
 
 from hrkernel import PROJECT_NAME, spec
 from hrkernel.errors import PluginError
-from hrkernel.logging import get_logger
 
 PluginState = Literal["loaded", "failed", "disabled"]
 
@@ -31,7 +31,13 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "hr_register_health_checks": "health_check",
 }
 
-log = get_logger("hrkernel.plugins")
+
+def _log() -> Any:
+    # Imported on first use: ``hrkernel --help`` discovers plugins, and structured logging (with
+    # the config package it reads secrets from) is a large part of a start-up's import time.
+    from hrkernel.logging import get_logger
+
+    return get_logger("hrkernel.plugins")
 
 
 @dataclass
@@ -75,6 +81,21 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """A distribution's name and version, read from its metadata's header only.
+
+    ``Distribution.name`` and ``.version`` each parse the whole metadata file with the email
+    parser, long description included: for a package that ships its README that is most of the
+    time ``hrkernel --help`` takes. The header (everything before the first blank line) holds
+    both fields.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    header = email.parser.HeaderParser().parsestr(text.partition("\n\n")[0])
+    if header.get("Name") is None:  # not the layout the core metadata spec describes
+        return dist.name, dist.version
+    return header.get("Name"), header.get("Version")
+
+
 class PluginHost:
     """Owns the pluggy manager, the plugin records and the registries."""
 
@@ -98,16 +119,18 @@ class PluginHost:
             else importlib.metadata.entry_points(group=PROJECT_NAME)
         )
         seen: set[str] = set()
+        # One distribution usually provides several plugins (hrkernel itself provides five).
+        about: dict[int, tuple[str | None, str | None]] = {}
         for ep in sorted(eps, key=lambda e: e.name):
             if ep.name in seen:
                 continue
             seen.add(ep.name)
             dist = getattr(ep, "dist", None)
+            if dist is not None and id(dist) not in about:
+                about[id(dist)] = _name_and_version(dist)
+            distribution, version = about[id(dist)] if dist is not None else (None, None)
             record = PluginRecord(
-                name=ep.name,
-                module=ep.value,
-                distribution=dist.name if dist else None,
-                version=dist.version if dist else None,
+                name=ep.name, module=ep.value, distribution=distribution, version=version
             )
             self.records[ep.name] = record
             if ep.name in self.disable:
@@ -169,7 +192,7 @@ class PluginHost:
             raise PluginError(record.name, record.distribution, reason)
         if self.quiet:
             return
-        log.error(
+        _log().error(
             "plugin_failed",
             plugin=record.name,
             distribution=record.distribution,
@@ -216,14 +239,27 @@ class PluginHost:
 
     # -- notifications -----------------------------------------------------------------------
 
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every plugin; a raising plugin is logged, never fatal."""
+    def notify(
+        self,
+        hook_name: str,
+        *,
+        on_error: Callable[[str, Exception], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Call a lifecycle hook on every plugin; a raising plugin is logged, never fatal.
+
+        ``on_error(plugin_name, exc)``, when given, reports a raising plugin instead of the log
+        (the command line warns on stderr: its stdout is the command's output).
+        """
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             try:
                 impl.function(**{k: kwargs[k] for k in impl.argnames})
             except Exception as exc:
-                log.error(
+                if on_error is not None:
+                    on_error(impl.plugin_name, exc)
+                    continue
+                _log().error(
                     "plugin_hook_failed",
                     plugin=impl.plugin_name,
                     hook=hook_name,

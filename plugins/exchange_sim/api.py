@@ -290,8 +290,8 @@ def orderbook(state: SimState, symbol: str) -> Result:
         if state.config.walk_on_request:
             state.engine.step()
         books: dict[str, Any] = {"status": "ok"}
-        for sym, market in state.engine.markets.items():
-            books[sym] = _book(state, market)
+        for sym, each in state.engine.markets.items():
+            books[sym] = _book(state, each)
         return 200, books
     market = state.engine.markets.get(symbol.upper())
     if market is None:

@@ -1,15 +1,17 @@
-"""``hrkernel sim serve``: run the simulator in the foreground until SIGINT/SIGTERM."""
+"""``hrkernel sim serve``: run the simulator in the foreground until SIGINT/SIGTERM.
+
+Every ``hrkernel`` start-up imports this module (``hr_register_commands``), so the simulator
+itself (uvicorn, starlette) and asyncio are imported inside the command.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import signal
+from typing import TYPE_CHECKING
 
 import click
-import msgspec
 
-from hrkernel_sim.config import SimConfig, load_config
-from hrkernel_sim.server import SimServer
+if TYPE_CHECKING:
+    from hrkernel_sim.config import SimConfig
 
 
 @click.group()
@@ -24,6 +26,12 @@ def sim() -> None:
 @click.option("--seed", type=int, default=None, help="Seed of the price walk and of faults.")
 def serve(port: int | None, config_path: str | None, seed: int | None) -> None:
     """Serve Nobitex's REST API and the /_sim admin endpoint on 127.0.0.1."""
+    import asyncio
+
+    import msgspec
+
+    from hrkernel_sim.config import SimConfig, load_config
+
     try:
         config = load_config(config_path) if config_path else SimConfig()
     except (OSError, ValueError) as exc:
@@ -37,6 +45,11 @@ def serve(port: int | None, config_path: str | None, seed: int | None) -> None:
 
 
 async def _serve(config: SimConfig) -> None:
+    import asyncio
+    import signal
+
+    from hrkernel_sim.server import SimServer
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -61,14 +61,20 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
         engine.balances[account] = {c: Decimal(v) for c, v in wallets.items()}
     for account, wallets in data["blocked"].items():
         engine.blocked[account] = {c: Decimal(v) for c, v in wallets.items()}
+    # The file's values are typed as loosely as the JSON they were decoded from (Any); the
+    # amounts, saved as strings, go back to Decimal.
     for raw in data["orders"]:
-        order = Order(**{k: (Decimal(v) if k in _ORDER_DECIMALS and v is not None else v)
-                         for k, v in raw.items()})
+        saved: dict[str, Any] = {
+            k: (Decimal(v) if k in _ORDER_DECIMALS and v is not None else v) for k, v in raw.items()}
+        order = Order(**saved)
         engine.orders[order.id] = order
         if order.is_open:
             engine.active[order.id] = order
-    engine.trades = [Trade(**{k: (Decimal(v) if k in _TRADE_DECIMALS else v) for k, v in raw.items()})
-                     for raw in data["trades"]]
+    trades = []
+    for raw in data["trades"]:
+        saved = {k: (Decimal(v) if k in _TRADE_DECIMALS else v) for k, v in raw.items()}
+        trades.append(Trade(**saved))
+    engine.trades = trades
     engine._next_order = int(data["next_order"])
     engine._next_trade = int(data["next_trade"])
     for symbol, mid in data.get("mids", {}).items():
