@@ -13,8 +13,8 @@ It runs ``pytest bench --benchmark-only`` with pytest-benchmark's JSON output, t
   targets of the issues, measured as ratios against a peer or a baseline in the same run.
 
 Writes ``bench/results/report.json`` and ``bench/results/report.md``, and replaces the block
-between ``<!-- bench-report:start -->`` and ``<!-- bench-report:end -->`` in README.md, so the
-README's table is regenerated, never hand-edited.
+between ``<!-- bench-report:start -->`` and ``<!-- bench-report:end -->`` in docs/benchmarks.md,
+so the documentation's table is regenerated, never hand-edited.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 RAW = RESULTS / "benchmarks.json"
 START, END = "<!-- bench-report:start -->", "<!-- bench-report:end -->"
+DOCS_PAGE = ROOT / "docs" / "benchmarks.md"  # the page whose generated table this script rewrites
 
 
 def run_benchmarks(extra: list[str]) -> int:
@@ -123,21 +124,22 @@ def markdown(groups: dict[str, list[dict[str, Any]]], ratios: list[dict[str, Any
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str) -> bool:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+def update_docs(table: str, page: Path = DOCS_PAGE) -> bool:
+    """Replace the generated block of ``page``; False (nothing written) when it has no markers."""
+    text = page.read_text()
     if START not in text or END not in text:
         return False
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+    page.write_text(f"{head}{START}\n{table}{END}{tail}")
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-run", action="store_true", help="only rebuild the report from the last run")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's table")
+    parser.add_argument("--no-docs", "--no-readme", dest="no_docs", action="store_true",
+                        help="do not rewrite the table in docs/benchmarks.md")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (e.g. -k breaker)")
     args = parser.parse_args(argv)
     if not args.no_run:
@@ -160,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "report.json").write_text(json.dumps({"meta": meta, "ratios": ratios, "groups": groups}, indent=2) + "\n")
     (RESULTS / "report.md").write_text(table)
     print(table)
-    if not args.no_readme and update_readme(table):
-        print("README.md benchmark table updated")
+    if not args.no_docs and update_docs(table):
+        print(f"{DOCS_PAGE.relative_to(ROOT)} benchmark table updated")
     return 0
 
 

@@ -38,11 +38,8 @@ def unused_port() -> object:
     return free_port
 
 
-def _readme_files(section: str) -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"## {section}\n")
-    end = text.find("\n## ", start + 1)
-    body = text[start : end if end != -1 else None]
+def _doc_files(page: str) -> dict[str, str]:
+    body = (ROOT / "docs" / page).read_text()
     files: dict[str, str] = {}
     for block in re.findall(r"```(?:python|toml)\n(.*?)```", body, re.S):
         first, _, rest = block.partition("\n")
@@ -53,10 +50,10 @@ def _readme_files(section: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def readme_files() -> object:
-    """``readme_files(section)`` → ``{path: text}`` of the README section's code blocks that
-    start with a ``# file: <path>`` line: the example packages the guides show, built by tests."""
-    return _readme_files
+def doc_files() -> object:
+    """``doc_files(page)`` → ``{path: text}`` of the code blocks of ``docs/<page>`` that start with
+    a ``# file: <path>`` line: the example packages the guides show, built by tests."""
+    return _doc_files
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

@@ -1,4 +1,4 @@
-"""The README's third-party alert channel, built from the README's own code, pip-installed,
+"""The third-party alert channel of docs/alerts.md, built from the page's own code, pip-installed,
 discovered through its entry point and delivering an alert to a real loopback server."""
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def ntfy_plugin(tmp_path_factory: pytest.TempPathFactory, readme_files):
-    """Install the README's package into a private site dir (not the shared venv, which other
+def ntfy_plugin(tmp_path_factory: pytest.TempPathFactory, doc_files):
+    """Install the page's package into a private site dir (not the shared venv, which other
     test runs use at the same time) and put it on sys.path like an installed distribution."""
     tmp_path = tmp_path_factory.mktemp("ntfy")
-    files = readme_files("Alerts")
+    files = doc_files("alerts.md")
     assert set(files) == {"pyproject.toml", "hrkernel_ntfy/__init__.py"}
     source = tmp_path / "hrkernel-ntfy"
     for name, text in files.items():

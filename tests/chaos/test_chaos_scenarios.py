@@ -45,14 +45,14 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load_scenario(tmp_path / "nope.toml")
 
 
-def test_the_readme_scenario_example_loads() -> None:
-    """The TOML example in the README's chaos section is a valid scenario (fault kinds, expect)."""
+def test_the_docs_scenario_example_loads() -> None:
+    """The TOML example of docs/chaos.md is a valid scenario (fault kinds, expect)."""
     import tomllib
 
-    readme = (ROOT / "README.md").read_text()
-    at = readme.index('name = "my-game-day"')
-    block = readme[readme.rindex("```toml", 0, at) + len("```toml"):readme.index("```", at)]
-    scenario = parse_scenario(tomllib.loads(block), "README.md")
+    page = (ROOT / "docs" / "chaos.md").read_text()
+    at = page.index('name = "my-game-day"')
+    block = page[page.rindex("```toml", 0, at) + len("```toml"):page.index("```", at)]
+    scenario = parse_scenario(tomllib.loads(block), "docs/chaos.md")
     assert scenario.name == "my-game-day"
     assert [f.kind for f in scenario.faults] == ["sim_script"]
 

@@ -1,5 +1,5 @@
-"""The README's minimal exchange plugin (*Writing an exchange plugin*), built from the README's
-own code, pip-installed, discovered through its entry point, and passing the conformance kit —
+"""The minimal exchange plugin of docs/exchange-plugins.md (*Writing an exchange plugin*), built
+from the page's own code, pip-installed, discovered through its entry point, and passing the conformance kit —
 both in-process and by running the test file the guide shows, with pytest, in a subprocess."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ FAULT_RULES = {"lost_placement_answer_is_resolved_by_client_id", "lost_cancel_an
 
 
 @pytest.fixture(scope="module")
-def paper_plugin(tmp_path_factory: pytest.TempPathFactory, readme_files: Any) -> Any:
+def paper_plugin(tmp_path_factory: pytest.TempPathFactory, doc_files: Any) -> Any:
     tmp_path = tmp_path_factory.mktemp("paper")
-    files = readme_files("Writing an exchange plugin")
+    files = doc_files("exchange-plugins.md")
     assert set(files) == {"pyproject.toml", "hrkernel_paper/__init__.py", "tests/test_paper_conformance.py"}
     source = tmp_path / "hrkernel-paper"
     for name, text in files.items():

@@ -71,12 +71,12 @@ def test_amounts_are_shown_as_written(value: object, shown: str) -> None:
     assert fmt_amount(value) == shown
 
 
-def test_the_readme_command_table_lists_every_command() -> None:
+def test_the_docs_command_table_lists_every_command() -> None:
     import click
 
     from hrkernel.cli.main import cli
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "cli.md").read_text()
     table = text[text.index("| command | what it does |"):text.index("Read commands (`alerts`")]
     missing = [name for name in cli.list_commands(click.Context(cli)) if f"`hrkernel {name}" not in table]
-    assert missing == [], f"commands missing from the README's table: {missing}"
+    assert missing == [], f"commands missing from the table in docs/cli.md: {missing}"

@@ -1,5 +1,5 @@
 """Running in production: the systemd unit (verified by systemd-analyze when installed, and
-consistent with the shutdown sequence) and the README's two-host active/passive commands, run
+consistent with the shutdown sequence) and docs/deployment.md's two-host active/passive commands, run
 here with two kernels on a private Redis and the simulator as the exchange."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hrkernel.config.schema import ShutdownSection
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "hrkernel.service"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "deployment.md"
 
 
 def unit_settings() -> dict[str, list[str]]:
@@ -65,9 +65,7 @@ def test_systemd_analyze_verifies_the_unit_without_a_warning(tmp_path: Path) -> 
 
 
 def production_section() -> str:
-    text = README.read_text()
-    start = text.index("## Running in production\n")
-    return text[start:text.index("\n## ", start + 1)]
+    return PAGE.read_text()
 
 
 def _up(url: str) -> bool:

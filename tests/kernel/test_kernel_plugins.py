@@ -1,4 +1,4 @@
-"""Plugins: the README's example package, failing plugins in strict and lenient mode."""
+"""Plugins: the example package of docs/plugins.md, failing plugins in strict and lenient mode."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def hrkernel(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture
-def readme_plugin(tmp_path: Path, readme_files: Callable[[str], dict[str, str]]) -> Path:
-    """The README's example plugin built from the README's own code and pip-installed."""
-    files = readme_files("Writing plugins")
+def readme_plugin(tmp_path: Path, doc_files: Callable[[str], dict[str, str]]) -> Path:
+    """The example plugin of docs/plugins.md, built from the page's own code and pip-installed."""
+    files = doc_files("plugins.md")
     assert "pyproject.toml" in files and len(files) >= 2, files.keys()
     source = tmp_path / "hrkernel-disk"
     for name, text in files.items():

@@ -1,4 +1,4 @@
-"""The README's client-order-id derivation is the code's, written exactly."""
+"""The client-order-id derivation in docs/orders.md is the code's, written exactly."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 from hrkernel.orders.pipeline import client_order_id_for
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "orders.md"
 
 
-def test_the_readme_derives_the_client_order_id_exactly_as_the_pipeline_does() -> None:
-    text = " ".join(README.read_text().split())
+def test_the_docs_derive_the_client_order_id_exactly_as_the_pipeline_does() -> None:
+    text = " ".join(PAGE.read_text().split())
     assert ('`"hr"` followed by the first 30 hex digits of SHA-256 over the UTF-8 bytes of `<exchange id>` + '
             '`"\\x1f"` (the unit separator) + `<signal id>`') in text
     assert "`-:<id>` without a strategy" in text

@@ -1,4 +1,4 @@
-"""The README's "Resilience primitives" examples run, in order, in one namespace."""
+"""The examples of docs/resilience.md (Resilience primitives) run, in order, in one namespace."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ pytestmark = pytest.mark.anyio
 
 
 def section_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Resilience primitives")
-    end = text.index("\n## ", start + 1)
-    return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
+    text = (ROOT / "docs" / "resilience.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
 async def test_readme_examples_run() -> None:
@@ -25,7 +23,7 @@ async def test_readme_examples_run() -> None:
     assert len(blocks) >= 6
     namespace: dict[str, object] = {"__name__": "readme"}
     for index, block in enumerate(blocks):
-        code = compile(block, f"README resilience example {index + 1}", "exec",
+        code = compile(block, f"docs/resilience.md example {index + 1}", "exec",
                        flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         result = eval(code, namespace)
         if result is not None:

@@ -219,7 +219,7 @@ def test_the_page_fits_a_phone(running_kernel: Any, open_page: Any, artifacts: P
 
 
 def test_overview_screenshot_of_a_busy_kernel(sim_kernel: Any, open_page: Any, breaker: CircuitBreaker, artifacts: Path) -> None:
-    """The README's screenshot: a kernel trading on the simulator with an open breaker, a firing
+    """The screenshot docs/dashboard.md shows: a kernel trading on the simulator with an open breaker, a firing
     alert, a failover in the history and a reconciled ledger."""
     running_kernel = sim_kernel.kernel
     breaker.force_open(reason="5 consecutive failures")

@@ -100,13 +100,12 @@ def test_an_empty_token_from_the_environment_disables_actions() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_readme_embedding_example_runs() -> None:
+async def test_the_docs_embedding_example_runs() -> None:
     from hrkernel.ha.health import CheckRun, HealthMonitor
     from hrkernel.types import HealthResult, HealthStatus
 
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Dashboard, JSON API and metrics", 1)[1].split("\n## ", 1)[0]
-    code = section.split("### Embedding", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs" / "dashboard.md").read_text()
+    code = page.split("## Embedding", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
     class Ok:
         async def check(self) -> HealthResult:
@@ -117,7 +116,7 @@ async def test_the_readme_embedding_example_runs() -> None:
     body = code.replace("...", "seen.append(await fetch(dashboard.url + '/api/health'))")
     source = "async def example(monitor, seen, fetch):\n" + "".join(f"    {line}\n" for line in body.splitlines())
     namespace: dict[str, Any] = {}
-    exec(compile(source, "README.md", "exec"), namespace)
+    exec(compile(source, "docs/dashboard.md", "exec"), namespace)
     seen: list[Any] = []
 
     async def fetch(url: str) -> Any:
