@@ -178,6 +178,7 @@ class ExecuteSteps(VerifySteps):
                 and self.lease.holds_with_margin()):
             self.stats["submitted"] += 1
             return Place(rec, step.token, announce=True)
+        log_prepared(rec)  # not sent at once: its order_prepared line is due now, not after a later send
         return Submit(rec, attempt=rec.attempts, reason="waited after prepare; journaled again before sending",
                       unsent_attempts=rec.attempts - 1)
 

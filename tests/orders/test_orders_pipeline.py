@@ -11,6 +11,8 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+import structlog
+import structlog.testing
 
 from hrkernel.exchange import OrderRequest, OrderType, Side
 from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHaltedError
@@ -292,8 +294,10 @@ async def test_an_order_sent_at_once_is_journaled_prepared_and_submitting_in_one
     lease = SwitchableLease()
     pipeline = make_pipeline(lease=lease)
     m = await mid(sim_admin)
-    rec = await pipeline.submit(buy("f-1", price_at(m, "1.02")))
+    with structlog.testing.capture_logs() as logs:
+        rec = await pipeline.submit(buy("f-1", price_at(m, "1.02")))
     assert rec.state is OrderState.VERIFIED and lease.fence_checks == 1
+    assert [e["signal_id"] for e in logs if e["event"] == "order_prepared"] == ["f-1"]  # once, after the send
     history = pipeline.journal.history(rec.client_order_id)
     assert [(e.state, e.attempt, e.fencing_token) for e in history[:2]] == [
         (OrderState.PREPARED, 0, None), (OrderState.SUBMITTING, 1, 5)]
@@ -326,11 +330,15 @@ async def test_an_order_that_waited_after_its_one_commit_is_journaled_submitting
     pipeline = make_pipeline(lease=lease)
     pipeline._clock = lambda: time.monotonic() + skew[0]
     m = await mid(sim_admin)
-    waited = await pipeline.create_transaction(buy("w-1", price_at(m, "1.02")), submit=True)
-    assert waited.state is OrderState.SUBMITTING and lease.fence_checks == 1
-    skew[0] += SEND_AT_ONCE * 2
-    rec = await pipeline.execute_transaction(waited)
+    with structlog.testing.capture_logs() as logs:
+        waited = await pipeline.create_transaction(buy("w-1", price_at(m, "1.02")), submit=True)
+        assert waited.state is OrderState.SUBMITTING and lease.fence_checks == 1
+        skew[0] += SEND_AT_ONCE * 2
+        rec = await pipeline.execute_transaction(waited)
     assert rec.state is OrderState.VERIFIED and lease.fence_checks == 2
+    # The order_prepared line of an order that waited is written too (the chaos runner's "every
+    # accepted signal reached the order path" counts these lines): once.
+    assert [e["signal_id"] for e in logs if e["event"] == "order_prepared"] == ["w-1"]
     history = pipeline.journal.history(rec.client_order_id)
     assert [(e.state, e.attempt) for e in history[:3]] == [
         (OrderState.PREPARED, 0), (OrderState.SUBMITTING, 1), (OrderState.SUBMITTING, 1)]
