@@ -9,6 +9,11 @@ group, so they go into the next digest instead of being dropped.
 
 ``send_alert`` only updates memory and queues work: delivery (per channel, behind its breaker
 and retry) and history writes (DuckDB, in a worker thread) happen in background tasks.
+
+Why this module is over 500 lines: it is one idea, the manager's alert lifecycle (fire, group,
+notify, resolve, acknowledge, silence) over one shared state; delivery (``delivery.py``), events
+and config already live beside it, and splitting the lifecycle would spread one invariant (what
+a group has sent) across modules.
 """
 
 from __future__ import annotations

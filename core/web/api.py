@@ -3,6 +3,10 @@
 Every route is declared once in :data:`ENDPOINTS` with the metadata the OpenAPI spec is built
 from (see :mod:`hrkernel.web.openapi`). Area reads answer ``{"configured": false, ...}`` when
 the area is absent in this process, never a placeholder.
+
+Why this module is over 500 lines: :data:`ENDPOINTS` is the one table every route, its handler and
+its OpenAPI metadata are declared in; the handlers are thin (the reads are in ``sources.py`` and
+the ``*_view`` modules). Splitting the table would give the API two places to look for a route.
 """
 
 from __future__ import annotations
