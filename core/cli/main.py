@@ -8,7 +8,6 @@ import click
 
 from hrkernel import __version__
 from hrkernel.cli.alerts import alerts
-from hrkernel.cli.chaos import chaos, demo
 from hrkernel.cli.ha import failover, status
 from hrkernel.cli.inspect import check, plugins
 from hrkernel.cli.operator import ledger, signal, signals
@@ -39,8 +38,6 @@ cli.add_command(reconcile)
 cli.add_command(signal)
 cli.add_command(ledger)
 cli.add_command(signals)
-cli.add_command(chaos)
-cli.add_command(demo)
 
 
 def _add_plugin_commands() -> None:
