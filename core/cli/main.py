@@ -54,13 +54,6 @@ COMMANDS: dict[str, LazyCommand] = {
         "hrkernel.cli.operator:signals",
         "Every signal's outcome, newest first: accepted, ordered (with its order) or refused "
         "(why)."),
-    "chaos": LazyCommand(
-        "hrkernel.cli.chaos:chaos",
-        "Chaos scenarios: real processes, injected faults, checked invariants."),
-    "demo": LazyCommand(
-        "hrkernel.cli.chaos:demo",
-        "The high-reliability demo: two kernels, the simulator, a private Redis, a timeline of "
-        "failures."),
 }
 
 

@@ -1,7 +1,7 @@
 """``[bus] fallback``: a kernel whose broker is down at start-up runs on the in-process bus
 (``memory``) or refuses to start (``fail``), and moves to the broker when it answers.
 
-The broker is the system RabbitMQ behind a TCP proxy on loopback (:mod:`hrkernel.chaos.netcut`)
+The broker is the system RabbitMQ behind a TCP proxy on loopback (:mod:`hrkernel_chaos.netcut`)
 that resets every connection while cut: the broker itself is never stopped."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from hrkernel.bus.events import HealthEvent
 from hrkernel.bus.fallback import FallbackBus
 from hrkernel.bus.memory import MemoryBus
 from hrkernel.bus.rabbitmq import RabbitBus
-from hrkernel.chaos.netcut import TcpProxy
 from hrkernel.types import HealthStatus
+from hrkernel_chaos.netcut import TcpProxy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -144,7 +144,7 @@ async def test_a_broker_cut_buffers_buffer_topics_fails_critical_ones_and_flushe
     between the bus and 127.0.0.1:5672 resets every connection (the system broker keeps running)."""
     from hrkernel.bus.config import BusSection
     from hrkernel.bus.errors import BusUnavailable
-    from hrkernel.chaos.netcut import TcpProxy
+    from hrkernel_chaos.netcut import TcpProxy
 
     proxy = TcpProxy(5672)
     port = proxy.start()

@@ -1,4 +1,4 @@
-"""Chaos tests start real processes through hrkernel.chaos (simulator, redis-server, kernels)."""
+"""Chaos tests start real processes through hrkernel_chaos (simulator, redis-server, kernels)."""
 
 from __future__ import annotations
 

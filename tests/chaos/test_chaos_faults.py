@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hrkernel.chaos import ChaosRun, load_scenario, parse_scenario
+import pytest
+
+from hrkernel_chaos import ChaosRun, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow  # every test here runs a scenario with real processes
 
 
 def _invariants(report: object) -> dict[str, bool]:

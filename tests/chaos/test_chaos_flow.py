@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hrkernel.chaos.flow import orders_flow_invariant
-from hrkernel.chaos.report import Failover
+from hrkernel_chaos.flow import orders_flow_invariant
+from hrkernel_chaos.report import Failover
 
 
 def _failover() -> Failover:
@@ -27,7 +27,7 @@ def test_a_late_first_order_or_none_at_all_fails() -> None:
 
 
 def test_the_orders_flow_invariant_is_a_timing_target_the_suite_does_not_gate_on() -> None:
-    from hrkernel.chaos.report import Invariant, Report
+    from hrkernel_chaos.report import Invariant, Report
 
     late = orders_flow_invariant([_failover()], [{"at": 101.0}], [{"time": 107.5, "instance": "hr-b"}], 6.0)
     report = Report("x", 1, invariants=[Invariant("at most one order per signal", True, ""), late])

@@ -10,10 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hrkernel.chaos import ChaosRun, load_scenario, parse_scenario
-from hrkernel.chaos.runner import ADMIN
+from hrkernel_chaos import ChaosRun, load_scenario, parse_scenario
+from hrkernel_chaos.runner import ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow  # every test here runs a scenario with real processes
 
 
 def _invariants(report: object) -> dict[str, bool]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hrkernel.chaos import ScenarioError, load_scenario, parse_scenario
+from hrkernel_chaos import ScenarioError, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 

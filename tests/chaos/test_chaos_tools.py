@@ -11,10 +11,10 @@ import duckdb
 import httpx
 import pytest
 
-from hrkernel.chaos.alerts import AlertReceiver, Injected, default_expectations, find_alert
-from hrkernel.chaos.netcut import TcpProxy
-from hrkernel.chaos.readonly import ReadOnlyDir
-from hrkernel.chaos.scenario import Expect, Fault
+from hrkernel_chaos.alerts import AlertReceiver, Injected, default_expectations, find_alert
+from hrkernel_chaos.netcut import TcpProxy
+from hrkernel_chaos.readonly import ReadOnlyDir
+from hrkernel_chaos.scenario import Expect, Fault
 
 
 def _echo_server() -> tuple[socket.socket, int]:

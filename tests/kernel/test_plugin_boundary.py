@@ -97,7 +97,7 @@ def test_every_package_folder_is_listed_for_the_wheel() -> None:
 
 
 PLUGIN_PACKAGES = {"exchange_nobitex": "hrkernel_nobitex", "exchange_sim": "hrkernel_sim",
-                   "alerts": "hrkernel_alerts", "datasources": "hrkernel_datasources"}
+                   "alerts": "hrkernel_alerts", "datasources": "hrkernel_datasources", "chaos": "hrkernel_chaos"}
 
 
 def plugin_imports(folder: Path) -> set[str]:
@@ -116,7 +116,7 @@ def test_a_plugin_imports_another_plugin_only_when_it_declares_it() -> None:
     from hrkernel_sim.plugin import REQUIRES
 
     assert plugin_imports(ROOT / "plugins" / "exchange_sim") == set(REQUIRES) == {"hrkernel_nobitex"}
-    for folder in ("exchange_nobitex", "alerts", "datasources"):
+    for folder in ("exchange_nobitex", "alerts", "datasources", "chaos"):
         assert plugin_imports(ROOT / "plugins" / folder) == set(), folder
 
 

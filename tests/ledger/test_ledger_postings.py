@@ -206,7 +206,7 @@ def test_a_write_to_an_unwritable_database_reports_its_own_error_not_the_failed_
     works again once the directory is writable."""
     import duckdb as _duckdb
 
-    from hrkernel.chaos.readonly import ReadOnlyDir
+    from hrkernel_chaos.readonly import ReadOnlyDir
 
     ledger = Ledger(str(tmp_path / "l.duckdb"))
     ledger.deposit("x", "RLS", D("100"))

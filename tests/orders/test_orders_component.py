@@ -78,8 +78,8 @@ async def test_a_journal_dir_turned_read_only_halts_new_orders_with_a_critical_a
     the halt is lifted by itself."""
     import os
 
-    from hrkernel.chaos.readonly import ReadOnlyDir
     from hrkernel.orders.errors import JournalWriteError, TradingHaltedError
+    from hrkernel_chaos.readonly import ReadOnlyDir
 
     sent: list[tuple[str, str]] = []
 

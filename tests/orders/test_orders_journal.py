@@ -13,9 +13,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from hrkernel.chaos.readonly import ReadOnlyDir
 from hrkernel.orders.errors import JournalError, JournalWriteError
 from hrkernel.orders.journal import OrderJournal, OrderRecord, OrderState
+from hrkernel_chaos.readonly import ReadOnlyDir
 
 pytestmark = pytest.mark.anyio
 

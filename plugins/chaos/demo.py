@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from hrkernel.chaos.scenario import Fault, Scenario
+from hrkernel_chaos.scenario import Fault, Scenario
 
 
 def demo_scenario(fast: bool = False, kernels: int | None = None) -> Scenario:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from hrkernel.chaos.scenario import Expect, Fault
+from hrkernel_chaos.scenario import Expect, Fault
 
 LEVELS = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 

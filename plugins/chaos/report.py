@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hrkernel.chaos.procs import Child
+from hrkernel_chaos.procs import Child
 
 
 @dataclass

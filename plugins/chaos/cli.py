@@ -1,4 +1,4 @@
-"""``hrkernel chaos run SCENARIO.toml [--seed N]`` and ``hrkernel demo [--fast]``.
+"""The chaos plugin's commands: ``hrkernel chaos run SCENARIO.toml [--seed N]`` and ``hrkernel demo [--fast]``.
 
 Both start real processes on 127.0.0.1 (the simulator, a private redis-server, kernels), inject
 faults, check the invariants and print the report. Exit codes: 0 every invariant holds, 1 one
@@ -13,7 +13,11 @@ from pathlib import Path
 
 import click
 
-from hrkernel.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+"""The exit codes every ``hrkernel`` command uses (README: exit codes); a bad scenario file is a
+bad config."""
 
 
 def _sayer(quiet: bool) -> tuple[object, float]:
@@ -27,7 +31,7 @@ def _sayer(quiet: bool) -> tuple[object, float]:
 
 
 def _execute(scenario: object, seed: int | None, workdir: str | None, quiet: bool, single: bool = False) -> None:
-    from hrkernel.chaos.runner import ChaosRun
+    from hrkernel_chaos.runner import ChaosRun
 
     say, _ = _sayer(quiet)
     run = ChaosRun(scenario, seed=seed, workdir=Path(workdir) if workdir else None, say=say,  # type: ignore[arg-type]
@@ -59,7 +63,7 @@ def chaos() -> None:
 @click.option("--quiet", is_flag=True, help="Only the final report.")
 def run_cmd(scenario_file: str, seed: int | None, workdir: str | None, quiet: bool) -> None:
     """Run SCENARIO_FILE (TOML; see scenarios/) and print the invariant report."""
-    from hrkernel.chaos.scenario import ScenarioError, load_scenario
+    from hrkernel_chaos.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(scenario_file)
@@ -75,7 +79,7 @@ def run_cmd(scenario_file: str, seed: int | None, workdir: str | None, quiet: bo
 @click.option("--workdir", type=click.Path(file_okay=False), default=None)
 def demo(fast: bool, single: bool, workdir: str | None) -> None:
     """The high-reliability demo: two kernels, the simulator, a private Redis, a timeline of failures."""
-    from hrkernel.chaos.demo import demo_scenario
+    from hrkernel_chaos.demo import demo_scenario
 
     scenario = demo_scenario(fast=fast, kernels=1 if single else None)
     mode = "two kernels (active/passive) on a private Redis" if scenario.kernels > 1 else \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hrkernel.chaos.report import Failover, Invariant
+from hrkernel_chaos.report import Failover, Invariant
 
 __all__ = ["ORDERS_FLOW", "orders_flow_invariant"]
 

@@ -1,6 +1,6 @@
 """Injecting a scenario's faults (internal): the simulator's fault API, signals to kernels, the
 private redis-server and the proxies in front of it, the kernels' data dirs. A mixin of
-:class:`hrkernel.chaos.runner.ChaosRun`, which owns the state these methods use."""
+:class:`hrkernel_chaos.runner.ChaosRun`, which owns the state these methods use."""
 
 from __future__ import annotations
 
@@ -12,22 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hrkernel.chaos.alerts import Injected, default_expectations
-from hrkernel.chaos.readonly import ReadOnlyDir
-from hrkernel.chaos.report import Failover, KernelInfo, Report
-from hrkernel.chaos.scenario import Fault, Scenario
+from hrkernel_chaos.alerts import Injected, default_expectations
+from hrkernel_chaos.readonly import ReadOnlyDir
+from hrkernel_chaos.report import Failover, KernelInfo, Report
+from hrkernel_chaos.scenario import Fault, Scenario
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from hrkernel.chaos.netcut import TcpProxy
-    from hrkernel.chaos.procs import Child, Processes
+    from hrkernel_chaos.netcut import TcpProxy
+    from hrkernel_chaos.procs import Child, Processes
 
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
 
 
 class FaultInjection:
-    """Every ``kind`` of :class:`~hrkernel.chaos.scenario.Fault`, injected and recorded."""
+    """Every ``kind`` of :class:`~hrkernel_chaos.scenario.Fault`, injected and recorded."""
 
     if TYPE_CHECKING:
         scenario: Scenario
