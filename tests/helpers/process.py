@@ -1,0 +1,29 @@
+"""Running ``hrkernel`` commands and waiting on what a running kernel does, for the tests that
+drive the kernel as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def hr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hrkernel ARGS`` in ``cwd`` with no ``HRKERNEL_*`` variables from the
+    outer environment; the output is captured as text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
+    return subprocess.run([sys.executable, "-m", "hrkernel", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=60)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll ``predicate`` every 0.1 s until it holds; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError("condition not met")
