@@ -9,6 +9,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 
 def hr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -27,3 +30,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError("condition not met")
+
+
+def wait_for_answer(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` every 0.05 s until it returns something truthy and return that. While a
+    kernel is starting or failing over its API may refuse or answer half: HTTP, parse and lookup
+    errors count as "not yet". TimeoutError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not met within {timeout}s")
