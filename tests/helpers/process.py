@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,28 @@ def wait_for_answer(predicate: Callable[[], Any], timeout: float = 20.0, what: s
             return value
         time.sleep(0.05)
     raise TimeoutError(f"{what} not met within {timeout}s")
+
+
+SIM_ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
+
+
+def _sim_up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/_sim/orders", headers=SIM_ADMIN, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def sim_process(port: int) -> Iterator[str]:
+    """``hrkernel sim serve`` on ``port`` as a process: yields its URL once it answers, terminates
+    it on exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _sim_up(url))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
