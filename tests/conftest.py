@@ -228,12 +228,14 @@ def kernel_process(clean_env: dict[str, str]) -> Iterator[object]:
 
 
 # Modules whose every test starts real processes (the kernel, a worker, `hrkernel` commands, a
-# pip build) or real servers, or waits out seconds: marked ``slow`` here in one place, so
+# pip build), real servers or a browser, or waits out seconds: marked ``slow`` here in one place, so
 # ``pytest -m "not slow"`` is the inner loop. A single slow test in an otherwise fast module is
 # marked where it is written (``@pytest.mark.slow``), as are the modules marked before this list.
 SLOW_MODULES = frozenset({
     "alerts/test_alerts_cli.py",
+    "alerts/test_alerts_failing_channel.py",
     "alerts/test_alerts_readme_plugin.py",
+    "bus/test_bus_fallback.py",
     "bus/test_bus_rabbitmq.py",
     "bus/test_bus_redis.py",
     "compat/test_compat_failover.py",
@@ -243,6 +245,7 @@ SLOW_MODULES = frozenset({
     "datasources/test_datasources_kernel.py",
     "ha/test_ha_component.py",
     "ha/test_ha_health_grace.py",
+    "ha/test_ha_replication.py",
     "kernel/test_kernel_cli.py",
     "kernel/test_kernel_cli_conventions.py",
     "kernel/test_kernel_deploy.py",
@@ -260,8 +263,13 @@ SLOW_MODULES = frozenset({
     "orders/test_orders_operator.py",
     "signals/test_signals_outcomes.py",
     "signals/test_signals_positions.py",
+    "signals/test_signals_webhook_fuzz.py",
     "sim/test_sim_persist.py",
+    "web/test_web_browser.py",
     "web/test_web_guard.py",
+    "web/test_web_kernel.py",
+    "web/test_web_positions_browser.py",
+    "web/test_web_status_browser.py",
 })
 SLOW_FOLDERS = ("chaos/",)  # every chaos test drives the kernel and the simulator as processes
 
