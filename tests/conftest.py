@@ -222,3 +222,61 @@ def kernel_process(clean_env: dict[str, str]) -> Iterator[object]:
     yield start
     for process in started:
         process.kill()
+
+
+# Modules whose every test starts real processes (the kernel, a worker, `hrkernel` commands, a
+# pip build), real servers or a browser, or waits out seconds: marked ``slow`` here in one place, so
+# ``pytest -m "not slow"`` is the inner loop. A single slow test in an otherwise fast module is
+# marked where it is written (``@pytest.mark.slow``), as are the modules marked before this list.
+SLOW_MODULES = frozenset({
+    "alerts/test_alerts_cli.py",
+    "alerts/test_alerts_failing_channel.py",
+    "alerts/test_alerts_readme_plugin.py",
+    "bus/test_bus_fallback.py",
+    "bus/test_bus_rabbitmq.py",
+    "bus/test_bus_redis.py",
+    "compat/test_compat_failover.py",
+    "compat/test_compat_shutdown.py",
+    "config/test_config_errors_cli.py",
+    "config/test_config_fuzz.py",
+    "datasources/test_datasources_kernel.py",
+    "ha/test_ha_component.py",
+    "ha/test_ha_health_grace.py",
+    "ha/test_ha_replication.py",
+    "kernel/test_kernel_cli.py",
+    "kernel/test_kernel_cli_conventions.py",
+    "kernel/test_kernel_deploy.py",
+    "kernel/test_kernel_events.py",
+    "kernel/test_kernel_exchange_contract.py",
+    "kernel/test_kernel_lifecycle.py",
+    "kernel/test_kernel_plugins.py",
+    "kernel/test_kernel_quickstart.py",
+    "kernel/test_kernel_shutdown.py",
+    "kernel/test_kernel_signal_path.py",
+    "orders/test_orders_component.py",
+    "orders/test_orders_crash.py",
+    "orders/test_orders_journal_crash.py",
+    "orders/test_orders_kernel.py",
+    "orders/test_orders_operator.py",
+    "signals/test_signals_outcomes.py",
+    "signals/test_signals_positions.py",
+    "signals/test_signals_webhook_fuzz.py",
+    "sim/test_sim_persist.py",
+    "web/test_web_browser.py",
+    "web/test_web_guard.py",
+    "web/test_web_kernel.py",
+    "web/test_web_positions_browser.py",
+    "web/test_web_status_browser.py",
+})
+SLOW_FOLDERS = ("chaos/",)  # every chaos test drives the kernel and the simulator as processes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            module = item.path.resolve().relative_to(tests).as_posix()
+        except ValueError:
+            continue
+        if module in SLOW_MODULES or module.startswith(SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)

@@ -22,25 +22,13 @@ import httpx
 import pytest
 
 from hrkernel.orders.pipeline import client_order_id_for
+from tests.helpers.process import wait_for_answer as wait_until
 
 pytestmark = pytest.mark.slow
 
 SECRET = "failover-trading-secret"
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
 OPEN = ("PREPARED", "SUBMITTING", "UNKNOWN", "ACKED", "PARTIALLY_FILLED")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout}s")
 
 
 @pytest.fixture

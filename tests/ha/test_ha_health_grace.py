@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,38 +11,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers.process import sim_process
+from tests.helpers.process import wait_until as _wait
+
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/_sim/orders", headers=ADMIN, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
 def silent_sim(unused_port: Callable[[], int]) -> Iterator[str]:
-    port = unused_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _up(url))
+    with sim_process(unused_port()) as url:
         httpx.post(f"{url}/_sim/markets/BTCIRT", headers=ADMIN, json={"feed": "silent"}, timeout=5).raise_for_status()
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _config(tmp_path: Path, sim: str, web: int, health: str = "") -> Path:

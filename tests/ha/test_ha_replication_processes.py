@@ -19,24 +19,13 @@ import httpx
 import pytest
 import redis
 
+from tests.helpers.process import wait_for_answer as wait_until
+
 pytestmark = pytest.mark.slow
 
 SECRET = "repl-webhook-secret"
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
 PREFIX = "hs"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not met within {timeout}s")
 
 
 @pytest.fixture

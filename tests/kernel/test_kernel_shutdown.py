@@ -18,39 +18,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers.process import sim_process, wait_until
+
 SECRET = "wh-secret-shutdown"
 DASH_TOKEN = "dash-token-shutdown-1"
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/_sim/orders", headers=ADMIN, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture
 def sim(unused_port: Callable[[], int]) -> Iterator[str]:
-    port = unused_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hrkernel", "sim", "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _up(url))
+    with sim_process(unused_port()) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def sim_orders(sim: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from hrkernel.orders.config import OrdersSection
 from hrkernel.orders.journal import OrderJournal
 from hrkernel.orders.pipeline import TransactionVerificationPipeline
 from hrkernel.types import Amount, Duration
+from tests.helpers.timing import FastForward
 
 SIM_TOKEN = "orders-token-0001"
 BALANCES = {"rls": "100000000000", "usdt": "10000", "btc": "1"}
@@ -41,7 +42,15 @@ async def sim_admin(sim: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def exchange(sim: Any) -> AsyncIterator[Any]:
+def fast_forward() -> FastForward:
+    """The clock and sleep the ``exchange`` fixture's adapter runs on: a test hands the same to its
+    pipeline (``make_pipeline(time=fast_forward)``) to skip rate-limit back-offs instead of
+    waiting them out."""
+    return FastForward()
+
+
+@pytest.fixture
+async def exchange(sim: Any, fast_forward: FastForward) -> AsyncIterator[Any]:
     from hrkernel_nobitex.config import NobitexConfig
     from hrkernel_nobitex.exchange import NobitexExchange
 
@@ -49,7 +58,7 @@ async def exchange(sim: Any) -> AsyncIterator[Any]:
                                        timeout=Duration(0.3), connect_timeout=Duration(0.5), rate_limit=False,
                                        retry_base_delay=Duration(0.01), retry_max_delay=Duration(0.05),
                                        breaker_failure_threshold=1000),
-                         instance_id="hr-orders-test")
+                         instance_id="hr-orders-test", clock=fast_forward.clock, sleep=fast_forward.sleep)
     async with ex:
         yield ex
 
@@ -71,7 +80,7 @@ def make_pipeline(tmp_path: Path, exchange: Any) -> Iterator[Callable[..., Trans
     journals: list[OrderJournal] = []
 
     def make(*, seed: bool = True, lease: Any = None, alert: Any = None, db: str = "orders.duckdb",
-             **overrides: Any) -> TransactionVerificationPipeline:
+             time: FastForward | None = None, **overrides: Any) -> TransactionVerificationPipeline:
         con = duckdb.connect(str(tmp_path / db))
         made.append(con)
         ledger = Ledger(con)
@@ -81,7 +90,8 @@ def make_pipeline(tmp_path: Path, exchange: Any) -> Iterator[Callable[..., Trans
             for ccy, amount in BALANCES.items():
                 ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
         return TransactionVerificationPipeline(exchanges={"nobitex": exchange}, journal=journal, ledger=ledger,
-                                               config=fast_config(**overrides), lease=lease, alert=alert)
+                                               config=fast_config(**overrides), lease=lease, alert=alert,
+                                               **({"clock": time.clock, "sleep": time.sleep} if time else {}))
 
     yield make
     for journal in journals:

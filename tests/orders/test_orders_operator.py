@@ -5,11 +5,8 @@ admin token the kernel created under data_dir."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -18,22 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers.process import hr
+
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
-
-
-def hr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
-    return subprocess.run([sys.executable, "-m", "hrkernel", *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=60)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import random
 from decimal import Decimal
 from typing import Any
 
-import anyio
 import msgspec
 import pytest
 import structlog
@@ -19,6 +18,7 @@ from hrkernel.orders.errors import NotLeaderError, OrderRejectedError, TradingHa
 from hrkernel.orders.journal import OrderState
 from hrkernel.orders.pipeline import Signal, client_order_id_for
 from hrkernel.types import Duration
+from tests.helpers.timing import FastForward
 
 pytestmark = pytest.mark.anyio
 
@@ -158,12 +158,15 @@ async def test_unresolvable_lookup_is_put_aside_and_alerted(make_pipeline, sim_a
     assert len(await sim_orders(sim_admin)) == 1
 
 
-async def test_a_rate_limited_lookup_waits_out_the_limit_instead_of_going_unresolved(make_pipeline, sim_admin) -> None:
+async def test_a_rate_limited_lookup_waits_out_the_limit_instead_of_going_unresolved(make_pipeline, sim_admin,
+                                                                                   fast_forward) -> None:
     """The placement's response is lost, then the look-up answers 429
     (backOff 3 s) more times than ``lookup_attempts`` allows failures: the rate limit is waited out, not
     counted as failures, and the order is found and verified with no critical alert."""
     alerts: list[tuple[str, str]] = []
-    pipeline = make_pipeline(lookup_attempts=2, alert=lambda level, msg, details: alerts.append((level, msg)))
+    time = fast_forward  # the three 3 s back-offs are asked for, not waited out
+    pipeline = make_pipeline(lookup_attempts=2, time=time,
+                             alert=lambda level, msg, details: alerts.append((level, msg)))
     # backOff 3 s: longer than the adapter waits out by itself, so the pipeline sees each 429
     await sim_admin.put("/_sim/faults", json={"back_off": 3})
     await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "drop_after_accept"})
@@ -171,8 +174,9 @@ async def test_a_rate_limited_lookup_waits_out_the_limit_instead_of_going_unreso
     rec = await pipeline.submit(buy("s-429", price_at(await mid(sim_admin), "1.02")))
     assert rec.state is OrderState.VERIFIED and not rec.unresolved, rec
     assert alerts == [] and rec.attempts == 1 and len(await sim_orders(sim_admin)) == 1
+    assert len([w for w in time.waits if w >= 1]) >= 3, time.waits
     # with no budget for waiting, the same storm is a failure and the order is put aside
-    tight = make_pipeline(db="tight.duckdb", lookup_attempts=2, rate_limit_wait=Duration(0),
+    tight = make_pipeline(db="tight.duckdb", lookup_attempts=2, rate_limit_wait=Duration(0), time=time,
                           alert=lambda level, msg, details: alerts.append((level, msg)))
     await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_add", "kind": "drop_after_accept"})
     await sim_admin.post("/_sim/faults/script", json={"endpoint": "orders_status", "kind": "error_429", "count": 8})
@@ -424,7 +428,8 @@ async def test_a_placement_refused_by_the_client_side_limit_waits_for_its_slot_n
                            rate_limits={"place": EndpointLimit(requests=1, per=Duration(3.0))},
                            rate_limit_max_wait=Duration(0.2), retry_base_delay=Duration(0.01),
                            retry_max_delay=Duration(0.05))
-    async with NobitexExchange(config, instance_id="hr-orders-test") as limited:
+    time = FastForward()  # the adapter's limiter and the pipeline share a clock that skips the 3 s waits
+    async with NobitexExchange(config, instance_id="hr-orders-test", clock=time.clock, sleep=time.sleep) as limited:
         def pipeline(db: str, **overrides: Any) -> TransactionVerificationPipeline:
             con = duckdb.connect(str(tmp_path / db))
             ledger = Ledger(con)
@@ -432,7 +437,8 @@ async def test_a_placement_refused_by_the_client_side_limit_waits_for_its_slot_n
                 ledger.deposit("nobitex", ccy.upper(), Decimal(amount), reason="opening balance")
             journal = OrderJournal(tmp_path / db.replace(".duckdb", ".journal.sqlite"))
             return TransactionVerificationPipeline(exchanges={"nobitex": limited}, journal=journal,
-                                                   ledger=ledger, config=fast_config(**overrides))
+                                                   ledger=ledger, config=fast_config(**overrides),
+                                                   clock=time.clock, sleep=time.sleep)
 
         p = pipeline("a.duckdb")
         price = price_at(await mid(sim_admin), "1.02")
@@ -444,7 +450,7 @@ async def test_a_placement_refused_by_the_client_side_limit_waits_for_its_slot_n
         assert second.attempts == 1 and len(await sim_orders(sim_admin)) == 2
 
         hasty = pipeline("b.duckdb", rate_limit_wait=Duration(0.5))
-        await anyio.sleep(3.1)  # the slot the second order used is free again
+        time.advance(3.1)  # the slot the second order used is free again
         assert (await hasty.submit(buy("s-third", price))).state is OrderState.VERIFIED
         never = await hasty.submit(buy("s-fourth", price))
         assert never.state is OrderState.FAILED and "never sent" in (never.reason or ""), never

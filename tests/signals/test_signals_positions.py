@@ -4,10 +4,6 @@ percentage of it), not the account's balance. A real kernel subprocess on the em
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -15,22 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers.process import hr, wait_until
+
 ADMIN = {"X-Sim-Admin-Token": "sim-admin"}
-
-
-def hr(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HRKERNEL_")}
-    return subprocess.run([sys.executable, "-m", "hrkernel", *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=60)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")
 
 
 @pytest.fixture

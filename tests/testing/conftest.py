@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-SIM_TOKEN = "contract-token-0001"
+from tests.helpers.sim import one_account_sim
 
 
 @pytest.fixture
-async def sim() -> Any:
-    from hrkernel.types import Amount
-    from hrkernel_sim.config import AccountConfig, SimConfig
-    from hrkernel_sim.server import SimServer
-
-    config = SimConfig(accounts={"default": AccountConfig(token=SIM_TOKEN, balances={
-        "rls": Amount("100000000000"), "usdt": Amount("10000"), "btc": Amount("1")})})
-    async with SimServer(config) as server:
+async def sim() -> AsyncIterator[Any]:
+    async with one_account_sim() as server:
         yield server
