@@ -31,6 +31,7 @@ from anyio.abc import TaskGroup
 
 from hrkernel.alerts.types import AlertSource
 from hrkernel.duckdb_conn import open_database
+from hrkernel.exchange.errors import ExchangeError
 from hrkernel.ledger import Ledger, LedgerWriter
 from hrkernel.lifecycle import Component, ShutdownStage
 from hrkernel.logging import get_logger
@@ -51,6 +52,10 @@ ACK_FILE = "orders.drift-ack"
 """Left in the data dir by ``hrkernel reconcile --ack``; consumed by the running component."""
 
 log = get_logger("hrkernel.orders")
+
+ADOPT_RETRY_FOR = 60.0
+"""Seconds a takeover keeps retrying the look-up of a predecessor's unpublished orders through
+rate limits and outages before it fails (and the lease is tried again)."""
 
 _OUR_CLIENT_ID = re.compile(r"hr[0-9a-f]{30}")
 """The client order ids the pipeline makes (``client_order_id_for``): placed by one of our kernels."""
@@ -281,39 +286,67 @@ class OrdersComponent(Component):
         p = self.pipeline
         assert p is not None
         for name, exchange in sorted(p.exchanges.items()):
-            opened = p.ledger.opened_at(name)
-            try:
-                # Without replicated history (a rebuilt replica) the opening balance, read from
-                # the exchange by the coming reconciliation, holds every fill made so far.
-                fills = await exchange.recent_fills() if opened is not None else []
-                strangers: dict[str, Any] = {}
-                for fill in fills:
-                    assert opened is not None
-                    at = fill.time if fill.time.tzinfo else fill.time.replace(tzinfo=UTC)
-                    if at <= opened or fill.order_id in strangers or p.ledger.has_fill(name, fill.trade_id):
-                        continue
-                    if p.journal.by_exchange_id(name, fill.order_id) is None:
-                        strangers[fill.order_id] = fill
-                orders = {o.exchange_id: o for o in await exchange.list_open_orders()
-                          if p.journal.by_exchange_id(name, o.exchange_id) is None}
-                for exchange_id in strangers:
-                    orders[exchange_id] = await exchange.get_order(exchange_id=exchange_id)
-                for exchange_id, order in orders.items():
-                    coid = order.client_order_id
-                    if not coid or not _OUR_CLIENT_ID.fullmatch(coid) or p.journal.get(coid) is not None:
-                        continue  # not placed by our pipeline, or journaled (reconciliation follows it up)
-                    market = await p.market(name, order.symbol)
-                    await p.journal.create(OrderRecord(
-                        client_order_id=coid, signal_id=f"adopted:{name}:{exchange_id}", exchange=name,
-                        symbol=order.symbol, base=market.base, quote=market.quote, side=order.side.value,
-                        type=order.type.value, amount=order.amount, price=order.price, state=OrderState.ACKED,
-                        exchange_order_id=exchange_id, attempts=1,
-                        reason="placed and filled by the previous leader after its last replicated row (adopted at takeover)",
-                    ))
-                    log.warning("orders_unreplicated_order_adopted", exchange=name, client_order_id=coid,
-                                exchange_id=exchange_id, status=order.status.value)
-            except Exception as exc:  # reconciliation still reports what is left as drift
-                log.error("orders_unreplicated_orders_not_checked", exchange=name, error=f"{type(exc).__name__}: {exc}")
+            deadline = anyio.current_time() + ADOPT_RETRY_FOR
+            while True:
+                try:
+                    await self._adopt_from(name, exchange)
+                    break
+                except ExchangeError as exc:
+                    left = deadline - anyio.current_time()
+                    if not exc.retryable or left <= 0:
+                        if exc.retryable:
+                            # Trading on would count the predecessor's unpublished fills as drift:
+                            # the takeover fails instead, the lease is released and tried again.
+                            raise
+                        log.error("orders_unreplicated_orders_not_checked", exchange=name,
+                                  error=f"{type(exc).__name__}: {exc}")
+                        break
+                    if not p.lease.holds_with_margin():
+                        raise NotLeaderError(f"takeover: lease lost while looking up {name}'s unpublished orders") from exc
+                    retry_after = getattr(exc, "retry_after", None)
+                    wait = min(left, max(float(retry_after), 0.1) if retry_after is not None else 1.0)
+                    log.warning("orders_unreplicated_orders_retry", exchange=name, retry_in_s=round(wait, 2),
+                                error=f"{type(exc).__name__}: {exc}")
+                    await anyio.sleep(wait)
+                except Exception as exc:  # reconciliation still reports what is left as drift
+                    log.error("orders_unreplicated_orders_not_checked", exchange=name,
+                              error=f"{type(exc).__name__}: {exc}")
+                    break
+
+    async def _adopt_from(self, name: str, exchange: Any) -> None:
+        """:meth:`_adopt_unreplicated_orders` for one exchange (raises what the exchange raised)."""
+        p = self.pipeline
+        assert p is not None
+        opened = p.ledger.opened_at(name)
+        # Without replicated history (a rebuilt replica) the opening balance, read from
+        # the exchange by the coming reconciliation, holds every fill made so far.
+        fills = await exchange.recent_fills() if opened is not None else []
+        strangers: dict[str, Any] = {}
+        for fill in fills:
+            assert opened is not None
+            at = fill.time if fill.time.tzinfo else fill.time.replace(tzinfo=UTC)
+            if at <= opened or fill.order_id in strangers or p.ledger.has_fill(name, fill.trade_id):
+                continue
+            if p.journal.by_exchange_id(name, fill.order_id) is None:
+                strangers[fill.order_id] = fill
+        orders = {o.exchange_id: o for o in await exchange.list_open_orders()
+                  if p.journal.by_exchange_id(name, o.exchange_id) is None}
+        for exchange_id in strangers:
+            orders[exchange_id] = await exchange.get_order(exchange_id=exchange_id)
+        for exchange_id, order in orders.items():
+            coid = order.client_order_id
+            if not coid or not _OUR_CLIENT_ID.fullmatch(coid) or p.journal.get(coid) is not None:
+                continue  # not placed by our pipeline, or journaled (reconciliation follows it up)
+            market = await p.market(name, order.symbol)
+            await p.journal.create(OrderRecord(
+                client_order_id=coid, signal_id=f"adopted:{name}:{exchange_id}", exchange=name,
+                symbol=order.symbol, base=market.base, quote=market.quote, side=order.side.value,
+                type=order.type.value, amount=order.amount, price=order.price, state=OrderState.ACKED,
+                exchange_order_id=exchange_id, attempts=1,
+                reason="placed and filled by the previous leader after its last replicated row (adopted at takeover)",
+            ))
+            log.warning("orders_unreplicated_order_adopted", exchange=name, client_order_id=coid,
+                        exchange_id=exchange_id, status=order.status.value)
 
     # -- exposure at shutdown and on demand (see hrkernel.kernel.shutdown) ------------------------
 
