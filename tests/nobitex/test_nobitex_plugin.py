@@ -88,12 +88,15 @@ def test_the_plugin_imports_only_the_kernels_public_api():
 async def test_the_kernel_component_wrapper_starts_and_stops_the_exchange(scripted):
     import anyio
 
+    from hrkernel.kernel.assembly import _ExchangeLifecycle
     from hrkernel.kernel.component import PluginComponent
     from hrkernel_nobitex.config import NobitexConfig
     from hrkernel_nobitex.plugin import build
 
     exchange = build(NobitexConfig(token="t", base_url=scripted.base_url), None)
-    component = PluginComponent("exchange:nobitex", "exchange", exchange, "nobitex")
+    # As the kernel wraps an exchange: its lifecycle is the contract's start() ... aclose().
+    component = PluginComponent("exchange:nobitex", "exchange", exchange, "nobitex",
+                                lifecycle=_ExchangeLifecycle(exchange))  # type: ignore[arg-type]
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await component.start(tg)
